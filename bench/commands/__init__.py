@@ -1,0 +1,1 @@
+"""One module per ``t2mbench`` subcommand; each defines ``register(subparsers)``."""

@@ -1,0 +1,57 @@
+"""The one small interface every embedding network implements.
+
+An embedder owns its sample rate: callers may pass audio at any rate and it is resampled
+with soxr HQ (the loader the published protocols use) before the network's own front end.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+import torch
+
+from t2mbench.audio import resample
+
+
+class Embedder(ABC):
+    """An embedding network behind ``embed(audio, sample_rate)``.
+
+    Attributes:
+        name: registry name (``openl3``, ``passt``, ``clap``, ``evaluator``).
+        sample_rate: rate in Hz that :meth:`embed` works at; other rates are resampled.
+        protocol_version: changes whenever the numbers it produces would change; part of
+            the embedding-cache key.
+        weights_sha256: sha256 of the checkpoint file loaded (or of the state dict for
+            weights built in memory); part of the cache key and of the provenance record.
+    """
+
+    name: str
+    sample_rate: int
+    protocol_version: str
+    weights_sha256: str
+
+    @abstractmethod
+    def embed(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """Embed float audio ``[B, C, T]`` at ``sample_rate`` Hz (see each subclass for the output)."""
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that define the embedding (recorded with every result)."""
+        return {"name": self.name, "sample_rate": self.sample_rate, "protocol_version": self.protocol_version}
+
+    def to_rate(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """Resample ``[B, C, T]`` to :attr:`sample_rate` with soxr HQ (identity when equal)."""
+        if sample_rate == self.sample_rate:
+            return audio
+        flat = audio.reshape(-1, audio.shape[-1]).detach().cpu().numpy().astype(np.float32)
+        out = resample(flat, sample_rate, self.sample_rate)
+        return torch.from_numpy(out).reshape(*audio.shape[:-1], -1).to(audio.device)
+
+
+class TextEmbedder(Embedder):
+    """An embedder with a text tower in the same space (CLAP, the evaluator)."""
+
+    @abstractmethod
+    def embed_text(self, texts: list[str]) -> torch.Tensor:
+        """Embed captions; returns ``[B, D]`` L2-normalised."""

@@ -210,13 +210,16 @@ def _k_weighting(sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return b_shelf, a_shelf, b_hp, a_hp
 
 
-def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *, subtype: str = "PCM_16") -> Path:
-    """Write ``[C, T]`` audio atomically (format from the suffix; PCM_16 by default).
+def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *, subtype: str | None = None) -> Path:
+    """Write ``[C, T]`` audio atomically, the format from the suffix.
 
+    ``subtype`` defaults to PCM_16 for wav and flac and to the codec's own for ogg/mp3.
     Values outside [-1, 1] are clipped for integer subtypes. Returns the final path.
     """
     check_audio(audio, sample_rate, source=str(path))
-    data = np.clip(audio, -1.0, 1.0) if subtype.startswith("PCM") else audio
+    if subtype is None and Path(path).suffix.lower() in (".wav", ".flac"):
+        subtype = "PCM_16"
+    data = np.clip(audio, -1.0, 1.0) if subtype is None or subtype.startswith("PCM") else audio
     with atomic_path(path) as tmp:
         sf.write(str(tmp), np.ascontiguousarray(data.T), sample_rate, subtype=subtype)
     return Path(path)

@@ -1,0 +1,236 @@
+"""A resumable, deterministic training loop shared by the VAE, DiT and evaluator tasks.
+
+Determinism: every random draw of step ``k`` (batch choice, crops, noise, dropout) comes
+from a generator seeded with ``(seed, k)``, never from torch's global RNG, so a run killed
+after checkpoint ``k`` (even by ``kill -9``) and restarted with the same command continues
+exactly as if it had never stopped. Every ``checkpoint_every`` steps a folder
+``checkpoints/step_<k>/`` holds ``model.safetensors`` (raw weights), ``ema.safetensors``
+(EMA weights, what ships) and ``state.pt`` (step and optimizer, loaded with
+``weights_only=True``); it is written under a temporary name and renamed whole, then
+``checkpoints/latest`` names it.
+
+Outputs in ``out_dir``: ``ema.safetensors`` (latest EMA weights), the checkpoints,
+``log.csv`` (step, seconds, lr, every loss term), ``loss.png`` and ``provenance.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from t2mbench import provenance
+from t2mbench.errors import ConfigError
+from t2mbench.files import atomic_path, write_bytes_atomic, write_json
+from t2mbench.progress import progress_bar
+
+MODEL_FILE, EMA_FILE, STATE_FILE = "model.safetensors", "ema.safetensors", "state.pt"
+LOG_FILE, PLOT_FILE, CKPT_DIR = "log.csv", "loss.png", "checkpoints"
+
+
+class TrainTask(Protocol):
+    """What a task supplies to :func:`train`."""
+
+    name: str
+
+    def build(self) -> torch.nn.Module:
+        """The freshly initialised module whose parameters are trained."""
+
+    def batch(self, step: int, generator: torch.Generator) -> Any:
+        """The batch of ``step``; all randomness from ``generator``."""
+
+    def losses(self, model: torch.nn.Module, batch: Any, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Loss terms; ``"loss"`` is the total that is minimised."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and schedule settings (units: steps). ``lr`` peaks after ``warmup`` steps
+    and decays to ``lr * final_lr_ratio`` by a cosine; EMA follows ema-pytorch's warmup
+    ``1 - (1 + step) ** -ema_power`` capped at ``ema_beta``."""
+
+    steps: int
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.99)
+    warmup: int = 100
+    final_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    ema_beta: float = 0.999
+    ema_power: float = 0.75
+    checkpoint_every: int = 200
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ConfigError(f"steps must be >= 1, got {self.steps}")
+        if self.checkpoint_every < 1:
+            raise ConfigError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for update number ``step`` (0-based)."""
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        span = max(1, self.steps - self.warmup)
+        cos = 0.5 * (1 + math.cos(math.pi * min(1.0, (step - self.warmup) / span)))
+        return self.lr * (self.final_lr_ratio + (1 - self.final_lr_ratio) * cos)
+
+    def ema_decay(self, step: int) -> float:
+        return min(self.ema_beta, 1.0 - (1.0 + step) ** -self.ema_power)
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The generator of step ``step``: independent of every earlier step."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def train(task: TrainTask, config: TrainConfig, out_dir: str | Path, *, progress: bool = True) -> torch.nn.Module:
+    """Train ``task`` to ``config.steps`` in ``out_dir``, resuming from its last checkpoint.
+
+    Returns the EMA module (the weights that ship). Re-running a finished run returns at once.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = task.build().train()
+    ema = task.build().eval()
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    start = _resume(out, model, ema, opt)
+    if start == 0:
+        write_json(out / "train_config.json", {"task": task.name, **asdict(config)})
+        record = provenance.collect(seeds={"train": config.seed}, extra={"task": task.name, **asdict(config)})
+        provenance.write(out, record)
+    log = _Log(out / LOG_FILE, start)
+    bar = progress_bar(total=config.steps, initial=start, desc=f"train {task.name}", unit="step", disable=not progress)
+    t0 = time.perf_counter() - log.elapsed()
+    for step in range(start, config.steps):
+        gen = step_generator(config.seed, step)
+        batch = task.batch(step, gen)
+        terms = task.losses(model, batch, gen)
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{task.name}: loss became {loss.item()} at step {step}; lower the learning rate")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        lr = config.lr_at(step)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.step()
+        _ema_update(ema, model, config.ema_decay(step))
+        row = {"step": step + 1, "seconds": time.perf_counter() - t0, "lr": lr}
+        row.update({k: float(v.detach()) for k, v in terms.items()})
+        log.append(row)
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['loss']:.4f}")
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+            log.flush()
+            _checkpoint(out, model, ema, opt, step + 1)
+    bar.close()
+    log.flush()
+    plot_losses(out / LOG_FILE, out / PLOT_FILE)
+    return ema
+
+
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
+            if e.dtype.is_floating_point:
+                e.lerp_(m, 1.0 - decay)
+            else:
+                e.copy_(m)
+
+
+def _checkpoint(out: Path, model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer, step: int) -> None:
+    """Write ``checkpoints/step_<k>/`` through a temporary folder renamed whole, then point
+    ``checkpoints/latest`` at it; the previous checkpoint is kept, older ones removed."""
+    root = out / CKPT_DIR
+    final = root / f"step_{step:08d}"
+    tmp = root / f".tmp_step_{step:08d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for module, name in ((model, MODEL_FILE), (ema, EMA_FILE)):
+        save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, str(tmp / name))
+    torch.save({"step": step, "optimizer": opt.state_dict()}, tmp / STATE_FILE)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    write_bytes_atomic(root / "latest", final.name.encode())
+    for old in sorted(root.glob("step_*"))[:-2]:
+        shutil.rmtree(old)
+    shutil.copyfile(final / EMA_FILE, out / EMA_FILE)
+
+
+def _resume(out: Path, model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
+    pointer = out / CKPT_DIR / "latest"
+    if not pointer.exists():
+        return 0
+    ckpt = out / CKPT_DIR / pointer.read_text().strip()
+    model.load_state_dict(load_file(str(ckpt / MODEL_FILE)))
+    ema.load_state_dict(load_file(str(ckpt / EMA_FILE)))
+    state = torch.load(ckpt / STATE_FILE, weights_only=True)
+    opt.load_state_dict(state["optimizer"])
+    return int(state["step"])
+
+
+class _Log:
+    """``log.csv`` rows; rows past the resumed step (written after the last checkpoint) are dropped."""
+
+    def __init__(self, path: Path, start: int) -> None:
+        self.path = path
+        self.rows: list[dict[str, float]] = []
+        if start and path.exists():
+            with open(path, newline="") as f:
+                rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+            self.rows = [r for r in rows if r["step"] <= start]
+
+    def elapsed(self) -> float:
+        """Training seconds already logged (so ``seconds`` stays cumulative across resumes)."""
+        return self.rows[-1]["seconds"] if self.rows else 0.0
+
+    def append(self, row: dict[str, float]) -> None:
+        self.rows.append(row)
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        fields = list(dict.fromkeys(k for r in self.rows for k in r))
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(self.rows)
+
+
+def plot_losses(log_csv: Path, png: Path) -> Path:
+    """Plot every loss column of ``log_csv`` against step (log-scale y, 50-step moving mean)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    table = pd.read_csv(log_csv)
+    terms = [c for c in table.columns if c not in ("step", "seconds", "lr")]
+    fig, axes = plt.subplots(len(terms), 1, figsize=(7, 2.2 * len(terms)), sharex=True, squeeze=False)
+    for ax, name in zip(axes[:, 0], terms):
+        ax.plot(table["step"], table[name], lw=0.5, alpha=0.4, color="tab:blue")
+        ax.plot(table["step"], table[name].rolling(50, min_periods=1).mean(), lw=1.5, color="tab:blue")
+        ax.set_ylabel(name)
+        if (table[name] > 0).all():
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return png

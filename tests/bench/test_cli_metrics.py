@@ -1,0 +1,108 @@
+"""``t2mbench metrics parity``: the install message without the upstream package, the missing-weights
+message, and the whole comparison path with a fake runner that computes PaSST through t2mbench."""
+
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from support.passt_weights import passt_weights
+
+from bench.cli import main
+from metrics.embedders.passt import load_passt
+from metrics.kl import kl_divergence
+from t2mbench.audio import load_audio, peak_normalize, save_audio
+
+FIX = np.load(Path(__file__).parents[1] / "fixtures" / "passt" / "passt.npz")
+OFFSET = 0.5  # added by the fake runner to logit 0 of the second file (exact in float32)
+
+
+def python_without_site_packages(tmp_path: Path) -> Path:
+    """A python that has only the standard library (so no hear21passt, no librosa)."""
+    wrapper = tmp_path / "bare-python"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def test_upstream_python_without_the_package_says_what_to_install(tmp_path, capsys):
+    py = python_without_site_packages(tmp_path)
+    rc = main(["metrics", "parity", "--embedder", "passt", "--upstream-python", str(py), str(tmp_path / "a.wav")])
+    assert rc == 2
+    assert capsys.readouterr().err == (
+        f"t2mbench metrics: error: the upstream python {py} cannot import hear21passt, librosa (needed by "
+        f"passt_runner.py): install with `{py} -m pip install hear21passt==0.0.26 librosa` "
+        "(hear21passt brings torch, torchaudio and timm)\n"
+    )
+
+
+def test_missing_weights_say_where_to_put_the_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("T2MBENCH_HOME", str(tmp_path / "home"))
+    runner = tmp_path / "runner.py"
+    runner.write_text("raise SystemExit('not reached')\n")
+    rc = main(["metrics", "parity", "--embedder", "passt", "--runner", str(runner), str(tmp_path / "a.wav")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    dest = tmp_path / "home" / "weights" / "passt-s-f128-p16-s10-ap.476-swa.pt"
+    assert f"expected {dest.name} at {dest}; download it from https://github.com/kkoutini/PaSST/releases/" in err
+
+
+FAKE_RUNNER = """\
+    import argparse
+    import numpy as np
+    import torch
+    from metrics.embedders.passt import load_passt
+
+    parser = argparse.ArgumentParser()
+    for flag in ("--weights", "--in", "--out"):
+        parser.add_argument(flag)
+    args = parser.parse_args()
+    data = np.load(getattr(args, "in"))
+    model = load_passt(args.weights, verify=False)
+    logits = model.embed(torch.from_numpy(data["audio"]), int(data["sample_rate"])).numpy()
+    logits[1, 0] += {offset!r}
+    np.savez(args.out, embeddings=logits)
+"""
+
+
+@pytest.fixture(scope="module")
+def state():
+    return {k: torch.from_numpy(v) for k, v in passt_weights(0).items()}
+
+
+def test_parity_prints_the_differences_of_embeddings_and_kl(tmp_path, capsys, state):
+    checkpoint = tmp_path / "seeded.pt"
+    torch.save(state, checkpoint)
+    runner = tmp_path / "fake_runner.py"
+    runner.write_text(textwrap.dedent(FAKE_RUNNER.format(offset=OFFSET)))
+    files = [tmp_path / "a.wav", tmp_path / "b.wav"]
+    save_audio(files[0], FIX["audio__1s_32k"].astype(np.float32) / 32768, 32000)
+    save_audio(files[1], FIX["audio__1p5s_32k"][:, :32000].astype(np.float32) / 32768, 32000)
+
+    args = ["metrics", "parity", "--embedder", "passt", "--checkpoint", str(checkpoint), "--no-verify"]
+    rc = main([*args, "--runner", str(runner), *map(str, files)])
+    out = capsys.readouterr().out.splitlines()
+
+    model = load_passt(state)
+    ours = [model.embed(torch.from_numpy(peak_normalize(load_audio(f)[0]))[None], 32000)[0].numpy() for f in files]
+    theirs = [ours[0], ours[1] + np.eye(1, 527, dtype=np.float32)[0] * OFFSET]
+    kl_ours = kl_divergence(np.stack(ours), np.stack(ours[::-1])).mean()
+    kl_theirs = kl_divergence(np.stack(theirs), np.stack(theirs[::-1])).mean()
+    peak = max(np.abs(t).max() for t in theirs)
+
+    assert rc == 1  # relative difference ~5e-2 > the default tolerance 1e-4
+    assert out[0] == f"parity of t2mbench passt with {runner} under {sys.executable}"
+    assert out[1].startswith(f"weights: {checkpoint} (sha256 ") and out[1].endswith("..., not the published file)")
+    assert out[2].split()[-4:] == ["max", "abs", "difference", "0.00e+00"]
+    assert out[3].split()[-4:] == ["max", "abs", "difference", f"{OFFSET:.2e}"]
+    assert out[4] == (
+        f"embeddings: max abs difference {OFFSET:.2e} (max abs upstream value {peak:.4g}, relative {OFFSET / peak:.2e})"
+    )
+    kl = out[5].replace(",", "").split()
+    assert kl[0] == "KL:" and kl[1] == "ours" and kl[3] == "upstream"
+    assert float(kl[2]) == pytest.approx(kl_ours, abs=2e-6)
+    assert float(kl[4]) == pytest.approx(kl_theirs, abs=2e-6)
+    assert abs(kl_ours - kl_theirs) > 1e-4  # the perturbation shows in the metric
+    assert out[6] == f"parity FAILED: relative difference {OFFSET / peak:.2e} exceeds --tolerance 0.0001"

@@ -1,0 +1,263 @@
+"""The Oobleck VAE of Stable Audio Open: SnakeBeta activations, weight-normed convolutions,
+and a VAE bottleneck, with stable-audio-tools' parameter names (``models/autoencoders.py``,
+``models/bottleneck.py``, ``SnakeBeta`` from ``models/blocks.py``).
+
+Audio is ``[B, io_channels, T]`` float at the model's sample rate; latents are
+``[B, latent_dim, T / downsampling_ratio]``. The encoder emits ``2·latent_dim`` channels,
+read as mean ‖ scale.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from t2mbench.errors import ConfigError
+
+DILATIONS = (1, 3, 9)
+
+
+class SnakeBeta(nn.Module):
+    """y = x + 1/(e^β + 1e-9) · sin²(e^α · x), per-channel log-scale ``alpha``, ``beta`` ``[C]``
+    (both start at 0)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.zeros(channels))
+        self.beta = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.alpha.exp()[None, :, None]
+        inv_b = 1.0 / (self.beta.exp()[None, :, None] + 1e-9)
+        return torch.addcmul(x, torch.sin(x * a).square_(), inv_b)
+
+
+class _WeightNormed:
+    """Weight normalisation over all but dim 0 (``torch.nn.utils.weight_norm``, dim=0) with
+    the upstream key names: the weight is ``weight_g · weight_v / ‖weight_v‖`` and only
+    ``weight_g``, ``weight_v`` and ``bias`` are parameters."""
+
+    def _init_weight_norm(self) -> None:
+        v = self.weight.detach()
+        del self.weight
+        self.weight_g = nn.Parameter(torch.linalg.vector_norm(v, dim=(1, 2), keepdim=True))
+        self.weight_v = nn.Parameter(v.clone())
+
+    def normed_weight(self) -> torch.Tensor:
+        v = self.weight_v
+        return v * (self.weight_g / torch.linalg.vector_norm(v, dim=(1, 2), keepdim=True))
+
+
+class WNConv1d(_WeightNormed, nn.Conv1d):
+    """Weight-normed Conv1d (keys ``weight_g`` ``[out, 1, 1]``, ``weight_v``, ``bias``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_weight_norm()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.normed_weight(), self.bias)
+
+
+class WNConvTranspose1d(_WeightNormed, nn.ConvTranspose1d):
+    """Weight-normed ConvTranspose1d (keys ``weight_g`` ``[in, 1, 1]``, ``weight_v``, ``bias``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_weight_norm()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv_transpose1d(
+            x,
+            self.normed_weight(),
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.groups,
+            self.dilation,
+        )
+
+
+class ResidualUnit(nn.Module):
+    """x + [Snake, WNConv(k7, dilation d), Snake, WNConv(k1)](x)."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            SnakeBeta(channels),
+            WNConv1d(channels, channels, kernel_size=7, dilation=dilation, padding=3 * dilation),
+            SnakeBeta(channels),
+            WNConv1d(channels, channels, kernel_size=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.layers(x)
+
+
+class EncoderBlock(nn.Module):
+    """Three residual units (dilations 1, 3, 9), Snake, strided WNConv (k 2s, padding ⌈s/2⌉)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            *(ResidualUnit(c_in, d) for d in DILATIONS),
+            SnakeBeta(c_in),
+            WNConv1d(c_in, c_out, kernel_size=2 * stride, stride=stride, padding=math.ceil(stride / 2)),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class DecoderBlock(nn.Module):
+    """Snake, transposed WNConv (k 2s, stride s, padding ⌈s/2⌉), three residual units."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            SnakeBeta(c_in),
+            WNConvTranspose1d(c_in, c_out, kernel_size=2 * stride, stride=stride, padding=math.ceil(stride / 2)),
+            *(ResidualUnit(c_out, d) for d in DILATIONS),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def _widths(channels: int, c_mults: list[int], strides: list[int]) -> list[int]:
+    if len(c_mults) != len(strides):
+        raise ConfigError(f"oobleck: c_mults {c_mults} and strides {strides} must have the same length")
+    if any(s % 2 for s in strides):
+        raise ConfigError(f"oobleck: strides {strides} must be even (odd strides change the length)")
+    return [channels * m for m in [1, *c_mults]]
+
+
+class OobleckEncoder(nn.Module):
+    """Audio ``[B, in_channels, T]`` -> ``[B, latent_dim, T / prod(strides)]`` (latent_dim is
+    2× the VAE latent: mean ‖ scale). Widths ``channels·[1, *c_mults]``."""
+
+    def __init__(
+        self, in_channels: int, channels: int, c_mults: list[int], strides: list[int], latent_dim: int
+    ) -> None:
+        super().__init__()
+        w = _widths(channels, c_mults, strides)
+        self.strides = list(strides)
+        self.layers = nn.Sequential(
+            WNConv1d(in_channels, w[0], kernel_size=7, padding=3),
+            *(EncoderBlock(w[i], w[i + 1], s) for i, s in enumerate(strides)),
+            SnakeBeta(w[-1]),
+            WNConv1d(w[-1], latent_dim, kernel_size=3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class OobleckDecoder(nn.Module):
+    """Latents ``[B, latent_dim, L]`` -> audio ``[B, out_channels, L·prod(strides)]``; the last
+    conv has no bias, and a Tanh follows only with ``final_tanh``."""
+
+    def __init__(
+        self,
+        out_channels: int,
+        channels: int,
+        c_mults: list[int],
+        strides: list[int],
+        latent_dim: int,
+        final_tanh: bool = True,
+    ) -> None:
+        super().__init__()
+        w = _widths(channels, c_mults, strides)
+        n = len(strides)
+        self.layers = nn.Sequential(
+            WNConv1d(latent_dim, w[-1], kernel_size=7, padding=3),
+            *(DecoderBlock(w[i], w[i - 1], strides[i - 1]) for i in range(n, 0, -1)),
+            SnakeBeta(w[0]),
+            WNConv1d(w[0], out_channels, kernel_size=7, padding=3, bias=False),
+            nn.Tanh() if final_tanh else nn.Identity(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def vae_posterior(stats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split encoder output ``[B, 2D, L]`` into ``(mean, std)``, std = softplus(scale) + 1e-4."""
+    mean, scale = stats.chunk(2, dim=1)
+    return mean, F.softplus(scale) + 1e-4
+
+
+def vae_kl(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """KL term of the VAE bottleneck as upstream computes it (no factor 1/2): the sum over
+    channels of μ² + σ² − log σ² − 1, averaged over batch and latent frames."""
+    var = std * std
+    return (mean * mean + var - torch.log(var) - 1).sum(1).mean()
+
+
+class OobleckAutoencoder(nn.Module):
+    """Encoder + VAE bottleneck + decoder (the bottleneck has no parameters)."""
+
+    def __init__(self, encoder: OobleckEncoder, decoder: OobleckDecoder, downsampling_ratio: int, io_channels: int):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.downsampling_ratio = downsampling_ratio
+        self.io_channels = io_channels
+
+    def encode(
+        self,
+        audio: torch.Tensor,
+        *,
+        sample: bool = True,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(latents, kl)`` for audio ``[B, io_channels, T]`` (T a multiple of the ratio).
+
+        ``sample=False`` returns the posterior mean (deterministic, diffusers' ``mode()``);
+        otherwise mean + std·ε with ε = ``noise`` or drawn from ``generator`` (upstream always
+        samples, from the global RNG).
+        """
+        mean, std = vae_posterior(self.encoder(audio))
+        kl = vae_kl(mean, std)
+        if not sample:
+            return mean, kl
+        if noise is None:
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return noise * std + mean, kl
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Audio ``[B, io_channels, L·ratio]`` from latents ``[B, latent_dim, L]``."""
+        return self.decoder(latents)
+
+
+class AutoencoderPretransform(nn.Module):
+    """The latent space the DiT works in: ``encode`` = VAE latents / scale, ``decode`` =
+    VAE(latents · scale). ``iterate_batch`` runs the VAE one clip at a time (bounded memory,
+    as upstream's SAO configs ask)."""
+
+    def __init__(self, model: OobleckAutoencoder, scale: float = 1.0, iterate_batch: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.scale = scale
+        self.iterate_batch = iterate_batch
+
+    @property
+    def downsampling_ratio(self) -> int:
+        return self.model.downsampling_ratio
+
+    def encode(self, audio: torch.Tensor, *, sample: bool = True, generator: torch.Generator | None = None):
+        """Latents ``[B, latent_dim, T / ratio]`` of audio ``[B, io_channels, T]``."""
+        parts = audio.split(1) if self.iterate_batch else (audio,)
+        z = torch.cat([self.model.encode(a, sample=sample, generator=generator)[0] for a in parts])
+        return z / self.scale
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Audio ``[B, io_channels, L·ratio]`` of latents ``[B, latent_dim, L]``."""
+        z = latents * self.scale
+        parts = z.split(1) if self.iterate_batch else (z,)
+        return torch.cat([self.model.decode(p) for p in parts])

@@ -1,0 +1,126 @@
+"""The diffusion transformer (DiT) of Stable Audio Open, with stable-audio-tools' parameter
+names (``models/dit.py``, ``DiffusionTransformer``; prepend global conditioning, timestep
+conditioning "global", patch size 1).
+
+Forward (x ``[B, C, L]`` latents, t ``[B]`` in [0, 1]):
+1. timestep features [cos 2πtW, sin 2πtW] (W ``[128, 1]``, fixed random) -> MLP -> ``[B, D]``;
+2. cross-attention tokens -> ``to_cond_embed`` (bias-free MLP); global vector ->
+   ``to_global_embed`` (bias-free MLP) + timestep embedding, prepended as ONE token;
+3. x + preprocess_conv(x) (1x1, zero-initialised) -> tokens -> transformer -> drop the
+   prepended token -> out + postprocess_conv(out) (1x1, zero-initialised).
+
+There is no cross-attention mask: padded text tokens are zero vectors that still take part
+in attention, as upstream. Classifier-free guidance is not done here: the caller batches
+``[cond; uncond]`` (see :mod:`reference_models.guidance`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from reference_models.transformer import ContinuousTransformer
+
+TIMESTEP_FEATURES = 256
+
+
+class FourierFeatures(nn.Module):
+    """``[cos 2π·x·Wᵀ, sin 2π·x·Wᵀ]`` with ``weight`` ``[out/2, in]`` drawn from N(0, 1)."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features // 2, in_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = 2 * math.pi * x @ self.weight.T
+        return torch.cat((f.cos(), f.sin()), dim=-1)
+
+
+def _mlp(dim_in: int, dim_out: int, bias: bool) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dim_in, dim_out, bias=bias), nn.SiLU(), nn.Linear(dim_out, dim_out, bias=bias))
+
+
+class DiffusionTransformer(nn.Module):
+    """DiT over latents ``[B, io_channels, L]``.
+
+    Args:
+        io_channels: latent channels.
+        embed_dim, depth, num_heads: transformer width, blocks and query heads (head size
+            ``embed_dim / num_heads``; RoPE rotates ``max(head / 2, 32)`` channels of each head,
+            so heads need at least 32 channels).
+        cond_token_dim: width of the cross-attention tokens (0: no cross-attention).
+        project_cond_tokens: project the tokens to ``embed_dim`` (else they keep
+            ``cond_token_dim``, and the cross-attention has ``cond_token_dim / head`` KV heads).
+        global_cond_dim: width of the global conditioning vector (0: none).
+        qk_norm: ``"none"`` or ``"ln"``.
+        ff_mult: feed-forward inner width as a multiple of ``embed_dim``.
+    """
+
+    def __init__(
+        self,
+        io_channels: int,
+        embed_dim: int,
+        depth: int,
+        num_heads: int,
+        cond_token_dim: int = 0,
+        project_cond_tokens: bool = True,
+        global_cond_dim: int = 0,
+        qk_norm: str = "none",
+        ff_mult: float = 4,
+    ) -> None:
+        super().__init__()
+        self.io_channels = io_channels
+        self.timestep_features = FourierFeatures(1, TIMESTEP_FEATURES)
+        self.to_timestep_embed = _mlp(TIMESTEP_FEATURES, embed_dim, bias=True)
+        context_dim = None
+        if cond_token_dim > 0:
+            context_dim = embed_dim if project_cond_tokens else cond_token_dim
+            self.to_cond_embed = _mlp(cond_token_dim, context_dim, bias=False)
+        if global_cond_dim > 0:
+            self.to_global_embed = _mlp(global_cond_dim, embed_dim, bias=False)
+        self.transformer = ContinuousTransformer(
+            embed_dim,
+            depth,
+            embed_dim // num_heads,
+            dim_in=io_channels,
+            dim_out=io_channels,
+            dim_context=context_dim,
+            qk_norm=qk_norm,
+            ff_mult=ff_mult,
+        )
+        self.preprocess_conv = nn.Conv1d(io_channels, io_channels, 1, bias=False)
+        self.postprocess_conv = nn.Conv1d(io_channels, io_channels, 1, bias=False)
+        nn.init.zeros_(self.preprocess_conv.weight)
+        nn.init.zeros_(self.postprocess_conv.weight)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        *,
+        cross_attn_cond: torch.Tensor | None = None,
+        global_cond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Model output in the objective's parametrisation.
+
+        Args:
+            x: ``[B, io_channels, L]`` noisy latents.
+            t: ``[B]`` diffusion time in [0, 1].
+            cross_attn_cond: ``[B, S, cond_token_dim]`` tokens (text, then one per number).
+            global_cond: ``[B, global_cond_dim]`` (channel-concatenated number embeddings).
+
+        Returns:
+            ``[B, io_channels, L]``.
+        """
+        dtype = self.preprocess_conv.weight.dtype
+        x = x.to(dtype)
+        context = None if cross_attn_cond is None else self.to_cond_embed(cross_attn_cond.to(dtype))
+        glob = self.to_timestep_embed(self.timestep_features(t.to(dtype)[:, None]))
+        if global_cond is not None:
+            glob = self.to_global_embed(global_cond.to(dtype)) + glob
+        x = self.preprocess_conv(x) + x
+        out = self.transformer(x.transpose(1, 2), prepend=glob[:, None, :], context=context)
+        out = out[:, 1:, :].transpose(1, 2)
+        return self.postprocess_conv(out) + out

@@ -94,12 +94,12 @@ class Upstream:
 UPSTREAMS: dict[str, Upstream] = {
     "openl3": Upstream(
         runner="openl3_keras.py",
-        weights="openl3",
-        modules=("openl3", "tensorflow", "kapre"),
-        install="tensorflow-cpu==2.13.1 keras==2.13.1 librosa==0.10.1 resampy==0.2.2 soxr scikit-learn",
+        weights="openl3-mel256-music",
+        modules=("tensorflow", "kapre", "resampy", "soxr"),
+        install="tensorflow-cpu==2.13.1 keras==2.13.1 numpy==1.23.5 resampy==0.2.2 soxr scikit-learn==1.3.1",
         install_note=(
-            "then the original kapre sdist (pip install --no-deps --no-binary kapre kapre==0.3.7) and the "
-            "openl3 0.4.2 sdist's source folder on sys.path (its setup.py downloads weights, so pip install fails)"
+            "then the original kapre sdist: pip install --no-deps --no-binary kapre kapre==0.3.7; openl3 0.4.2 "
+            "cannot be pip-installed offline: unpack its sdist and pass --runner-arg=--openl3-src=DIR"
         ),
         metric="FD",
         score=_fd_halves,
@@ -162,12 +162,14 @@ def missing_modules(python: str, modules: Sequence[str]) -> list[str]:
     return out.stdout.split()
 
 
-def _run_runner(python: str, runner: Path, weights: Path, audio: np.ndarray, sr: int, texts: list[str] | None,
+def _run_runner(command: list[str], weights: Path, audio: np.ndarray, sr: int, texts: list[str] | None,
                 tmp: Path) -> dict[str, np.ndarray]:  # fmt: skip
+    """Run ``command`` (python, runner, its flags) on one group; returns the arrays of its out.npz."""
+    python, runner = command[0], command[1]
     inp, out = tmp / "in.npz", tmp / "out.npz"
     extra = {"texts": np.array(texts)} if texts is not None else {}
     np.savez(inp, audio=audio.astype(np.float32), sample_rate=np.array(sr), **extra)
-    cmd = [python, str(runner), "--weights", str(weights), "--in", str(inp), "--out", str(out)]
+    cmd = [*command, "--weights", str(weights), "--in", str(inp), "--out", str(out)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0 or not out.is_file():
@@ -217,6 +219,7 @@ def run_parity(
     verify: bool = True,
     upstream_python: str | None = None,
     runner: str | os.PathLike | None = None,
+    runner_args: Sequence[str] = (),
     texts: Sequence[str] | None = None,
 ) -> ParityReport:
     """Embed ``audio_paths`` with ours and with the upstream package; compare.
@@ -229,6 +232,7 @@ def run_parity(
         upstream_python: the python that has the upstream package (default: this one).
         runner: runner script (default: :data:`UPSTREAMS`'s, in :data:`UPSTREAM_DIR`); a custom
             runner skips the module check.
+        runner_args: extra flags for the runner (e.g. ``--openl3-src=DIR``, ``--collect=max``).
         texts: one caption per file (CLAP score only).
 
     Raises:
@@ -261,7 +265,7 @@ def run_parity(
     captions = [None if texts is None else [texts[i] for i in idx] for _, idx, _ in groups]
     with tempfile.TemporaryDirectory(prefix="t2mbench-parity-") as tmp:
         theirs_out = [
-            _run_runner(python, script, weights, batch, sr, caps, Path(tmp))
+            _run_runner([python, str(script), *runner_args], weights, batch, sr, caps, Path(tmp))
             for (sr, _, batch), caps in zip(groups, captions)
         ]
     model = get_embedder(embedder, checkpoint=weights, **({} if verify else {"verify": False}))

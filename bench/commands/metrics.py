@@ -14,6 +14,8 @@ peak-normalised to -1 dBFS; both sides get the same audio and the same weight fi
 examples:
   t2mbench metrics parity --embedder passt --upstream-python ~/envs/passt/bin/python a.wav b.wav
   t2mbench metrics parity --embedder passt --checkpoint seeded.pt --no-verify a.wav b.wav
+  t2mbench metrics parity --embedder openl3 --upstream-python ~/envs/tf213/bin/python \
+      --runner-arg=--openl3-src=openl3-0.4.2 a.wav b.wav c.wav d.wav
 """
 
 
@@ -42,6 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parity.add_argument("--upstream-python", help="python with the upstream package; unset: this python")
     parity.add_argument("--runner", help="runner script; unset: the embedder's in metrics/upstream/")
+    parity.add_argument(
+        "--runner-arg", action="append", default=[], metavar="FLAG",
+        help="extra flag for the runner, e.g. --runner-arg=--openl3-src=DIR (repeatable)",
+    )  # fmt: skip
     parity.add_argument("--text", action="append", help="caption of each file, in order (CLAP score)")
     parity.add_argument(
         "--tolerance", type=float, default=1e-4,
@@ -59,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         verify=not args.no_verify,
         upstream_python=args.upstream_python,
         runner=args.runner,
+        runner_args=args.runner_arg,
         texts=args.text,
     )
     which = "the published file" if report.published else "not the published file"

@@ -16,7 +16,7 @@ from metrics.kl import kl_divergence
 from t2mbench.audio import load_audio, peak_normalize, save_audio
 
 FIX = np.load(Path(__file__).parents[1] / "fixtures" / "passt" / "passt.npz")
-OFFSET = 0.5  # added by the fake runner to logit 0 of the second file (exact in float32)
+OFFSET = 0.5  # the fake runner adds --offset to logit 0 of the second file (exact in float32)
 
 
 def python_without_site_packages(tmp_path: Path) -> Path:
@@ -58,11 +58,12 @@ FAKE_RUNNER = """\
     parser = argparse.ArgumentParser()
     for flag in ("--weights", "--in", "--out"):
         parser.add_argument(flag)
+    parser.add_argument("--offset", type=float)
     args = parser.parse_args()
     data = np.load(getattr(args, "in"))
     model = load_passt(args.weights, verify=False)
     logits = model.embed(torch.from_numpy(data["audio"]), int(data["sample_rate"])).numpy()
-    logits[1, 0] += {offset!r}
+    logits[1, 0] += args.offset
     np.savez(args.out, embeddings=logits)
 """
 
@@ -76,13 +77,13 @@ def test_parity_prints_the_differences_of_embeddings_and_kl(tmp_path, capsys, st
     checkpoint = tmp_path / "seeded.pt"
     torch.save(state, checkpoint)
     runner = tmp_path / "fake_runner.py"
-    runner.write_text(textwrap.dedent(FAKE_RUNNER.format(offset=OFFSET)))
+    runner.write_text(textwrap.dedent(FAKE_RUNNER))
     files = [tmp_path / "a.wav", tmp_path / "b.wav"]
     save_audio(files[0], FIX["audio__1s_32k"].astype(np.float32) / 32768, 32000)
     save_audio(files[1], FIX["audio__1p5s_32k"][:, :32000].astype(np.float32) / 32768, 32000)
 
     args = ["metrics", "parity", "--embedder", "passt", "--checkpoint", str(checkpoint), "--no-verify"]
-    rc = main([*args, "--runner", str(runner), *map(str, files)])
+    rc = main([*args, "--runner", str(runner), f"--runner-arg=--offset={OFFSET}", *map(str, files)])
     out = capsys.readouterr().out.splitlines()
 
     model = load_passt(state)

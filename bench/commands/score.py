@@ -1,0 +1,101 @@
+"""``t2mbench score``: score a generated clip set against a reference set (see :mod:`metrics.scoring`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from t2mbench.errors import ConfigError
+
+EPILOG = """\
+Writes OUT/scores.parquet and OUT/scores.csv (one row per clip and metric, plus aggregate rows
+with bootstrap 95% CIs), OUT/summary.json (values, protocol versions, settings, weights sha256,
+cache counts, timings) and OUT/provenance.json. Embeddings are cached under
+$T2MBENCH_HOME/cache/embeddings, so re-scoring is cheap and a killed run resumes.
+
+examples:
+  t2mbench score --generated runs/gen --reference corpus --metrics stft,mel,sisdr,melody_acc --out runs/scores
+  t2mbench score --generated gen/ --reference ref/ --metrics fd_openl3 --set fd_openl3.fad_inf=true --out s/
+  t2mbench score --list
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from bench.cli import HelpFormatter
+
+    parser = subparsers.add_parser(
+        "score",
+        help="score generated audio against references (FD, KL, CLAP, STFT/mel, SI-SDR, melody)",
+        description=__doc__,
+        formatter_class=HelpFormatter,
+        epilog=EPILOG,
+    )
+    parser.add_argument("--generated", metavar="DIR_OR_MANIFEST", help="the generated clip set")
+    parser.add_argument("--reference", metavar="DIR_OR_MANIFEST", help="the reference clip set (paired by id)")
+    parser.add_argument("--metrics", metavar="NAME,...", help="comma-separated metric names (see --list)")
+    parser.add_argument("--out", metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="METRIC.KEY=VALUE",
+        help="a metric setting (VALUE read as JSON when it parses, else as text); repeatable",
+    )  # fmt: skip
+    parser.add_argument("--system", help="label of the generated system (default: the generated folder's name)")
+    parser.add_argument("--run-id", help="label of the run (default: a hash of the inputs and settings)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--cache-dir", help="embedding cache folder (default: $T2MBENCH_HOME/cache/embeddings)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    parser.add_argument("--list", action="store_true", help="list the metric names and exit")
+    parser.set_defaults(func=run)
+
+
+def parse_settings(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["fd_openl3.ci_resamples=0", ...]`` → ``{"fd_openl3": {"ci_resamples": 0}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        metric, dot, key = name.partition(".")
+        if not sep or not dot or not metric or not key:
+            raise ConfigError(f"--set {item!r}: expected METRIC.KEY=VALUE, e.g. fd_openl3.ci_resamples=0")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out.setdefault(metric, {})[key] = parsed
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from metrics.cache import EmbeddingCache
+    from metrics.registry import available
+    from metrics.scoring import score
+
+    if args.list:
+        names = available()
+        width = max(len(n) for n in names)
+        for name, description in names.items():
+            print(f"{name:<{width}}  {description}")
+        return 0
+    missing = [flag for flag, v in (("--generated", args.generated), ("--metrics", args.metrics), ("--out", args.out))
+               if not v]
+    if missing:
+        raise ConfigError(f"missing {', '.join(missing)} (see t2mbench score --help)")
+    names = [n.strip() for n in args.metrics.split(",") if n.strip()]
+    result = score(
+        args.generated,
+        args.reference,
+        names,
+        args.out,
+        settings=parse_settings(args.set),
+        system=args.system,
+        run_id=args.run_id,
+        cache=EmbeddingCache(args.cache_dir) if args.cache_dir else None,
+        use_cache=not args.no_cache,
+        seed=args.seed,
+    )
+    for name, m in result.summary["metrics"].items():
+        ci = "" if m["ci_low"] is None else f"  95% CI [{m['ci_low']:.6g}, {m['ci_high']:.6g}]"
+        print(f"{name:<12} {m['value']:.6g}{ci}  ({m['n_clips']} clips)")
+        for warning in m["warnings"]:
+            print(f"  warning: {warning}")
+    print(f"wrote {result.out_dir}/scores.parquet, scores.csv, summary.json, provenance.json")
+    return 0

@@ -1,0 +1,70 @@
+"""The metric registry: names, one-line descriptions, and the settings behind each name.
+
+A name is a metric class plus default settings, so a new embedder reuses a protocol with one
+line (e.g. ``fd_evaluator`` = :class:`~metrics.protocols.FrechetMetric` with
+``embedder="evaluator"``). Settings passed to :func:`get_metric` override the defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from metrics.base import Metric
+from metrics.melody import MelodyAccuracy
+from metrics.pitch import PitchAccuracy
+from metrics.protocols import ClapScoreMetric, FrechetMetric, KLMetric
+from metrics.sisdr import SISDR
+from metrics.spectral import SpectralDistance
+from t2mbench.errors import ConfigError
+
+FD_OPENL3 = {"embedder": "openl3", "sample_rate": 44_100, "channels": 2, "peak_stage": "native"}
+KL_PASST = {"embedder": "passt", "sample_rate": 32_000, "channels": 1, "peak_stage": "resampled"}
+CLAP = {"embedder": "clap", "sample_rate": 48_000, "channels": 1, "peak_stage": "resampled", "int16": True}
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A registered name: the class, its default settings and a one-line description."""
+
+    factory: Callable[..., Metric]
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+_METRICS: dict[str, MetricSpec] = {
+    "fd_openl3": MetricSpec(FrechetMetric, "Fréchet distance of OpenL3 frames, SAM FD_openl3 (stereo)", FD_OPENL3),
+    "kl_passt": MetricSpec(KLMetric, "KL(generated||reference) of PaSST AudioSet probabilities, SAM", KL_PASST),
+    "clap": MetricSpec(ClapScoreMetric, "LAION-CLAP audio-caption cosine, SAM CLAP score", CLAP),
+    "stft": MetricSpec(SpectralDistance, "STFT distance (auraloss STFTLoss defaults, SAT eval)", {"mel": False}),
+    "mel": MetricSpec(SpectralDistance, "mel distance (auraloss MelSTFTLoss defaults, SAT eval)", {"mel": True}),
+    "sisdr": MetricSpec(SISDR, "SI-SDR in dB (auraloss SISDRLoss, negated; SAT eval)"),
+    "melody_acc": MetricSpec(MelodyAccuracy, "MuseControlLite chroma melody accuracy vs the reference audio"),
+    "pitch_acc": MetricSpec(PitchAccuracy, "mir_eval raw pitch/chroma and overall accuracy vs the truth melody"),
+}
+
+
+def available() -> dict[str, str]:
+    """Metric names with one-line descriptions."""
+    return {name: spec.description for name, spec in _METRICS.items()}
+
+
+def get_metric(name: str, **settings: Any) -> Metric:
+    """A fresh metric ``name`` with ``settings`` over its defaults (``update`` / ``compute``).
+
+    Embedding metrics load their embedder on first use or in ``prepare()``; pass
+    ``embedder=<Embedder instance>`` to use one already built.
+
+    Raises:
+        ConfigError: unknown name or setting (the message lists the valid ones).
+    """
+    if name not in _METRICS:
+        raise ConfigError(f"unknown metric {name!r}; available: {', '.join(_METRICS)}")
+    spec = _METRICS[name]
+    try:
+        metric = spec.factory(**{**spec.defaults, **settings})
+    except TypeError as e:
+        raise ConfigError(f"metric {name!r}: bad settings {sorted(settings)} ({e})") from None
+    metric.name = name
+    return metric

@@ -1,0 +1,286 @@
+"""The scoring engine: clip sets in, one long results table out.
+
+:func:`score` loads the generated and reference clip sets (:func:`t2mbench.manifest.load_clipset`),
+builds the metrics, loads every embedder before reading any clip (a missing weight file fails
+first, with its error), then walks the clip ids once: each clip is decoded once and resampled
+once per rate and resampler (:class:`~metrics.clip_audio.ClipAudio`), every metric is fed from
+the same audio, and embeddings go through the on-disk cache (:mod:`metrics.cache`), so a
+re-run does no embedding work and a killed run resumes where it stopped.
+
+Results (``out_dir``):
+
+- ``scores.parquet`` and ``scores.csv``: one row per (clip, metric) and one aggregate row per
+  metric (``clip_id`` empty, ``kind == "aggregate"``, bootstrap ``ci_low``/``ci_high``), with
+  ``run_id, system, sampler, steps, cfg, seed`` (the last four from the generated manifest's
+  ``attributes`` when present). Components (``pitch_acc.raw_chroma``, ``stft.sc``, …) and
+  scalar extras (``fd_openl3.fad_inf``) are rows of their own.
+- ``summary.json``: per metric its value, CI, protocol version, settings, weights sha256 and
+  warnings; cache counts; timings (decode and resample shares).
+- ``provenance.json``: :func:`t2mbench.provenance.collect` with the input manifests' hashes,
+  the embedders' weights and the bootstrap seed.
+
+Id policy: paired metrics (KL, STFT, mel, SI-SDR, melody) need identical id sets and raise
+:class:`~t2mbench.errors.ManifestError` listing the differences; FD alone accepts different sets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from metrics.base import Metric, MetricError, MetricResult, ScoringItem
+from metrics.cache import EmbeddingCache
+from metrics.clip_audio import AudioTimer, ClipAudio
+from metrics.registry import get_metric
+from t2mbench import provenance
+from t2mbench.errors import ConfigError, T2MBenchError
+from t2mbench.files import atomic_path, write_json
+from t2mbench.manifest import ClipRecord, ClipSet, load_clipset, match_ids
+from t2mbench.progress import progress_bar
+
+COLUMNS = ["run_id", "system", "sampler", "steps", "cfg", "seed", "clip_id", "metric", "kind", "value", "ci_low",
+           "ci_high"]
+RUN_ATTRIBUTES = ("sampler", "steps", "cfg", "seed")
+
+
+@dataclass
+class ScoreRun:
+    """What :func:`score` wrote: the long table, the summary and the output folder."""
+
+    out_dir: Path
+    table: pd.DataFrame
+    summary: dict[str, Any]
+    results: dict[str, MetricResult] = field(default_factory=dict)
+
+
+def score(
+    generated: str | os.PathLike,
+    reference: str | os.PathLike | None,
+    metrics: Sequence[str | Metric],
+    out_dir: str | os.PathLike,
+    *,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    system: str | None = None,
+    run_id: str | None = None,
+    cache: EmbeddingCache | None = None,
+    use_cache: bool = True,
+    seed: int = 0,
+    progress: bool = True,
+) -> ScoreRun:
+    """Score ``generated`` against ``reference`` with ``metrics`` and write the results to ``out_dir``.
+
+    Args:
+        generated, reference: clip sets (folders or manifests; see :mod:`t2mbench.manifest`);
+            ``reference`` may be ``None`` when no metric reads it (``clap``, ``pitch_acc``).
+        metrics: registry names or metric objects.
+        settings: per-name settings for :func:`metrics.registry.get_metric`.
+        system: label of the generated system (default: the generated folder's name).
+        run_id: label of the run (default: a hash of the inputs, metrics and settings).
+        cache: embedding cache (default: ``$T2MBENCH_HOME/cache/embeddings``); ``use_cache=False`` disables it.
+        seed: bootstrap seed for every metric that has no ``seed`` setting of its own.
+        progress: show a progress bar (clips done, ETA).
+
+    Raises:
+        ConfigError, ManifestError, AudioError, MissingWeightsError, MetricError: bad
+            metrics or settings, mismatched ids, bad clips, missing weights, unscorable input.
+    """
+    t_start = time.perf_counter()
+    built = _build(metrics, settings or {}, seed)
+    gen_set = load_clipset(generated)
+    needs_ref = [m.name for m in built if m.needs_reference]
+    if needs_ref and reference is None:
+        raise ConfigError(f"metrics {', '.join(needs_ref)} need a reference set (--reference)")
+    ref_set = load_clipset(reference) if needs_ref else None
+    paired = [m for m in built if m.paired]
+    if paired:
+        match_ids(gen_set, ref_set)
+    store = None if not use_cache else (cache if cache is not None else EmbeddingCache())
+    for m in built:
+        m.prepare(store)
+
+    timer = AudioTimer()
+    items = list(_items(gen_set, ref_set))
+    with progress_bar(total=len(items), desc="scoring", unit="clip", disable=not progress) as bar:
+        for clip_id, gen_rec, ref_rec in items:
+            item = ScoringItem(
+                clip_id=clip_id,
+                generated=ClipAudio(gen_rec, timer) if gen_rec is not None else None,
+                reference=ClipAudio(ref_rec, timer) if ref_rec is not None and needs_ref else None,
+                caption=(gen_rec.caption if gen_rec is not None else None) or (ref_rec.caption if ref_rec else None),
+                truth=(gen_rec.truth if gen_rec is not None else None) or (ref_rec.truth if ref_rec else None),
+            )
+            for m in built:
+                if m.paired and (item.generated is None or item.reference is None):
+                    continue
+                _feed(m, item)
+            for clip in (item.generated, item.reference):
+                if clip is not None:
+                    clip.release()
+            bar.update(1)
+    results = {m.name: m.compute() for m in built}
+    seconds = time.perf_counter() - t_start
+
+    run_id = run_id or _run_id(gen_set, ref_set, built)
+    system = system or _system_name(gen_set)
+    table = _table(results, gen_set, run_id, system)
+    summary = _summary(results, built, gen_set, ref_set, run_id, system, store, timer, seconds, len(items))
+    out = Path(out_dir)
+    _write(out, table, summary, gen_set, ref_set, built, seed)
+    return ScoreRun(out, table, summary, results)
+
+
+def _build(metrics: Sequence[str | Metric], settings: Mapping[str, Mapping[str, Any]], seed: int) -> list[Metric]:
+    if not metrics:
+        raise ConfigError("no metrics given; see `t2mbench score --list`")
+    unknown = sorted(set(settings) - {m if isinstance(m, str) else m.name for m in metrics})
+    if unknown:
+        raise ConfigError(f"settings given for metrics that are not run: {', '.join(unknown)}")
+    built = []
+    for m in metrics:
+        if isinstance(m, Metric):
+            built.append(m)
+            continue
+        s = dict(settings.get(m, {}))
+        s.setdefault("seed", seed)
+        built.append(get_metric(m, **s))
+    names = [m.name for m in built]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"metrics listed twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+    return built
+
+
+def _items(gen: ClipSet, ref: ClipSet | None):
+    """(id, generated record, reference record) in the generated set's order, then reference-only ids."""
+    ref_by_id = ref.by_id() if ref is not None else {}
+    for rec in gen:
+        yield rec.id, rec, ref_by_id.get(rec.id)
+    if ref is not None:
+        gen_ids = set(gen.ids)
+        for rec in ref:
+            if rec.id not in gen_ids:
+                yield rec.id, None, rec
+
+
+def _feed(metric: Metric, item: ScoringItem) -> None:
+    """Feed one item, naming the clip and metric in any input error."""
+    try:
+        metric.feed(item)
+    except T2MBenchError as e:
+        if item.clip_id in str(e) or (item.generated and item.generated.source in str(e)):
+            raise
+        raise type(e)(f"{metric.name}: clip {item.clip_id!r}: {e}") from None
+    except ValueError as e:
+        raise MetricError(f"{metric.name}: clip {item.clip_id!r}: {e}") from None
+
+
+def _run_attributes(rec: ClipRecord) -> dict[str, Any]:
+    return {k: rec.attributes.get(k) for k in RUN_ATTRIBUTES}
+
+
+def _shared_attributes(gen: ClipSet) -> dict[str, Any]:
+    out = {}
+    for k in RUN_ATTRIBUTES:
+        values = {json.dumps(c.attributes.get(k), sort_keys=True) for c in gen}
+        out[k] = gen.clips[0].attributes.get(k) if len(values) == 1 else None
+    return out
+
+
+def _rows(result: MetricResult, attrs: Mapping[str, dict[str, Any]], shared: dict[str, Any], base: dict[str, Any]):
+    yield {**base, **shared, "clip_id": None, "metric": result.name, "kind": "aggregate", "value": result.value,
+           "ci_low": result.ci_low, "ci_high": result.ci_high}
+    for cid, v in result.per_clip.items():
+        yield {**base, **attrs.get(cid, shared), "clip_id": cid, "metric": result.name, "kind": "clip", "value": v,
+               "ci_low": None, "ci_high": None}
+    for key, v in result.extra.items():
+        yield {**base, **shared, "clip_id": None, "metric": f"{result.name}.{key}", "kind": "aggregate", "value": v,
+               "ci_low": None, "ci_high": None}
+    for comp in result.components:
+        yield from _rows(comp, attrs, shared, base)
+
+
+def _table(results: Mapping[str, MetricResult], gen: ClipSet, run_id: str, system: str) -> pd.DataFrame:
+    attrs = {c.id: _run_attributes(c) for c in gen}
+    shared = _shared_attributes(gen)
+    base = {"run_id": run_id, "system": system}
+    rows = [row for r in results.values() for row in _rows(r, attrs, shared, base)]
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    for col in ("sampler", "steps", "cfg", "seed"):  # mixed types would break Parquet: store JSON text
+        table[col] = [None if v is None else (v if isinstance(v, str) else json.dumps(v)) for v in table[col]]
+    return table
+
+
+def _result_summary(r: MetricResult) -> dict[str, Any]:
+    return {"value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high, "n_clips": r.n_clips, "extra": r.extra,
+            "warnings": r.warnings, "components": {c.name: _result_summary(c) for c in r.components}}
+
+
+def _summary(results, built, gen, ref, run_id, system, store, timer: AudioTimer, seconds: float, n_items: int):
+    metrics = {}
+    for m in built:
+        metrics[m.name] = {
+            **_result_summary(results[m.name]),
+            "higher_is_better": m.higher_is_better,
+            "protocol_version": m.protocol_version,
+            "settings": m.settings(),
+            "weights": m.weights(),
+        }
+    return {
+        "run_id": run_id,
+        "system": system,
+        "generated": {"source": str(gen.source), "clips": len(gen)},
+        "reference": None if ref is None else {"source": str(ref.source), "clips": len(ref)},
+        "metrics": metrics,
+        "cache": None if store is None else {"root": str(store.root), **store.counts()},
+        "timing": {
+            "seconds": seconds,
+            "items": n_items,
+            "seconds_per_item": seconds / max(n_items, 1),
+            "decode_seconds": timer.decode_s,
+            "resample_seconds": timer.resample_s,
+            "decode_resample_share": (timer.decode_s + timer.resample_s) / seconds if seconds > 0 else 0.0,
+            "decodes": timer.decodes,
+            "resamples": timer.resamples,
+        },
+    }
+
+
+def _write(out: Path, table: pd.DataFrame, summary: dict, gen: ClipSet, ref: ClipSet | None, built, seed: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "scores.parquet") as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_path(out / "scores.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    write_json(out / "summary.json", summary)
+    inputs = {name: s.source for name, s in (("generated_manifest", gen), ("reference_manifest", ref))
+              if s is not None and Path(s.source).is_file()}
+    weights = {k: v for m in built for k, v in m.weights().items()}
+    record = provenance.collect(
+        seeds={"bootstrap": seed},
+        inputs=inputs,
+        weights=weights,
+        extra={"command": "score", "metrics": {m.name: m.settings() for m in built},
+               "generated": str(gen.source), "reference": None if ref is None else str(ref.source)},
+    )
+    provenance.write(out, record)
+
+
+def _run_id(gen: ClipSet, ref: ClipSet | None, built: Sequence[Metric]) -> str:
+    h = hashlib.sha256()
+    for s in (gen, ref):
+        if s is not None:
+            h.update(json.dumps([[c.id, str(c.path)] for c in s]).encode())
+    h.update(json.dumps({m.name: m.settings() for m in built}, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:12]
+
+
+def _system_name(gen: ClipSet) -> str:
+    source = Path(gen.source)
+    return source.parent.name if source.name.endswith((".jsonl", ".csv", ".parquet")) else source.name

@@ -270,7 +270,7 @@ def from_diffusers(
         key = _rename(k, _DIT_FROM_DIFFUSERS)
         out["model.model." + key] = value[:, None] if key == "timestep_features.weight" else value
     for prefix, parts in fused.items():
-        key = "model.model." + _rename(prefix, _DIT_FROM_DIFFUSERS)
+        key = "model.model." + _rename(prefix + ".", _DIT_FROM_DIFFUSERS)[:-1]
         if "q" in parts:
             out[key + ".to_qkv.weight"] = torch.cat([parts["q"], parts["k"], parts["v"]])
         else:

@@ -1,0 +1,186 @@
+"""``t2mbench generate``: audio from prompts with a reference model, plus a manifest of every
+setting, the NFE and the wall time per stage.
+
+Prompts FILE: a ``.txt`` (one prompt per line), a ``.jsonl`` / ``.csv`` with ``caption`` (or
+``prompt``) and optionally ``id`` and ``negative_prompt``, or a clip-set folder holding
+``manifest.jsonl`` (a corpus: its ids and captions).
+
+Writes into ``--out``: ``<id>.wav`` (32-bit float, the model's rate and channels; no
+normalisation, no clipping), ``manifest.jsonl`` / ``manifest.parquet`` (the clip set:
+id, path, caption, seconds, rate, channels, sha256, attributes with the clip's seed and
+negative prompt), ``generation.json`` (settings, NFE, timings per stage, real-time
+factor, weights) and ``provenance.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import torch
+
+from t2mbench import provenance
+from t2mbench.errors import ConfigError, ManifestError
+from t2mbench.files import read_jsonl, sha256_file, write_json
+
+EPILOG = """\
+examples:
+  t2mbench generate --model tiny --checkpoint tiny.safetensors --prompts prompts.txt \\
+      --sampler dpmpp_2m --steps 25 --cfg 5 --seconds 10 --seed 0 --batch 8 --out runs/tiny
+  t2mbench generate --model sao-1.0 --prompts corpus/ --sampler dpmpp_3m_sde --steps 100 --cfg 7 \\
+      --sigma-min 0.3 --sigma-max 500 --seconds 10 --seed 0 --batch 4 --out runs/sao --device cuda --dtype bfloat16
+"""
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+RUN_FILE = "generation.json"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from bench.cli import HelpFormatter
+    from reference_models.factory import config_names
+
+    p = subparsers.add_parser(
+        "generate",
+        help="generate audio from prompts with a reference model",
+        description=__doc__,
+        formatter_class=HelpFormatter,
+        epilog=EPILOG,
+    )
+    p.add_argument(
+        "--model", required=True, help=f"{' | '.join(config_names())} | a config JSON | a folder with model_config.json"
+    )
+    p.add_argument(
+        "--checkpoint", help="weight file (.safetensors/.ckpt, stable-audio-tools layout); unset: the registered file"
+    )
+    p.add_argument("--prompts", required=True, metavar="FILE", help="prompts: .txt, .jsonl, .csv or a clip-set folder")
+    p.add_argument("--sampler", help="sampler name (reference_models.samplers.SAMPLERS); unset: the model's default")
+    p.add_argument("--steps", type=int, help="sampler steps; unset: the model's default")
+    p.add_argument("--cfg", type=float, help="classifier-free guidance scale; unset: the model's default")
+    p.add_argument("--seconds", type=float, required=True, help="clip length (also the seconds_total conditioning)")
+    p.add_argument("--seed", type=int, default=0, help="clip i is seeded with SEED + i")
+    p.add_argument("--batch", type=int, default=1, help="clips per batch")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--negative-prompt", help="negative prompt for every clip (a file's negative_prompt column wins)")
+    p.add_argument(
+        "--sigma-min", type=float, help="smallest sigma of the schedule (v models); unset: the model's default"
+    )
+    p.add_argument(
+        "--sigma-max", type=float, help="largest sigma (v models) / start time (RF); unset: the model's default"
+    )
+    p.add_argument("--seconds-start", type=float, default=0.0, help="seconds_start conditioning")
+    p.add_argument(
+        "--full-window", action="store_true", help="denoise the whole training window, as the reference pipelines"
+    )
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="model dtype")
+    p.set_defaults(func=run)
+
+
+def read_prompts(path: str | Path) -> list[dict[str, str | None]]:
+    """``[{"id", "prompt", "negative_prompt"}]`` from a prompts file or clip-set folder."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "manifest.jsonl"
+    if not p.is_file():
+        raise ManifestError(f"{path}: no such prompts file (or folder with manifest.jsonl)")
+    try:
+        if p.suffix == ".txt":
+            lines = [line.strip() for line in p.read_text(encoding="utf-8").splitlines()]
+            rows = [{"prompt": line} for line in lines if line]
+        elif p.suffix == ".jsonl":
+            rows = read_jsonl(p)
+        elif p.suffix == ".csv":
+            with open(p, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        else:
+            raise ManifestError(f"{p}: unsupported prompts file {p.suffix!r}; use .txt, .jsonl or .csv")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as e:
+        raise ManifestError(f"{p}: unreadable prompts file ({e})") from None
+    out = []
+    for i, row in enumerate(rows):
+        text = row.get("caption", row.get("prompt"))
+        if not isinstance(text, str) or not text.strip():
+            raise ManifestError(f"{p}: row {i + 1} has no caption/prompt text")
+        cid = str(row.get("id") or f"clip_{i:04d}")
+        if "/" in cid or cid.startswith("."):
+            raise ManifestError(f"{p}: row {i + 1}: id {cid!r} is not usable as a file name")
+        out.append({"id": cid, "prompt": text, "negative_prompt": row.get("negative_prompt") or None})
+    if not out:
+        raise ManifestError(f"{p}: no prompts")
+    ids = [r["id"] for r in out]
+    if len(set(ids)) != len(ids):
+        dups = sorted({i for i in ids if ids.count(i) > 1})
+        raise ManifestError(f"{p}: duplicate ids: {', '.join(dups[:10])}")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from reference_models.generate import generate, load_model
+    from t2mbench.audio import save_audio
+    from t2mbench.manifest import ClipRecord, write_manifest
+
+    rows = read_prompts(args.prompts)
+    if args.batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {args.batch}")
+    negatives = [r["negative_prompt"] or args.negative_prompt for r in rows]
+    if any(n is not None for n in negatives) and not all(n is not None for n in negatives):
+        raise ConfigError(
+            "negative prompts are given for some prompts only; give one for every prompt or --negative-prompt"
+        )
+    model = load_model(args.model, checkpoint=args.checkpoint, device=args.device, dtype=DTYPES[args.dtype])
+    result = generate(
+        model,
+        [r["prompt"] for r in rows],
+        sampler=args.sampler,
+        steps=args.steps,
+        cfg_scale=args.cfg,
+        seconds=args.seconds,
+        seed=args.seed,
+        batch_size=args.batch,
+        negative_prompts=negatives if negatives[0] is not None else None,
+        sigma_min=args.sigma_min,
+        sigma_max=args.sigma_max,
+        seconds_start=args.seconds_start,
+        full_window=args.full_window,
+        device=args.device,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for i, (row, audio) in enumerate(zip(rows, result.audio)):
+        path = save_audio(out / f"{row['id']}.wav", audio.numpy(), result.sample_rate, subtype="FLOAT")
+        clips.append(
+            ClipRecord(
+                id=row["id"], path=Path(path), caption=row["prompt"], seconds=args.seconds,
+                sample_rate=result.sample_rate, channels=audio.shape[0], sha256=sha256_file(path),
+                attributes={"seed": args.seed + i, "negative_prompt": negatives[i]},
+            )
+        )  # fmt: skip
+    write_manifest(out, clips)
+    audio_seconds = args.seconds * len(rows)
+    weights = model.checkpoint or {}
+    record = {
+        "model": model.info.name,
+        "model_source": str(args.model),
+        "weights": weights,
+        "prompts": {"path": str(args.prompts), "clips": len(rows)},
+        "settings": result.settings,
+        "nfe": result.nfe,
+        "timings_seconds": result.timings,
+        "real_time_factor": result.timings["total"] / audio_seconds,
+    }
+    write_json(out / RUN_FILE, record)
+    prompts_file = Path(args.prompts)
+    inputs = {"prompts": prompts_file if prompts_file.is_file() else prompts_file / "manifest.jsonl"}
+    provenance.write(
+        out,
+        provenance.collect(
+            seeds={"generation": args.seed},
+            inputs=inputs,
+            weights={model.info.name: weights.get("sha256", "")},
+            device=args.device,
+            extra={"command": "generate", "settings": result.settings},
+        ),
+    )
+    return 0

@@ -1,0 +1,148 @@
+"""``t2mbench generate``: writes the audio, the clip-set manifest and a run manifest with every
+setting, the NFE and the wall time per stage; the audio equals the Python API's; user
+mistakes (missing SAO weights, bad prompt files) are one-line errors with exit code 2."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+from safetensors.torch import save_file
+from support.sat_models import seeded_weights, tiny_model
+
+from bench.cli import main
+from reference_models import build, generate
+from t2mbench.manifest import load_clipset
+
+SETTINGS = ["--sampler", "dpmpp_2m", "--steps", "2", "--cfg", "4", "--seconds", "0.25", "--seed", "5", "--batch", "2"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny") / "tiny.safetensors"
+    save_file(seeded_weights(build("tiny", device="meta"), 7), str(path))
+    return path
+
+
+def test_generate_writes_audio_and_manifests(tmp_path, checkpoint):
+    prompts = tmp_path / "prompts.jsonl"
+    rows = [
+        {"id": "a", "caption": "a calm piano"},
+        {"id": "b", "caption": "fast drums"},
+        {"id": "c", "caption": "harp"},
+    ]
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "run"
+    argv = [
+        "generate",
+        "--model",
+        "tiny",
+        "--checkpoint",
+        str(checkpoint),
+        "--prompts",
+        str(prompts),
+        "--out",
+        str(out),
+    ]
+    assert main([*argv, *SETTINGS]) == 0
+
+    clips = load_clipset(out)
+    assert clips.ids == ["a", "b", "c"]
+    assert [c.caption for c in clips] == ["a calm piano", "fast drums", "harp"]
+    assert [c.attributes["seed"] for c in clips] == [5, 6, 7]
+    assert {(c.sample_rate, c.channels, c.seconds) for c in clips} == {(16000, 1, 0.25)}
+
+    run = json.loads((out / "generation.json").read_text())
+    s = run["settings"]
+    assert (s["sampler"], s["steps"], s["cfg_scale"], s["seconds"], s["seed"], s["batch_size"]) == (
+        "dpmpp_2m", 2, 4.0, 0.25, 5, 2,
+    )  # fmt: skip
+    assert (s["latent_length"], s["full_window"], s["sigma_min"], s["sigma_max"]) == (8, False, 0.3, 500.0)
+    assert run["nfe"] == 2 and run["model"] == "tiny"
+    assert set(run["timings_seconds"]) == {"text_encoding", "denoising", "decoding", "total"}
+    assert run["real_time_factor"] == pytest.approx(run["timings_seconds"]["total"] / 0.75)
+    assert run["weights"]["path"] == str(checkpoint) and len(run["weights"]["sha256"]) == 64
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["seeds"] == {"generation": 5} and prov["inputs"]["prompts"]["path"] == str(prompts)
+
+    model = tiny_model()
+    api = generate(
+        model,
+        [r["caption"] for r in rows],
+        sampler="dpmpp_2m",
+        steps=2,
+        cfg_scale=4.0,
+        seconds=0.25,
+        seed=5,
+        batch_size=2,
+    )
+    for i, clip in enumerate(clips):
+        audio, sr = sf.read(clip.path, dtype="float32", always_2d=True)
+        assert sr == 16000 and sf.info(clip.path).subtype == "FLOAT"
+        np.testing.assert_array_equal(audio.T, api.audio[i].numpy())
+
+
+def test_text_prompts_get_numbered_ids(tmp_path, checkpoint):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a calm piano\n\nfast drums\n")
+    out = tmp_path / "run"
+    argv = [
+        "generate",
+        "--model",
+        "tiny",
+        "--checkpoint",
+        str(checkpoint),
+        "--prompts",
+        str(prompts),
+        "--out",
+        str(out),
+    ]
+    assert main([*argv, *SETTINGS, "--negative-prompt", "noise"]) == 0
+    clips = load_clipset(out)
+    assert clips.ids == ["clip_0000", "clip_0001"]
+    assert [c.attributes["negative_prompt"] for c in clips] == ["noise", "noise"]
+
+
+def test_sao_without_weights_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("T2MBENCH_HOME", str(tmp_path / "home"))
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("rain\n")
+    code = main(
+        ["generate", "--model", "sao-1.0", "--prompts", str(prompts), "--seconds", "5", "--out", str(tmp_path / "o")]
+    )
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err.startswith(
+        "t2mbench generate: error: weights 'sao-1.0' not found: expected stable-audio-open-1.0/model.safetensors"
+    )
+    assert f"at {tmp_path}/home/weights/stable-audio-open-1.0/model.safetensors" in err
+    assert "https://huggingface.co/stabilityai/stable-audio-open-1.0/resolve/main/model.safetensors" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix", "message"),
+    [
+        ('{"id": "a"}\n', ".jsonl", r"row 1 has no caption/prompt text"),
+        ('{"id": "a", "caption": "x"}\n{"id": "a", "caption": "y"}\n', ".jsonl", r"duplicate ids: a"),
+        ("id,caption\n../x,rain\n", ".csv", r"row 1: id '\.\./x' is not usable as a file name"),
+        ("rain", ".md", r"unsupported prompts file '\.md'; use \.txt, \.jsonl or \.csv"),
+    ],
+)
+def test_bad_prompt_files(tmp_path, capsys, checkpoint, content, suffix, message):
+    prompts = tmp_path / f"p{suffix}"
+    prompts.write_text(content)
+    argv = [
+        "generate",
+        "--model",
+        "tiny",
+        "--checkpoint",
+        str(checkpoint),
+        "--prompts",
+        str(prompts),
+        "--out",
+        str(tmp_path),
+    ]
+    assert main([*argv, *SETTINGS]) == 2
+    assert re.search(message, capsys.readouterr().err)

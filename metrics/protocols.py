@@ -292,7 +292,7 @@ class FrechetMetric(Metric):
         result = MetricResult(self.name, frechet_distance_from_stats(gen, ref, method=self.method),
                               n_clips=len(self.clip_frames))
         for side, s in (("generated", gen), ("reference", ref)):
-            if s.n <= s.dim:
+            if 0 < s.n <= s.dim:  # n = 0: statistics loaded from a file, count unknown
                 result.warnings.append(
                     f"{side} set has {s.n} frames for {s.dim} dimensions: its covariance is rank-deficient; FD is "
                     "computed exactly for these statistics but is biased upward at this size (see fad_inf)"

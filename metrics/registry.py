@@ -65,6 +65,6 @@ def get_metric(name: str, **settings: Any) -> Metric:
     try:
         metric = spec.factory(**{**spec.defaults, **settings})
     except TypeError as e:
-        raise ConfigError(f"metric {name!r}: bad settings {sorted(settings)} ({e})") from None
+        raise ConfigError(f"metric {name!r}: bad settings ({e}); given: {', '.join(sorted(settings))}") from None
     metric.name = name
     return metric

@@ -97,7 +97,7 @@ def score(
     gen_set = load_clipset(generated)
     needs_ref = [m.name for m in built if m.needs_reference]
     if needs_ref and reference is None:
-        raise ConfigError(f"metrics {', '.join(needs_ref)} need a reference set (--reference)")
+        raise ConfigError(f"metrics needing a reference set: {', '.join(needs_ref)}; pass --reference")
     ref_set = load_clipset(reference) if needs_ref else None
     paired = [m for m in built if m.paired]
     if paired:
@@ -181,15 +181,20 @@ def _feed(metric: Metric, item: ScoringItem) -> None:
         raise MetricError(f"{metric.name}: clip {item.clip_id!r}: {e}") from None
 
 
-def _run_attributes(rec: ClipRecord) -> dict[str, Any]:
-    return {k: rec.attributes.get(k) for k in RUN_ATTRIBUTES}
+def _as_text(value: Any) -> str | None:
+    """Run attributes as text (mixed types would break Parquet): strings as is, others as JSON."""
+    return None if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def _shared_attributes(gen: ClipSet) -> dict[str, Any]:
+def _run_attributes(rec: ClipRecord) -> dict[str, str | None]:
+    return {k: _as_text(rec.attributes.get(k)) for k in RUN_ATTRIBUTES}
+
+
+def _shared_attributes(gen: ClipSet) -> dict[str, str | None]:
     out = {}
     for k in RUN_ATTRIBUTES:
-        values = {json.dumps(c.attributes.get(k), sort_keys=True) for c in gen}
-        out[k] = gen.clips[0].attributes.get(k) if len(values) == 1 else None
+        values = {_as_text(c.attributes.get(k)) for c in gen}
+        out[k] = values.pop() if len(values) == 1 else None
     return out
 
 
@@ -212,9 +217,7 @@ def _table(results: Mapping[str, MetricResult], gen: ClipSet, run_id: str, syste
     base = {"run_id": run_id, "system": system}
     rows = [row for r in results.values() for row in _rows(r, attrs, shared, base)]
     table = pd.DataFrame(rows, columns=COLUMNS)
-    for col in ("sampler", "steps", "cfg", "seed"):  # mixed types would break Parquet: store JSON text
-        table[col] = [None if v is None else (v if isinstance(v, str) else json.dumps(v)) for v in table[col]]
-    return table
+    return table.astype({k: object for k in RUN_ATTRIBUTES})
 
 
 def _result_summary(r: MetricResult) -> dict[str, Any]:

@@ -1,0 +1,77 @@
+"""Bootstrap CIs: seeded and reproducible, percentile intervals of the right statistic."""
+
+import numpy as np
+import pytest
+
+from metrics.bootstrap import fd_ci, fd_difference_ci, mean_ci, paired_difference_ci
+from metrics.frechet import embedding_stats, frechet_distance_from_stats
+
+
+def test_mean_ci_is_reproducible_and_seed_dependent():
+    x = np.random.default_rng(0).normal(size=200)
+    a, b = mean_ci(x, seed=1), mean_ci(x, seed=1)
+    assert a == b
+    assert mean_ci(x, seed=2) != a
+
+
+def test_mean_ci_matches_the_normal_approximation_for_a_large_sample():
+    x = np.random.default_rng(1).exponential(size=4000)
+    low, high = mean_ci(x, resamples=4000)
+    se = x.std(ddof=1) / np.sqrt(x.size)
+    assert low == pytest.approx(x.mean() - 1.96 * se, abs=0.15 * se)
+    assert high == pytest.approx(x.mean() + 1.96 * se, abs=0.15 * se)
+
+
+def test_mean_ci_is_the_percentile_interval_of_resampled_means():
+    x = np.array([0.0, 1.0, 5.0])
+    rng = np.random.default_rng(7)
+    means = x[rng.integers(0, 3, (500, 3))].mean(axis=1)
+    assert mean_ci(x, resamples=500, seed=7) == tuple(np.quantile(means, [0.025, 0.975]))
+
+
+def test_paired_difference_uses_the_same_prompts_for_both_systems():
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=300) * 10  # large prompt effect shared by both systems
+    a, b = base + 0.5 + 0.1 * rng.normal(size=300), base
+    diff, low, high = paired_difference_ci(a, b)
+    assert diff == pytest.approx(np.mean(a - b))
+    assert 0.45 < low < diff < high < 0.55  # unpaired intervals would be ~50x wider
+    with pytest.raises(ValueError, match="paired scores need the same prompts: got 3 and 2 values"):
+        paired_difference_ci([1, 2, 3], [1, 2])
+
+
+def test_fd_ci_replicates_are_fd_of_resampled_clips():
+    rng = np.random.default_rng(5)
+    clips = [rng.normal(i * 0.05, 1.0, size=(10, 4)) for i in range(20)]
+    ref = embedding_stats(rng.normal(size=(300, 4)))
+    low, high = fd_ci(clips, ref, resamples=40, seed=9)
+    draws = np.random.default_rng(9)
+    reps = []
+    for _ in range(40):
+        idx = draws.integers(0, 20, 20)
+        reps.append(frechet_distance_from_stats(embedding_stats(np.concatenate([clips[i] for i in idx])), ref))
+    assert (low, high) == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])), rel=1e-9)
+    point = frechet_distance_from_stats(embedding_stats(np.concatenate(clips)), ref)
+    assert low < point < high
+
+
+def test_fd_difference_ci_is_paired_by_prompt():
+    rng = np.random.default_rng(6)
+    ref = embedding_stats(rng.normal(size=(400, 3)))
+    a = {f"p{i}": rng.normal(0.3, 1.0, size=(8, 3)) for i in range(25)}
+    b = {k: v - 0.3 for k, v in a.items()}  # system b is system a shifted onto the reference mean
+    diff, low, high = fd_difference_ci(a, b, ref, resamples=50)
+    fd = lambda s: frechet_distance_from_stats(embedding_stats(np.concatenate(list(s.values()))), ref)  # noqa: E731
+    assert diff == pytest.approx(fd(a) - fd(b), rel=1e-9)
+    assert 0 < low < high
+    with pytest.raises(ValueError, match="paired FD comparison needs the same prompt ids in both systems"):
+        fd_difference_ci(a, {"x": a["p0"]}, ref)
+
+
+def test_bad_values():
+    with pytest.raises(ValueError, match="a confidence interval needs at least one value"):
+        mean_ci([])
+    with pytest.raises(ValueError, match="scores contain NaN or Inf"):
+        mean_ci([1.0, np.nan])
+    with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\), got 1.5"):
+        mean_ci([1.0, 2.0], confidence=1.5)

@@ -14,8 +14,9 @@ Preprocessing (:class:`EmbeddingProtocol`), per clip:
   resample (resampling is linear, so this equals normalising first to float32 rounding).
 - ``kl_passt`` (SAM ``passt_kld``): mono (channel mean) at 32 kHz, then peak-normalise the
   resampled signal; logits averaged over 10-s windows inside the embedder.
-- ``clap`` (SAM ``clap_score``): mono at 48 kHz, peak-normalise the resampled signal, int16
-  round trip (clip, ×32767, truncate, ÷32767); the caption is embedded as is.
+- ``clap`` (SAM ``clap_score``): mono at 48 kHz, peak-normalise the resampled signal; the CLAP
+  embedder then does SAM's int16 round trip (clip, ×32767, truncate, ÷32767) itself; the caption
+  is embedded as is.
 
 Policies: digital silence cannot be peak-normalised (SAM produces NaN): it raises
 :class:`~t2mbench.errors.AudioError` naming the file. Embeddings (and caption embeddings) are
@@ -44,7 +45,6 @@ from metrics.frechet import (
     per_song_fd,
 )
 from metrics.kl import KINDS, Kind, kl_divergence
-from t2mbench.audio import int16_roundtrip
 from t2mbench.errors import AudioError, ConfigError
 from t2mbench.files import sha256_bytes
 
@@ -64,7 +64,6 @@ class EmbeddingProtocol:
         channels: 2 (L, R; mono duplicated) or 1 (channel mean).
         peak_stage: normalise on the ``"native"``-rate file or on the ``"resampled"`` signal;
             ``peak_db=None`` skips normalisation.
-        int16: LAION-CLAP's int16 round trip after normalisation.
         audio_output / text_output: the embedder methods that give the protocol's vectors
             (``embed`` and ``embed_text``; the evaluator uses others).
         checkpoint, embedder_options: passed to :func:`metrics.embedders.get_embedder`.
@@ -80,7 +79,6 @@ class EmbeddingProtocol:
         channels: int = 1,
         peak_stage: PeakStage = "resampled",
         peak_db: float | None = PEAK_DB,
-        int16: bool = False,
         audio_output: str = "embed",
         text_output: str = "embed_text",
         checkpoint: str | None = None,
@@ -96,7 +94,6 @@ class EmbeddingProtocol:
         self.channels = channels
         self.peak_stage = peak_stage
         self.peak_db = peak_db
-        self.int16 = int16
         self.audio_output = audio_output
         self.text_output = text_output
         self.checkpoint = checkpoint
@@ -107,7 +104,7 @@ class EmbeddingProtocol:
     def settings(self) -> dict[str, Any]:
         out = {
             "embedder": self.embedder_name, "sample_rate": self.rate, "channels": self.channels,
-            "peak_db": self.peak_db, "peak_stage": self.peak_stage, "int16_roundtrip": self.int16,
+            "peak_db": self.peak_db, "peak_stage": self.peak_stage,
             "resampler": "soxr_hq", "audio_output": self.audio_output, "protocol": self.version,
         }
         if self.embedder is not None:
@@ -143,7 +140,7 @@ class EmbeddingProtocol:
             if peak == 0.0:
                 raise AudioError(f"{clip.source}: is digital silence; it cannot be peak-normalised")
             x = (x * (10.0 ** (self.peak_db / 20.0) / peak)).astype(np.float32)
-        return int16_roundtrip(x) if self.int16 else x
+        return x
 
     def embedding(self, clip: ClipAudio) -> np.ndarray:
         """The embedder's output for ``clip`` (numpy, batch axis removed), from the cache when present."""

@@ -21,7 +21,7 @@ from t2mbench.errors import ConfigError
 
 FD_OPENL3 = {"embedder": "openl3", "sample_rate": 44_100, "channels": 2, "peak_stage": "native"}
 KL_PASST = {"embedder": "passt", "sample_rate": 32_000, "channels": 1, "peak_stage": "resampled"}
-CLAP = {"embedder": "clap", "sample_rate": 48_000, "channels": 1, "peak_stage": "resampled", "int16": True}
+CLAP = {"embedder": "clap", "sample_rate": 48_000, "channels": 1, "peak_stage": "resampled"}  # int16 in the embedder
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ diffusers' DDPM does). They agree for ``leading`` spacing and for ``trailing`` w
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
 from t2mbench.errors import ConfigError
 
-from .common import Callback, batch_of, counted, end_step, gaussian
+from .common import Callback, NFECounter, StepGuard, counted, gaussian
 from .schedules import check_timesteps
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -43,7 +43,9 @@ def _clean_and_noise(out: torch.Tensor, x: torch.Tensor, a_t: float, prediction:
     return x * math.sqrt(a_t) - out * math.sqrt(1 - a_t), out * math.sqrt(a_t) + x * math.sqrt(1 - a_t)
 
 
-def _prepare(alpha_bar: torch.Tensor, timesteps: torch.Tensor, prediction: str) -> tuple[list[float], list[int]]:
+def _prepare(model: Model, alpha_bar: torch.Tensor, timesteps: torch.Tensor, prediction: str,
+             callback: Callback | None) -> tuple[NFECounter, list[float], list[int], StepGuard]:
+    """The counted model, ᾱ and the timesteps (then −1) as Python numbers, and the step guard."""
     if prediction not in PREDICTIONS:
         raise ConfigError(f"prediction must be one of {', '.join(PREDICTIONS)}, got {prediction!r}")
     if not isinstance(alpha_bar, torch.Tensor) or alpha_bar.ndim != 1:
@@ -51,7 +53,15 @@ def _prepare(alpha_bar: torch.Tensor, timesteps: torch.Tensor, prediction: str) 
     ab = alpha_bar.tolist()
     if not all(0 <= a <= 1 for a in ab):
         raise ConfigError("alpha_bar values must lie in [0, 1]")
-    return ab, check_timesteps(timesteps, len(ab)) + [-1]
+    ts = check_timesteps(timesteps, len(ab)) + [-1]
+    model = counted(model)
+    return model, ab, ts, StepGuard(ts, model, callback, unit="timestep")
+
+
+def _steps(ab: list[float], ts: list[int]) -> Iterator[tuple[int, int, float, float]]:
+    """(i, t, ᾱ_t, ᾱ_{t'}) for each step from t to the next timestep t' (ᾱ = 1 past the last one)."""
+    for i in range(len(ts) - 1):
+        yield i, ts[i], ab[ts[i]], (ab[ts[i + 1]] if ts[i + 1] >= 0 else 1.0)
 
 
 @torch.no_grad()
@@ -67,19 +77,16 @@ def ddpm(model: Model, x: torch.Tensor, alpha_bar: torch.Tensor, timesteps: torc
     """
     if variance not in VARIANCES:
         raise ConfigError(f"variance must be one of {', '.join(VARIANCES)}, got {variance!r}")
-    ab, ts = _prepare(alpha_bar, timesteps, prediction)
-    model = counted(model)
-    for i in range(len(ts) - 1):
-        t, t_prev = ts[i], ts[i + 1]
-        a_t, a_prev = ab[t], (ab[t_prev] if t_prev >= 0 else 1.0)
+    model, ab, ts, guard = _prepare(model, alpha_bar, timesteps, prediction, callback)
+    for i, t, a_t, a_prev in _steps(ab, ts):
         beta = 1 - a_t / a_prev
-        x0, _ = _clean_and_noise(model(x, batch_of(x, t).long()), x, a_t, prediction)
+        x0, _ = _clean_and_noise(model(x, x.new_full((x.shape[0],), t, dtype=torch.long)), x, a_t, prediction)
         mean = x0 * (math.sqrt(a_prev) * beta / (1 - a_t)) + x * (math.sqrt(1 - beta) * (1 - a_prev) / (1 - a_t))
         if t > 0:
             var = max((1 - a_prev) / (1 - a_t) * beta, 1e-20) if variance == "fixed_small" else beta
             mean = mean + gaussian(x, generator) * math.sqrt(var)
-        x = end_step(mean, i, ts, x0, model, callback, unit="timestep")
-    return x
+        x = guard(mean, i, x0)
+    return guard.finish(x)
 
 
 @torch.no_grad()
@@ -93,15 +100,12 @@ def ddim(model: Model, x: torch.Tensor, alpha_bar: torch.Tensor, timesteps: torc
     """
     if not 0 <= eta <= 1:
         raise ConfigError(f"eta must lie in [0, 1], got {eta}")
-    ab, ts = _prepare(alpha_bar, timesteps, prediction)
-    model = counted(model)
-    for i in range(len(ts) - 1):
-        t, t_prev = ts[i], ts[i + 1]
-        a_t, a_prev = ab[t], (ab[t_prev] if t_prev >= 0 else 1.0)
-        x0, eps = _clean_and_noise(model(x, batch_of(x, t).long()), x, a_t, prediction)
+    model, ab, ts, guard = _prepare(model, alpha_bar, timesteps, prediction, callback)
+    for i, t, a_t, a_prev in _steps(ab, ts):
+        x0, eps = _clean_and_noise(model(x, x.new_full((x.shape[0],), t, dtype=torch.long)), x, a_t, prediction)
         std = eta * math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
         x_next = x0 * math.sqrt(a_prev) + eps * math.sqrt(max(1 - a_prev - std**2, 0.0))
         if eta > 0:
             x_next = x_next + gaussian(x, generator) * std
-        x = end_step(x_next, i, ts, x0, model, callback, unit="timestep")
-    return x
+        x = guard(x_next, i, x0)
+    return guard.finish(x)

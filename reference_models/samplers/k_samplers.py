@@ -23,14 +23,14 @@ from collections.abc import Callable
 
 import torch
 
+from t2mbench.errors import ConfigError
+
 from .common import (
     Callback,
     NoiseSampler,
     ancestral_step,
     batch_of,
-    check_schedule,
-    counted,
-    end_step,
+    begin,
     noise_source,
     to_d,
 )
@@ -45,12 +45,12 @@ def euler(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, generato
 
     d = (x − D_i)/σ_i;  x ← x + d·(σ_{i+1} − σ_i).
     """
-    model, s = counted(denoiser), check_schedule(sigmas)
+    model, s, guard = begin(denoiser, sigmas, callback)
     for i in range(len(s) - 1):
         denoised = model(x, batch_of(x, s[i]))
         x = x + to_d(x, s[i], denoised) * (s[i + 1] - s[i])
-        x = end_step(x, i, s, denoised, model, callback)
-    return x
+        x = guard(x, i, denoised)
+    return guard.finish(x)
 
 
 @torch.no_grad()
@@ -62,7 +62,7 @@ def euler_ancestral(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *
     (σ_down, σ_up) = ancestral_step(σ_i, σ_{i+1}, η);  x ← x + (x − D_i)/σ_i·(σ_down − σ_i) + s_noise·σ_up·z
     (no noise on the last step to σ = 0).
     """
-    model, s = counted(denoiser), check_schedule(sigmas)
+    model, s, guard = begin(denoiser, sigmas, callback)
     noise = noise_source(x, generator, noise_sampler)
     for i in range(len(s) - 1):
         denoised = model(x, batch_of(x, s[i]))
@@ -70,8 +70,8 @@ def euler_ancestral(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *
         x = x + to_d(x, s[i], denoised) * (sigma_down - s[i])
         if s[i + 1] > 0:
             x = x + noise(s[i], s[i + 1]) * (s_noise * sigma_up)
-        x = end_step(x, i, s, denoised, model, callback)
-    return x
+        x = guard(x, i, denoised)
+    return guard.finish(x)
 
 
 @torch.no_grad()
@@ -81,7 +81,7 @@ def heun(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, generator
 
     d = (x − D_i)/σ_i;  x' = x + d·Δσ;  d' = (x' − D(x', σ_{i+1}))/σ_{i+1};  x ← x + (d + d')/2·Δσ.
     """
-    model, s = counted(denoiser), check_schedule(sigmas)
+    model, s, guard = begin(denoiser, sigmas, callback)
     for i in range(len(s) - 1):
         denoised = model(x, batch_of(x, s[i]))
         d, dt = to_d(x, s[i], denoised), s[i + 1] - s[i]
@@ -91,8 +91,8 @@ def heun(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, generator
             x_2 = x + d * dt
             d_2 = to_d(x_2, s[i + 1], model(x_2, batch_of(x, s[i + 1])))
             x = x + (d + d_2) * (dt / 2)
-        x = end_step(x, i, s, denoised, model, callback)
-    return x
+        x = guard(x, i, denoised)
+    return guard.finish(x)
 
 
 @torch.no_grad()
@@ -103,7 +103,7 @@ def dpm_2(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, generato
     σ_mid = √(σ_i·σ_{i+1});  x' = x + d·(σ_mid − σ_i);  x ← x + (x' − D(x', σ_mid))/σ_mid·(σ_{i+1} − σ_i).
     The last step to σ = 0 is Euler.
     """
-    model, s = counted(denoiser), check_schedule(sigmas)
+    model, s, guard = begin(denoiser, sigmas, callback)
     for i in range(len(s) - 1):
         denoised = model(x, batch_of(x, s[i]))
         d = to_d(x, s[i], denoised)
@@ -115,8 +115,8 @@ def dpm_2(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, generato
             x_2 = x + d * (sigma_mid - s[i])
             d_2 = to_d(x_2, sigma_mid, model(x_2, batch_of(x, sigma_mid)))
             x = x + d_2 * (s[i + 1] - s[i])
-        x = end_step(x, i, s, denoised, model, callback)
-    return x
+        x = guard(x, i, denoised)
+    return guard.finish(x)
 
 
 @torch.no_grad()
@@ -127,7 +127,7 @@ def dpmpp_2m(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, gener
     x ← (σ_{i+1}/σ_i)·x − (e^{−h} − 1)·D̃, with D̃ = D_i on the first step, else
     r = h_{i−1}/h, D̃ = (1 + 1/(2r))·D_i − 1/(2r)·D_{i−1}. The step to σ = 0 gives x = D_i.
     """
-    model, s = counted(denoiser), check_schedule(sigmas)
+    model, s, guard = begin(denoiser, sigmas, callback)
     old_denoised, h_last = None, 0.0
     for i in range(len(s) - 1):
         denoised = model(x, batch_of(x, s[i]))
@@ -143,8 +143,8 @@ def dpmpp_2m(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, gener
             x = x * (s[i + 1] / s[i]) - d_tilde * math.expm1(-h)
             h_last = h
         old_denoised = denoised
-        x = end_step(x, i, s, denoised, model, callback)
-    return x
+        x = guard(x, i, denoised)
+    return guard.finish(x)
 
 
 @torch.no_grad()
@@ -159,8 +159,8 @@ def dpmpp_2m_sde(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *,
         + s_noise·σ_{i+1}·√(1 − e^{−2ηh})·z.   The step to σ = 0 gives x = D_i.
     """
     if solver_type not in ("midpoint", "heun"):
-        raise ValueError(f"solver_type must be 'midpoint' or 'heun', got {solver_type!r}")
-    model, s = counted(denoiser), check_schedule(sigmas)
+        raise ConfigError(f"solver_type must be 'midpoint' or 'heun', got {solver_type!r}")
+    model, s, guard = begin(denoiser, sigmas, callback)
     noise = noise_source(x, generator, noise_sampler)
     old_denoised, h_last = None, 0.0
     for i in range(len(s) - 1):
@@ -179,8 +179,8 @@ def dpmpp_2m_sde(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *,
                 x = x + noise(s[i], s[i + 1]) * (s[i + 1] * math.sqrt(-math.expm1(-2 * eta_h)) * s_noise)
             h_last = h
         old_denoised = denoised
-        x = end_step(x, i, s, denoised, model, callback)
-    return x
+        x = guard(x, i, denoised)
+    return guard.finish(x)
 
 
 @torch.no_grad()
@@ -194,7 +194,7 @@ def dpmpp_3m_sde(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *,
     d1_1 = (D_{i−1} − D_{i−2})/r1: x += φ₂·(d1_0 + (d1_0 − d1_1)·r0/(r0 + r1)) − φ₃·(d1_0 − d1_1)/(r0 + r1)
     (only x += φ₂·d1_0 with one history point); then x += s_noise·σ_{i+1}·√(1 − e^{−2ηh})·z. Last step: x = D_i.
     """
-    model, s = counted(denoiser), check_schedule(sigmas)
+    model, s, guard = begin(denoiser, sigmas, callback)
     noise = noise_source(x, generator, noise_sampler)
     d_1 = d_2 = None
     h_1 = h_2 = 0.0
@@ -219,8 +219,8 @@ def dpmpp_3m_sde(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *,
                 x = x + noise(s[i], s[i + 1]) * (s[i + 1] * math.sqrt(-math.expm1(-2 * h * eta)) * s_noise)
             h_1, h_2 = h, h_1
         d_1, d_2 = denoised, d_1
-        x = end_step(x, i, s, denoised, model, callback)
-    return x
+        x = guard(x, i, denoised)
+    return guard.finish(x)
 
 
 K_SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {

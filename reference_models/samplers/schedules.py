@@ -185,11 +185,12 @@ def sigmas_from_alpha_bar(alpha_bar: torch.Tensor, ts: torch.Tensor) -> torch.Te
     """σ schedule for σ-space samplers from an ᾱ table and decreasing (possibly fractional) timesteps ``[n]``.
 
     σ at fractional t is linearly interpolated in σ (numpy ``interp``, diffusers' EulerDiscrete and
-    DPMSolverMultistep convention); a 0 is appended. Returns float32 ``[n + 1]`` as diffusers does.
-    Pair with ``denoisers.DiscreteDenoiser``, which maps σ back to the same t.
+    DPMSolverMultistep convention); a 0 is appended. Returns float32 ``[n + 1]`` on the CPU, as diffusers does
+    (the samplers read schedules as Python floats). Pair with ``denoisers.DiscreteDenoiser``, which maps σ back to
+    the same t.
     """
-    table = sigma_table(alpha_bar).numpy()
-    sig = np.interp(ts.numpy(), np.arange(len(table)), table)
+    table = sigma_table(alpha_bar.detach().cpu()).numpy()
+    sig = np.interp(ts.detach().cpu().numpy(), np.arange(len(table)), table)
     return torch.from_numpy(np.concatenate([sig, [0.0]]).astype(np.float32))
 
 

@@ -21,7 +21,7 @@ import torch
 
 from t2mbench.errors import ConfigError
 
-from .common import Callback, NoiseSampler, batch_of, check_schedule, counted, end_step, noise_source
+from .common import Callback, NoiseSampler, batch_of, begin, noise_source
 from .denoisers import VDenoiser
 from .k_samplers import K_SAMPLERS
 from .schedules import get_sigmas, rf_times, v_ddim_times
@@ -37,7 +37,7 @@ def v_ddim(model: Model, x: torch.Tensor, ts: torch.Tensor, *, generator: torch.
     x0 = α_i·x − σ_i·v, ε = σ_i·x + α_i·v; s = η·(σ_{i+1}/σ_i)·√(1 − α_i²/α_{i+1}²);
     x ← α_{i+1}·x0 + √(σ_{i+1}² − s²)·ε + s·z. The step to t = 0 returns x0.
     """
-    model, t = counted(model), check_schedule(ts, "ts", t_max=1.0)
+    model, t, guard = begin(model, ts, callback, "ts", "t", t_max=1.0)
     noise = noise_source(x, generator, None)
     for i in range(len(t) - 1):
         a, s = math.cos(t[i] * math.pi / 2), math.sin(t[i] * math.pi / 2)
@@ -51,8 +51,8 @@ def v_ddim(model: Model, x: torch.Tensor, ts: torch.Tensor, *, generator: torch.
             x = pred * a_next + (x * s + v * a) * math.sqrt(s_next**2 - ddim_sigma**2)
             if eta:
                 x = x + noise(t[i], t[i + 1]) * ddim_sigma
-        x = end_step(x, i, t, pred, model, callback, unit="t")
-    return x
+        x = guard(x, i, pred)
+    return guard.finish(x)
 
 
 @torch.no_grad()
@@ -62,13 +62,13 @@ def rf_euler(model: Model, x: torch.Tensor, ts: torch.Tensor, *, generator: torc
 
     x ← x + (t_{i+1} − t_i)·u(x, t_i). (The callback's ``denoised`` is x_i − t_i·u.)
     """
-    model, t = counted(model), check_schedule(ts, "ts", t_max=1.0)
+    model, t, guard = begin(model, ts, callback, "ts", "t", t_max=1.0)
     for i in range(len(t) - 1):
         u = model(x, batch_of(x, t[i]))
         denoised = x - u * t[i]
         x = x + u * (t[i + 1] - t[i])
-        x = end_step(x, i, t, denoised, model, callback, unit="t")
-    return x
+        x = guard(x, i, denoised)
+    return guard.finish(x)
 
 
 @torch.no_grad()
@@ -79,13 +79,13 @@ def rf_pingpong(model: Model, x: torch.Tensor, ts: torch.Tensor, *, generator: t
     D = x − t_i·u(x, t_i);  x ← (1 − t_{i+1})·D + t_{i+1}·z with fresh z ~ N(0, I); the last step returns D
     (stable-audio-tools draws a z there too and multiplies it by 0).
     """
-    model, t = counted(model), check_schedule(ts, "ts", t_max=1.0)
+    model, t, guard = begin(model, ts, callback, "ts", "t", t_max=1.0)
     noise = noise_source(x, generator, noise_sampler)
     for i in range(len(t) - 1):
         denoised = x - model(x, batch_of(x, t[i])) * t[i]
         x = denoised if t[i + 1] == 0 else denoised * (1 - t[i + 1]) + noise(t[i], t[i + 1]) * t[i + 1]
-        x = end_step(x, i, t, denoised, model, callback, unit="t")
-    return x
+        x = guard(x, i, denoised)
+    return guard.finish(x)
 
 
 def sample_v(model: Model, noise: torch.Tensor, *, sampler: str = "dpmpp_3m_sde", steps: int = 100,
@@ -104,7 +104,9 @@ def sample_v(model: Model, noise: torch.Tensor, *, sampler: str = "dpmpp_3m_sde"
         raise ConfigError(f"sample_v takes 'v_ddim' or a sigma-space sampler "
                           f"({', '.join(K_SAMPLERS)}), got {sampler!r}")
     fn = K_SAMPLERS[sampler]
-    sigmas = get_sigmas("polyexponential", steps, sigma_min, sigma_max, rho, device=noise.device)
+    # on the CPU whatever the device (stable-audio-tools computes them on the device, whose exp/log can differ in the
+    # last bit): the samplers read σ as floats, and the same σs on every device keep runs comparable across devices
+    sigmas = get_sigmas("polyexponential", steps, sigma_min, sigma_max, rho)
     extra = {"noise_sampler": noise_sampler} if noise_sampler is not None else {}
     return fn(VDenoiser(model), noise * sigmas[0].item(), sigmas, generator=generator, callback=callback, **extra)
 

@@ -8,6 +8,7 @@ from support.sampler_models import ToyModel
 
 from reference_models.samplers import (
     SAMPLERS,
+    NFECounter,
     NonFiniteSampleError,
     VDenoiser,
     alpha_bar,
@@ -22,6 +23,7 @@ from reference_models.samplers import (
     timesteps,
     v_ddim,
 )
+from reference_models.samplers.common import StepGuard
 from t2mbench.errors import ConfigError
 
 K_NAMES = [n for n, info in SAMPLERS.items() if info.space == "sigma"]
@@ -128,3 +130,22 @@ def test_stable_audio_stochastic_samplers_follow_the_generator():
     t = torch.linspace(1, 0, 9)
     runs = [v_ddim(model, X, t, eta=1.0, generator=torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
     assert torch.equal(runs[0], runs[1]) and not torch.allclose(runs[0], runs[2])
+
+
+def test_lagged_check_reads_each_flag_one_step_late_and_names_the_step():
+    """The accelerator path (lag=True): step i's flag is read at the end of step i + 1 or by finish()."""
+    levels, ok, bad = [4.0, 3.0, 2.0, 1.0, 0.0], torch.zeros(2), torch.tensor([0.0, float("nan")])
+    seen = []
+    guard = StepGuard(levels, NFECounter(ToyModel(3)), lambda d: seen.append(d["i"]), lag=True)
+    guard(ok, 0, ok)
+    guard(bad, 1, ok)  # not read yet
+    with pytest.raises(NonFiniteSampleError, match=r"at step 1 of 4 \(sigma 3 -> 2\); the model's estimate at the "
+                                                   r"start of the step was finite"):
+        guard(ok, 2, ok)
+    assert seen == [0, 1]
+    last = StepGuard(levels, NFECounter(ToyModel(3)), None, lag=True)
+    for i in range(3):
+        last(ok, i, ok)
+    assert last(bad, 3, bad) is bad
+    with pytest.raises(NonFiniteSampleError, match=r"at step 3 of 4 \(sigma 1 -> 0\); .*already non-finite"):
+        last.finish(bad)

@@ -25,6 +25,8 @@ from reference_models.samplers import (
 )
 from t2mbench.errors import ConfigError
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:diffusers")  # numpy 2's __array__ notice
+
 SHAPE = (2, 3, 6)
 BETAS = {"linear": (1e-4, 0.02), "scaled_linear": (0.00085, 0.012), "cosine": (1e-4, 0.02)}
 DIFFUSERS_BETA = {"linear": "linear", "scaled_linear": "scaled_linear", "cosine": "squaredcos_cap_v2"}

@@ -2,7 +2,7 @@
 
 Four families, by the space they step in (``SAMPLERS[name].space``):
 - ``sigma``: k-diffusion's σ-space samplers ``(denoiser, x, sigmas, *, generator, callback)`` (``k_samplers``);
-  σs from ``get_sigmas``; models wrapped by ``VDenoiser``/``RFDenoiser``/``DiscreteDenoiser``.
+  σs from ``get_sigmas``; models wrapped by ``VDenoiser``/``EpsDenoiser``/``RFDenoiser``/``DiscreteDenoiser``.
 - ``discrete``: DDPM/DDIM ``(model, x, alpha_bar, timesteps, ...)`` (``discrete``); ᾱ from ``beta_schedule`` or
   ``v_alpha_bar``, timesteps from ``timesteps``.
 - ``v`` and ``rf``: Stable Audio's ``v_ddim``, ``rf_euler``, ``rf_pingpong`` ``(model, x, ts, ...)`` (``stable_audio``).
@@ -28,7 +28,7 @@ import torch
 from t2mbench.errors import ConfigError
 
 from .common import NFECounter, NonFiniteSampleError, ancestral_step, to_d
-from .denoisers import DiscreteDenoiser, RFDenoiser, VDenoiser, continuous_time, v_sigma_to_t
+from .denoisers import DiscreteDenoiser, EpsDenoiser, RFDenoiser, VDenoiser, continuous_time, v_sigma_to_t
 from .discrete import ddim, ddpm
 from .k_samplers import K_SAMPLERS
 from .schedules import (
@@ -86,8 +86,8 @@ def get_sampler(name: str) -> Callable[..., torch.Tensor]:
 
 
 __all__ = [
-    "SAMPLERS", "DiscreteDenoiser", "NFECounter", "NonFiniteSampleError", "RFDenoiser", "SamplerInfo", "VDenoiser",
-    "alpha_bar", "ancestral_step", "beta_schedule", "continuous_time", "ddim", "ddpm", "get_sampler", "get_sigmas",
-    "rf_euler", "rf_pingpong", "rf_times", "sample_rf", "sample_v", "sigma_table", "sigmas_from_alpha_bar",
-    "timesteps", "to_d", "v_alpha_bar", "v_ddim", "v_ddim_times", "v_sigma_to_t",
+    "SAMPLERS", "DiscreteDenoiser", "EpsDenoiser", "NFECounter", "NonFiniteSampleError", "RFDenoiser", "SamplerInfo",
+    "VDenoiser", "alpha_bar", "ancestral_step", "beta_schedule", "continuous_time", "ddim", "ddpm", "get_sampler",
+    "get_sigmas", "rf_euler", "rf_pingpong", "rf_times", "sample_rf", "sample_v", "sigma_table",
+    "sigmas_from_alpha_bar", "timesteps", "to_d", "v_alpha_bar", "v_ddim", "v_ddim_times", "v_sigma_to_t",
 ]

@@ -44,6 +44,21 @@ class VDenoiser:
         return torch.addcmul(x * (c_in * c_in), self.model(x * c_in, v_sigma_to_t(sigma)), -s * c_in)
 
 
+class EpsDenoiser:
+    """A continuous-time ε model ``ε(x_t, t)`` on the same cosine schedule (α = cos(πt/2), σ_v = sin(πt/2)) as a
+    denoiser: with σ = σ_v/α, x_t = x/√(σ² + 1) and t = atan(σ)·2/π, D(x, σ) = x − σ·ε(x_t, t).
+
+    (For the discrete-time ε models of DDPM use ``DiscreteDenoiser``.)
+    """
+
+    def __init__(self, model: Model):
+        self.model = model
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        s = _per_sample(sigma, x)
+        return torch.addcmul(x, self.model(x * torch.rsqrt(s * s + 1), v_sigma_to_t(sigma)), -s)
+
+
 class RFDenoiser:
     """A rectified-flow model ``u(x_t, t) ≈ ε − x0`` (x_t = (1 − t)·x0 + t·ε) as a denoiser.
 

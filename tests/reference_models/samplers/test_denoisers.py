@@ -8,6 +8,7 @@ import torch
 from support.sampler_models import ToyModel, max_rel_err
 
 from reference_models.samplers import (
+    EpsDenoiser,
     RFDenoiser,
     VDenoiser,
     continuous_time,
@@ -48,6 +49,18 @@ def test_euler_on_rfdenoiser_is_rf_euler():
     rf_euler(model, x, t, callback=collect(theirs))
     get_sampler("euler")(RFDenoiser(model), x / (1 - t[0].item()), t / (1 - t), callback=collect(ours))
     assert max_rel_err(torch.stack([s * (1 - tt) for s, tt in zip(ours, t[1:])]), torch.stack(theirs)) < 1e-12
+
+
+def test_eps_denoiser_equals_vdenoiser_on_the_matching_v_model():
+    """ε and v models that make the same prediction (v = (ε − σ_v·x_t)/α) give the same denoiser."""
+    eps = ToyModel(3, seed=5)
+
+    def v_model(x_t, t):
+        a, s = torch.cos(t * math.pi / 2).view(-1, 1, 1), torch.sin(t * math.pi / 2).view(-1, 1, 1)
+        return (eps(x_t, t) - s * x_t) / a
+
+    x, sigma = torch.randn(4, 3, 5, dtype=torch.float64), torch.tensor([0.01, 0.7, 12.0, 500.0], dtype=torch.float64)
+    assert max_rel_err(EpsDenoiser(eps)(x, sigma), VDenoiser(v_model)(x, sigma)) < 1e-10
 
 
 @pytest.mark.parametrize("steps", [10, 50, 1000])

@@ -32,7 +32,9 @@ class SnakeBeta(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.alpha.exp()[None, :, None]
         inv_b = 1.0 / (self.beta.exp()[None, :, None] + 1e-9)
-        return torch.addcmul(x, torch.sin(x * a).square_(), inv_b)
+        if torch.is_grad_enabled():
+            return x + inv_b * torch.sin(x * a).square()
+        return (x * a).sin_().square_().mul_(inv_b).add_(x)  # one buffer instead of four
 
 
 class _WeightNormed:
@@ -51,6 +53,13 @@ class _WeightNormed:
         return v * (self.weight_g / torch.linalg.vector_norm(v, dim=(1, 2), keepdim=True))
 
 
+def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """A 1×1 Conv1d as one matrix product: ``weight`` ``[out, in, 1]``, x ``[B, in, L]`` ->
+    ``[B, out, L]`` (about twice as fast as oneDNN's convolution for it on CPU)."""
+    out = torch.matmul(weight[:, :, 0], x)
+    return out if bias is None else out.add_(bias[:, None])
+
+
 class WNConv1d(_WeightNormed, nn.Conv1d):
     """Weight-normed Conv1d (keys ``weight_g`` ``[out, 1, 1]``, ``weight_v``, ``bias``)."""
 
@@ -59,6 +68,8 @@ class WNConv1d(_WeightNormed, nn.Conv1d):
         self._init_weight_norm()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel_size == (1,) and self.stride == (1,) and self.padding == (0,) and self.groups == 1:
+            return pointwise_conv(x, self.normed_weight(), self.bias)
         return self._conv_forward(x, self.normed_weight(), self.bias)
 
 

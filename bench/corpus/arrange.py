@@ -111,6 +111,8 @@ def arrange(rng: np.random.Generator, score: Score, seconds: float) -> Arrangeme
     """Draw tempo, transposition, ensemble, pans, velocities and segment for ``score``."""
     info = score.info
     fastest = min(TEMPO_MAX, math.floor(60.0 * info.beats / seconds))
+    if fastest < TEMPO_MIN:
+        raise ValueError(f"{info.key}: {info.beats:g} beats cannot last {seconds:g} s at {TEMPO_MIN} bpm or faster")
     tempo = int(rng.integers(TEMPO_MIN, fastest + 1))
     transpose = int(rng.integers(-TRANSPOSE_MAX, TRANSPOSE_MAX + 1))
     names = list(ENSEMBLES)

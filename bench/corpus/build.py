@@ -31,6 +31,7 @@ import hashlib
 import math
 import numbers
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -59,6 +60,7 @@ PEAK_CEILING_DB = -1.0
 TEST_FRACTION = 0.2
 MIN_SECONDS = 1.0
 AUDIO_DIR, TRUTH_DIR, RECORDS_DIR = "audio", "truth", "records"
+_TEMPORARY = re.compile(r"\..+\.[^.]+\.tmp(\.\w+)?")
 
 
 @dataclass
@@ -293,9 +295,9 @@ def _record(out: Path, row: dict) -> ClipRecord:
 
 
 def _remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporary files a killed build left (``atomic_path`` names them ``.<name>.*.tmp<suffix>``)."""
+    """Delete temporary files a killed build left (``atomic_path`` names them ``.<name>.<random>.tmp<suffix>``)."""
     for p in folder.iterdir():
-        if p.name.startswith(".") and ".tmp" in p.name and p.is_file():
+        if _TEMPORARY.fullmatch(p.name) and p.is_file():
             p.unlink()
 
 

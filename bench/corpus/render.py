@@ -78,7 +78,8 @@ def render(
         notes: the notes; parts index ``programs`` and ``pans``.
         programs: General MIDI program (0-127, melodic bank 0) per part.
         pans: MIDI pan controller (CC 10) value per part, 0 = left, 64 = centre, 127 = right.
-        n_samples: output length; notes starting at or after it are not played.
+        n_samples: output length; notes starting at or after it, or shorter than one
+            sample, are not played.
 
     Returns:
         Unnormalised float32 ``[2, n_samples]`` (row 0 left); exact zeros where nothing sounds.
@@ -96,7 +97,7 @@ def render(
         synth.control_change(channel, 10, int(pan))
 
     # events: (sample, 0 = off / 1 = on, part, key, velocity), sorted in that order
-    keep = notes.start < n_samples
+    keep = (notes.start < n_samples) & (notes.end > notes.start)
     part, start, end, key, vel = (np.asarray(a, dtype=np.int64)[keep] for a in
                                   (notes.part, notes.start, notes.end, notes.key, notes.velocity))
     events = np.concatenate([

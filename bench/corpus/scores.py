@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -172,7 +173,9 @@ def load_music21(path: str, number: int | None = None):
     from music21 import corpus, stream
 
     try:
-        s = corpus.parse(path, number=number, forceSource=True) if number else corpus.parse(path, forceSource=True)
+        with warnings.catch_warnings():  # music21 warns about every overfull bar it repairs
+            warnings.simplefilter("ignore")
+            s = corpus.parse(path, number=number, forceSource=True) if number else corpus.parse(path, forceSource=True)
     except Exception as e:  # music21 raises many types for a missing or unreadable work
         raise ConfigError(f"music21 cannot parse corpus piece {path!r} (number {number}): {e}") from None
     if isinstance(s, stream.Opus):

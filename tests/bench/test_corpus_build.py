@@ -1,6 +1,10 @@
 import dataclasses
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -10,6 +14,7 @@ import soundfile as sf
 from bench.corpus import arrange as arr
 from bench.corpus import build, render, scores, truth
 from bench.corpus.build import build_corpus, split_of
+from bench.corpus.check import check_set
 from t2mbench.audio import loudness
 from t2mbench.errors import ConfigError
 from t2mbench.files import sha256_file
@@ -226,6 +231,33 @@ def test_a_crash_leaves_no_partial_files_and_the_rerun_finishes(built, tmp_path,
     result = build_corpus(work, CLIPS, SECONDS, SEED, progress=False)
     assert "clip00002" in result.rendered and "clip00002" not in result.reused
     assert _hashes(work) == _hashes(out)
+
+
+def test_a_build_killed_mid_way_leaves_only_whole_files_and_resumes(built, tmp_path):
+    out, _ = built
+    work, clips = tmp_path / "c", 8  # clips 4-7 of seed 33 are short pieces too
+    code = f"from bench.corpus import build_corpus; build_corpus({str(work)!r}, {clips}, {SECONDS}, {SEED})"
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "T2MBENCH_NO_PROGRESS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and not list(work.glob("records/*.json")):
+        time.sleep(0.002)
+    proc.kill()  # SIGKILL: no cleanup runs
+    proc.wait()
+    assert not (work / "manifest.jsonl").exists(), "the build finished before it could be killed"
+    finished = sorted(p.stem for p in work.glob("records/*.json"))
+    assert finished
+    for wav in work.glob("audio/*.wav"):  # whatever carries a final name is whole
+        assert sf.info(str(wav)).frames == int(SECONDS * SR)
+    for npz in work.glob("truth/*.npz"):
+        assert len(np.load(npz)["melody_midi"]) == int(SECONDS * 100)
+
+    result = build_corpus(work, clips, SECONDS, SEED, progress=False)
+    assert result.reused == finished and len(result.rendered) == clips - len(finished)
+    assert not [p for p in work.rglob("*") if ".tmp" in p.name]
+    assert check_set(work).hashes_verified == clips
+    for cid in ("clip00000", "clip00001", "clip00002", "clip00003"):  # the fixture's first four clips
+        assert sha256_file(work / "audio" / f"{cid}.wav") == sha256_file(out / "audio" / f"{cid}.wav")
 
 
 def test_provenance_records_seeds_versions_and_soundfont(built):

@@ -175,6 +175,7 @@ def make_clip(out: Path, index: int, seed: int, seconds: float, score: scores.Sc
     wav = save_audio(out / AUDIO_DIR / f"{cid}.wav", audio, SAMPLE_RATE, subtype="PCM_16")
 
     tonic, mode = truth.estimate_key(notes, seconds, SAMPLE_RATE)
+    density = round(truth.note_density(notes, seconds), 4)
     times, midi, hz = truth.melody(notes, seconds, SAMPLE_RATE)
     loud_t, loud_db = truth.loudness_curve(audio, SAMPLE_RATE)
     truth_path = truth.write_npz(out / TRUTH_DIR / f"{cid}.npz", {
@@ -183,6 +184,7 @@ def make_clip(out: Path, index: int, seed: int, seconds: float, score: scores.Sc
         "beat_times": notes.beats, "tempo_bpm": np.float64(arrangement.tempo_bpm),
         "loudness_times": loud_t, "loudness_db": loud_db,
         "programs": np.asarray(arrangement.programs, dtype=np.int16),
+        "key": np.str_(tonic), "mode": np.str_(mode), "note_density": np.float64(density),
     })
 
     info = score.info
@@ -216,7 +218,7 @@ def make_clip(out: Path, index: int, seed: int, seconds: float, score: scores.Sc
         "pans": [arr.pan_position(cc) for cc in arrangement.pans],
         "velocities": list(arrangement.velocities),
         "mood": mood,
-        "note_density": round(truth.note_density(notes, seconds), 4),
+        "note_density": density,
         "segment_start_ql": arrangement.start_ql,
         "caption_style": style,
     }

@@ -16,7 +16,9 @@ error, key and instrument prediction, loudness curves).
   consecutive 50-ms windows of the mix as written (before 16-bit quantisation), in dBFS
   (``20 log10 rms``; a full-scale sine reads -3.01), floored at -120 dB, each time the
   window centre;
-- ``programs`` int16 ``[P]``: General MIDI program per part.
+- ``programs`` int16 ``[P]``: General MIDI program per part;
+- ``key`` and ``mode`` (0-d unicode): the clip's key (:func:`estimate_key`), e.g. "Bb", "major";
+- ``note_density`` float64: notes per second (:func:`note_density`), 4 decimals.
 
 The npz is written without timestamps, so the same truth gives the same bytes.
 """

@@ -109,6 +109,7 @@ def test_truth_agrees_with_the_written_audio_and_attributes(built):
         t = np.load(clip.truth)
         a = clip.attributes
         assert float(t["tempo_bpm"]) == a["tempo_bpm"] and t["programs"].tolist() == a["programs"]
+        assert (str(t["key"]), str(t["mode"]), float(t["note_density"])) == (a["key"], a["mode"], a["note_density"])
         assert int(t["frame_rate"]) == 100 and len(t["melody_times"]) == int(SECONDS * 100)
         period = 60.0 / a["tempo_bpm"]
         np.testing.assert_allclose(np.diff(t["beat_times"]), period, atol=1.0 / SR)

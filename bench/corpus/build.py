@@ -76,6 +76,7 @@ class BuildResult:
 
 
 def clip_id(index: int) -> str:
+    """``clip00042`` for index 42."""
     return f"clip{index:05d}"
 
 
@@ -141,7 +142,7 @@ def build_corpus(
     result.rendered = sorted(clip_id(i) for i in rows if clip_id(i) not in result.reused)
 
     result.clips = [_record(out, rows[i]) for i in range(clips)]
-    provenance.write(out, _provenance(out, clips, seconds, seed, result))
+    provenance.write(out, _provenance(clips, seconds, seed, result))
     write_manifest(out, result.clips)
     return result
 
@@ -303,7 +304,7 @@ def _remove_stale_temporaries(folder: Path) -> None:
             p.unlink()
 
 
-def _provenance(out: Path, clips: int, seconds: float, seed: int, result: BuildResult) -> dict:
+def _provenance(clips: int, seconds: float, seed: int, result: BuildResult) -> dict:
     return provenance.collect(
         seeds={"corpus": int(seed)},
         device="cpu",

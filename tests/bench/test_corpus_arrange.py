@@ -83,3 +83,8 @@ def test_clip_notes_time_transpose_and_beats(chorale):
 
 def test_pan_position():
     assert arr.pan_position(64) == 0.0 and arr.pan_position(1) == -1.0 and arr.pan_position(127) == 1.0
+
+
+def test_a_piece_too_short_for_the_clip_is_refused(chorale):
+    with pytest.raises(ValueError, match=r"^bach/bwv268: 43 beats cannot last 50 s at 60 bpm or faster$"):
+        arr.arrange(np.random.default_rng(0), chorale, 50.0)

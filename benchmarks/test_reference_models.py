@@ -11,7 +11,10 @@ same seeded weights (``tests/support/sat_weights.py``) in the same run.
 The standalone form prints one JSON line per case. The upstream side runs
 ``benchmarks/upstream/sat_time.py`` in a subprocess (skipped, with a message, when no upstream
 python is given); both sides exclude model building and weight seeding, and the outputs are
-compared (``max_abs_diff``, in the model dtype). Cases:
+compared (``max_abs_diff``, in the model dtype). Parity is asserted on CPU in float32 only: on
+CUDA the kernels differ (cuDNN runs upstream's 1x1 convolutions in TF32 by default, ours are
+matrix products), and an H100 run showed 0.011 (0.08 with CFG 7) in float32.
+Cases:
 
 - ``tiny_rtf``: ``reference_models.generate`` with the tiny model (seeded weights, real MiniLM):
   4 clips of 10 s, dpmpp_2m, 25 steps, CFG 5, batch 4; real-time factor = wall / audio seconds.
@@ -204,7 +207,7 @@ def test_sao10_dit(benchmark, sao10_dit, name, latents, cfg):
     if name != "dit_cfg_10s":
         up = upstream("dit", PYTHON, latents=latents, cfg=cfg, device=DEVICE, dtype=DTYPE, repeats=REPEATS)
         benchmark.extra_info.update(compare(benchmark.stats.stats.min, out, up))
-        if "max_abs_diff" in benchmark.extra_info and DTYPE == "fp32":
+        if "max_abs_diff" in benchmark.extra_info and (DEVICE, DTYPE) == ("cpu", "fp32"):
             assert benchmark.extra_info["max_abs_diff"] < 1e-3  # same weights, same inputs: the same network
 
 
@@ -213,7 +216,7 @@ def test_sao10_vae_decode_47s(benchmark):
     out = _pedantic(benchmark, vae_job(model, DEVICE, DTYPES[DTYPE]), rounds=REPEATS)
     up = upstream("vae", PYTHON, latents=LATENTS_47S, cfg=1.0, device=DEVICE, dtype=DTYPE, repeats=REPEATS)
     benchmark.extra_info.update(compare(benchmark.stats.stats.min, out, up))
-    if "max_abs_diff" in benchmark.extra_info and DTYPE == "fp32":
+    if "max_abs_diff" in benchmark.extra_info and (DEVICE, DTYPE) == ("cpu", "fp32"):
         assert benchmark.extra_info["max_abs_diff"] < 1e-3
 
 

@@ -39,7 +39,7 @@ from reference_models.guidance import GuidedModel, null_condition
 from reference_models.model import LatentDiffusionModel
 from reference_models.samplers import (
     SAMPLERS,
-    DiscreteDenoiser,
+    EpsDenoiser,
     NFECounter,
     RFDenoiser,
     continuous_time,
@@ -174,10 +174,7 @@ def _sample(
             model_t, noise, v_alpha_bar(DISCRETE_T), ts, prediction=prediction, generator=batch_gen, callback=callback
         )
     if info.space == "sigma" and objective != "v":
-        if objective == "eps":
-            denoiser = DiscreteDenoiser(continuous_time(guided, DISCRETE_T), v_alpha_bar(DISCRETE_T), "epsilon")
-        else:
-            denoiser = RFDenoiser(guided)
+        denoiser = EpsDenoiser(guided) if objective == "eps" else RFDenoiser(guided)
         sigmas = get_sigmas("polyexponential", steps, sigma_min, sigma_max, 1.0, device=noise.device)
         return fn(denoiser, noise * sigmas[0].item(), sigmas, generator=batch_gen, callback=callback, **extra)
     valid = [n for n, s in SAMPLERS.items() if _compatible(objective, s.space)]

@@ -54,6 +54,15 @@ def inputs(config: dict, batch: int, latents: int) -> dict[str, np.ndarray]:
     }
 
 
+def _version(dist: str, module) -> str:
+    import importlib.metadata as md
+
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:  # a source copy on the path
+        return f"source at {Path(module.__file__).parent}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--what", choices=["dit", "vae"], required=True)
@@ -113,13 +122,13 @@ def main() -> None:
             times.append(time.perf_counter() - start)
     if args.out:
         np.savez(args.out, out=out.float().cpu().numpy())
-    import importlib.metadata as md
+    import stable_audio_tools
 
     print(json.dumps({
         "best_s": min(times),
         "times_s": times,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "stable_audio_tools": md.version("stable-audio-tools"),
+        "stable_audio_tools": _version("stable-audio-tools", stable_audio_tools),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }))  # fmt: skip

@@ -8,7 +8,7 @@ import pytest
 import torch
 from support.sat_models import reduced_model, tiny_model
 
-from reference_models import generate, latent_length, load_model
+from reference_models import build, generate, latent_length, load_model
 from t2mbench.errors import ConfigError, MissingWeightsError
 
 PROMPTS = ["a calm piano", "fast drums"]
@@ -76,6 +76,20 @@ def test_negative_prompt_changes_the_audio(tiny, batched):
 def test_v_model_samplers_of_other_families(tiny, sampler):
     r = _run(tiny, prompts=PROMPTS[:1], batch_size=1, sampler=sampler, steps=2, seconds=0.1)
     assert r.nfe == 2 and torch.isfinite(r.audio).all()
+
+
+@pytest.mark.parametrize("sampler", ["euler", "ddim"])
+def test_eps_model(sampler):
+    from support.sat_models import seeded_weights
+
+    from reference_models import load_checkpoint, load_config
+
+    _, config = load_config("tiny")
+    config["model"]["diffusion"]["diffusion_objective"] = "eps"
+    model = build(config)
+    load_checkpoint(model, seeded_weights(model, 7))
+    r = generate(model, ["a calm piano"], sampler=sampler, steps=2, cfg_scale=2.0, seconds=0.1, seed=0)
+    assert model.objective.name == "eps" and r.nfe == 2 and torch.isfinite(r.audio).all()
 
 
 def test_rectified_flow_model_with_pingpong():

@@ -1,6 +1,8 @@
 """``t2mbench metrics parity``: the install message without the upstream package, the missing-weights
 message, and the whole comparison path with a fake runner that computes PaSST through t2mbench."""
 
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -10,13 +12,19 @@ import pytest
 import torch
 from support.passt_weights import passt_weights
 
-from bench.cli import main
 from metrics.embedders.passt import load_passt
 from metrics.kl import kl_divergence
 from t2mbench.audio import load_audio, peak_normalize, save_audio
 
 FIX = np.load(Path(__file__).parents[1] / "fixtures" / "passt" / "passt.npz")
 OFFSET = 0.5  # the fake runner adds --offset to logit 0 of the second file (exact in float32)
+
+
+def t2mbench(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """Run the CLI as a user does, in a fresh process (``python -m bench``) outside the source tree."""
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **env}
+    )
 
 
 def python_without_site_packages(tmp_path: Path) -> Path:
@@ -27,24 +35,24 @@ def python_without_site_packages(tmp_path: Path) -> Path:
     return wrapper
 
 
-def test_upstream_python_without_the_package_says_what_to_install(tmp_path, capsys):
+def test_upstream_python_without_the_package_says_what_to_install(tmp_path):
     py = python_without_site_packages(tmp_path)
-    rc = main(["metrics", "parity", "--embedder", "passt", "--upstream-python", str(py), str(tmp_path / "a.wav")])
-    assert rc == 2
-    assert capsys.readouterr().err == (
+    proc = t2mbench("metrics", "parity", "--embedder", "passt", "--upstream-python", str(py), "a.wav", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == (
         f"t2mbench metrics: error: the upstream python {py} cannot import hear21passt, librosa (needed by "
         f"passt_runner.py): install with `{py} -m pip install hear21passt==0.0.26 librosa` "
         "(hear21passt brings torch, torchaudio and timm)\n"
     )
 
 
-def test_missing_weights_say_where_to_put_the_file(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("T2MBENCH_HOME", str(tmp_path / "home"))
+def test_missing_weights_say_where_to_put_the_file(tmp_path):
     runner = tmp_path / "runner.py"
     runner.write_text("raise SystemExit('not reached')\n")
-    rc = main(["metrics", "parity", "--embedder", "passt", "--runner", str(runner), str(tmp_path / "a.wav")])
-    assert rc == 2
-    err = capsys.readouterr().err
+    args = ["metrics", "parity", "--embedder", "passt", "--runner", str(runner), "a.wav"]
+    proc = t2mbench(*args, cwd=tmp_path, T2MBENCH_HOME=str(tmp_path / "home"))
+    assert proc.returncode == 2
+    err = proc.stderr
     dest = tmp_path / "home" / "weights" / "passt-s-f128-p16-s10-ap.476-swa.pt"
     assert f"expected {dest.name} at {dest}; download it from https://github.com/kkoutini/PaSST/releases/" in err
 
@@ -73,7 +81,7 @@ def state():
     return {k: torch.from_numpy(v) for k, v in passt_weights(0).items()}
 
 
-def test_parity_prints_the_differences_of_embeddings_and_kl(tmp_path, capsys, state):
+def test_parity_prints_the_differences_of_embeddings_and_kl(tmp_path, state):
     checkpoint = tmp_path / "seeded.pt"
     torch.save(state, checkpoint)
     runner = tmp_path / "fake_runner.py"
@@ -83,8 +91,8 @@ def test_parity_prints_the_differences_of_embeddings_and_kl(tmp_path, capsys, st
     save_audio(files[1], FIX["audio__1p5s_32k"][:, :32000].astype(np.float32) / 32768, 32000)
 
     args = ["metrics", "parity", "--embedder", "passt", "--checkpoint", str(checkpoint), "--no-verify"]
-    rc = main([*args, "--runner", str(runner), f"--runner-arg=--offset={OFFSET}", *map(str, files)])
-    out = capsys.readouterr().out.splitlines()
+    proc = t2mbench(*args, "--runner", str(runner), f"--runner-arg=--offset={OFFSET}", *map(str, files), cwd=tmp_path)
+    out = proc.stdout.splitlines()
 
     model = load_passt(state)
     ours = [model.embed(torch.from_numpy(peak_normalize(load_audio(f)[0]))[None], 32000)[0].numpy() for f in files]
@@ -93,7 +101,7 @@ def test_parity_prints_the_differences_of_embeddings_and_kl(tmp_path, capsys, st
     kl_theirs = kl_divergence(np.stack(theirs), np.stack(theirs[::-1])).mean()
     peak = max(np.abs(t).max() for t in theirs)
 
-    assert rc == 1  # relative difference ~5e-2 > the default tolerance 1e-4
+    assert proc.returncode == 1, proc.stderr  # relative difference ~5e-2 > the default tolerance 1e-4
     assert out[0] == f"parity of t2mbench passt with {runner} under {sys.executable}"
     assert out[1].startswith(f"weights: {checkpoint} (sha256 ") and out[1].endswith("..., not the published file)")
     assert out[2].split()[-4:] == ["max", "abs", "difference", "0.00e+00"]

@@ -6,8 +6,9 @@ stable-audio-metrics call) or ours (``metrics.embedders.clap``), in a fresh proc
 ``--side upstream`` needs a python with laion-clap (e.g. /work/fixenv/t291/bin/python); ``--side ours``
 needs t2mbench. Both load the same checkpoint file, embed the same seeded noise clip (numpy seed 0
 before the clip), and report the best wall time of ``repeats`` embeddings after one warm-up
-(``seconds``), the resident memory after loading (``load_rss_mb``) and the process's peak
-(``peak_rss_mb``, which includes the weights).
+(``seconds``) and the least process CPU time (``cpu_seconds``, steadier on a busy machine), the
+resident memory after loading (``load_rss_mb``) and the process's peak (``peak_rss_mb``, which
+includes the weights).
 """
 
 from __future__ import annotations
@@ -61,15 +62,23 @@ def main() -> None:
     load_rss = rss_mb()
     wave = (0.1 * np.random.default_rng(0).standard_normal(int(args.seconds * SR))).astype(np.float32)
     run(wave)
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         run(wave)
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         json.dumps(
-            {"side": args.side, "seconds": min(times), "times": times, "load_rss_mb": load_rss, "peak_rss_mb": peak}
+            {
+                "side": args.side,
+                "seconds": min(times),
+                "times": times,
+                "cpu_seconds": min(cpu),
+                "load_rss_mb": load_rss,
+                "peak_rss_mb": peak,
+            }
         )
     )
 

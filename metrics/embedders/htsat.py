@@ -11,7 +11,9 @@ the 8D-wide clip embedding ``[B, 8D]`` (D = 96 for HTSAT-tiny, 128 for HTSAT-bas
    along width (63 columns, zero-padded to 64) and fused into the global map by AFF. LayerNorm.
 4. Four Swin stages (window 8, shift 4 on odd blocks while the map is larger than the window,
    relative position bias, shifted-window mask of -100, exact GELU MLP ×4, LayerNorm eps 1e-5),
-   patch merging after stages 1-3 (concatenation order (0,0), (1,0), (0,1), (1,1)).
+   patch merging after stages 1-3 (concatenation order (0,0), (1,0), (0,1), (1,1)). Tokens are
+   gathered once per block into the order of its (shifted) windows instead of upstream's
+   roll/partition/reverse/roll: the same numbers with one copy instead of four.
 5. Final LayerNorm; the embedding is the mean over the 64 tokens. The clip-wise head (``tscam_conv``,
    ``head``) only produces AudioSet outputs and is not built.
 
@@ -21,6 +23,8 @@ Module names follow the upstream state dict, so checkpoints load without renamin
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -104,12 +108,33 @@ class WindowAttention(nn.Module):
         return self.proj(out.transpose(2, 3).reshape(b, nw, n, c))
 
 
+def window_order(resolution: int, shift: int | None) -> torch.Tensor:
+    """Row-major token indices ``[R²]`` listed window by window (8×8 windows row-major, tokens row-major
+    inside) after a cyclic shift of the map by ``-shift``; ``shift=None`` is the row-major order itself."""
+    if shift is None:
+        return torch.arange(resolution * resolution)
+    n = resolution // WINDOW
+    a, b, i, j = torch.meshgrid(*(torch.arange(k) for k in (n, n, WINDOW, WINDOW)), indexing="ij")
+    return (((a * WINDOW + i + shift) % resolution) * resolution + (b * WINDOW + j + shift) % resolution).flatten()
+
+
+@functools.lru_cache(maxsize=64)
+def reorder_index(resolution: int, src: int | None, dst: int | None, device: torch.device) -> torch.Tensor | None:
+    """Gather index taking tokens from ``window_order(src)`` to ``window_order(dst)``; ``None`` if equal."""
+    index = torch.argsort(window_order(resolution, src))[window_order(resolution, dst)]
+    return None if torch.equal(index, torch.arange(index.numel())) else index.to(device)
+
+
 class SwinBlock(nn.Module):
-    """``x += W-MSA(LN1 x)`` (cyclically shifted when ``shift``), ``x += MLP(LN2 x)``."""
+    """``x += W-MSA(LN1 x)`` (cyclically shifted windows when ``shift``), ``x += MLP(LN2 x)``.
+
+    Tokens arrive already in :func:`window_order` for this block's shift, so the windows are
+    contiguous runs of 64 tokens: LayerNorm and MLP act per token, and the roll/partition/reverse/roll
+    of the upstream block reduce to the one gather :class:`Stage` does between blocks.
+    """
 
     def __init__(self, dim: int, heads: int, resolution: int, shifted: bool) -> None:
         super().__init__()
-        self.resolution = resolution
         self.shift = SHIFT if shifted and resolution > WINDOW else 0  # a single window is never shifted
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, heads)
@@ -126,17 +151,10 @@ class SwinBlock(nn.Module):
             self.attn_mask = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, c = x.shape
-        r, n = self.resolution, self.resolution // WINDOW
-        y = self.norm1(x).view(b, r, r, c)
-        if self.shift:
-            y = torch.roll(y, (-self.shift, -self.shift), (1, 2))
-        y = y.view(b, n, WINDOW, n, WINDOW, c).transpose(2, 3).reshape(b, n * n, WINDOW * WINDOW, c)
-        y = self.attn(y, self.attn_mask)
-        y = y.view(b, n, n, WINDOW, WINDOW, c).transpose(2, 3).reshape(b, r, r, c)
-        if self.shift:
-            y = torch.roll(y, (self.shift, self.shift), (1, 2))
-        x = x + y.reshape(b, r * r, c)
+        """``x [B, R², C]`` in this block's window order → the same shape and order."""
+        b, length, c = x.shape
+        y = self.attn(self.norm1(x).view(b, length // WINDOW**2, WINDOW**2, c), self.attn_mask)
+        x = x + y.view(b, length, c)
         return x + self.mlp(self.norm2(x))
 
 
@@ -165,9 +183,18 @@ class Stage(nn.Module):
         self.downsample = PatchMerging(dim) if merge else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, R², C]`` row-major → ``[B, R²/4, 2C]`` (merged) or ``[B, R², C]`` (last stage)."""
+        order = None
         for block in self.blocks:
+            x = self._reorder(x, order, block.shift)
+            order = block.shift
             x = block(x)
+        x = self._reorder(x, order, None)
         return x if self.downsample is None else self.downsample(x, self.resolution)
+
+    def _reorder(self, x: torch.Tensor, src: int | None, dst: int | None) -> torch.Tensor:
+        index = reorder_index(self.resolution, src, dst, x.device)
+        return x if index is None else x.index_select(1, index)
 
 
 class HTSAT(nn.Module):

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -89,19 +90,21 @@ def inputs(batch: int, latents: int, device: str, dtype: torch.dtype) -> dict[st
     }
 
 
-def timed(fn, device: str, repeats: int) -> tuple[float, list[float], torch.Tensor]:
-    """Best and all wall times of ``fn()`` and its last output."""
-    times = []
+def timed(fn, device: str, repeats: int) -> tuple[float, list[float], float, torch.Tensor]:
+    """Best and all wall times of ``fn()``, its best process CPU time (all threads) and its
+    last output."""
+    times, cpu_times = [], []
     with torch.inference_mode():
         for _ in range(repeats):
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             out = fn()
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
-    return min(times), times, out
+            cpu_times.append(time.process_time() - cpu_start)
+    return min(times), times, min(cpu_times), out
 
 
 def upstream(what: str, python: str | None, *, latents: int, cfg: float, device: str, dtype: str, repeats: int) -> dict:
@@ -120,15 +123,19 @@ def upstream(what: str, python: str | None, *, latents: int, cfg: float, device:
     return result
 
 
-def compare(ours_s: float, ours_out: torch.Tensor, up: dict) -> dict:
-    """Ratio ours / upstream (below 1: ours faster) and the largest output difference."""
+def compare(ours_s: float, ours_out: torch.Tensor, up: dict, ours_cpu_s: float | None = None) -> dict:
+    """Ratio ours / upstream (below 1: ours faster), in wall and in CPU time, and the largest
+    output difference."""
     if "skipped" in up:
         return {"upstream": up["skipped"]}
     diff = float(np.abs(ours_out.float().cpu().numpy() - up["out"]).max())
+    cpu = {} if ours_cpu_s is None else {"ratio_cpu_time_ours_over_upstream": ours_cpu_s / up["best_cpu_s"]}
     return {
         "upstream_best_s": up["best_s"],
         "upstream_times_s": up["times_s"],
+        "upstream_best_cpu_s": up["best_cpu_s"],
         "ratio_ours_over_upstream": ours_s / up["best_s"],
+        **cpu,
         "max_abs_diff": diff,
         "upstream_peak_rss_mib": up["peak_rss_mib"],
         "upstream_torch": up["torch"],
@@ -238,13 +245,21 @@ def main() -> None:
     }
 
     def report(case: str, fn, upstream_args: dict | None = None, info=None) -> None:
-        best, times, out = timed(fn, args.device, args.repeats if case != "tiny_rtf" else 1)
-        row = {"case": case, "best_s": best, "times_s": times, **common, **(info(out) if info else {})}
+        best, times, cpu, out = timed(fn, args.device, args.repeats if case != "tiny_rtf" else 1)
+        row = {
+            "case": case,
+            "best_s": best,
+            "times_s": times,
+            "best_cpu_s": cpu,
+            "peak_rss_mib_so_far": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            **common,
+            **(info(out) if info else {}),
+        }
         if upstream_args is not None:
             up = upstream(
                 python=args.upstream_python, device=args.device, dtype=args.dtype, repeats=args.repeats, **upstream_args
             )
-            row.update(compare(best, out, up))
+            row.update(compare(best, out, up, cpu))
         print(json.dumps(row), flush=True)
 
     if "tiny" in only:

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from reference_models.checkpoints import load_checkpoint
+from reference_models.conditioners import TextConditioner
 from reference_models.factory import CONFIG_FILENAME, build
 from reference_models.guidance import GuidedModel, null_condition
 from reference_models.model import LatentDiffusionModel
@@ -101,13 +102,22 @@ def load_model(
     checkpoint: str | os.PathLike | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    text_encoder: str | os.PathLike | None = None,
 ) -> LatentDiffusionModel:
     """Build a model (shipped config name, JSON file or folder with ``model_config.json``) on
-    the meta device and load its weights straight onto ``device`` in ``dtype``."""
+    the meta device and load its weights straight onto ``device`` in ``dtype``.
+
+    ``text_encoder``: a folder with the prompt encoder's Hugging Face files (T5 for the SAO
+    models), instead of ``$T2MBENCH_HOME/weights/<name>/`` or the Hugging Face cache.
+    """
     model = build(name_or_path, device="meta", dtype=dtype)
     path = checkpoint_path(model, name_or_path, checkpoint)
     load_checkpoint(model, path)
     model.checkpoint = {"path": str(path), "sha256": hash_file(path)}
+    if text_encoder is not None:
+        for conditioner in model.conditioner.conditioners.values():
+            if isinstance(conditioner, TextConditioner):
+                conditioner.encoder.path = text_encoder
     return model.to(device)
 
 
@@ -255,7 +265,8 @@ def generate(
     model.to(device)
     length = latent_length(model, seconds, full_window)
     n_samples = round(seconds * model.sample_rate)
-    dtype = model.dit.preprocess_conv.weight.dtype
+    dtype = model.dit.preprocess_conv.weight.dtype  # the DiT's; sampler state stays float32
+    vae_dtype = next(model.pretransform.parameters()).dtype
     guidance_objective = "rectified_flow" if model.objective.name in ("rectified_flow", "rf_denoiser") else "v"
     now = _timed(device)
     timings = dict.fromkeys(STAGES, 0.0)
@@ -276,7 +287,7 @@ def generate(
                 uncond = null_condition(cond, negative=neg_cross)
             t1 = now()
             generators = [torch.Generator().manual_seed(seed + b0 + i) for i in range(n)]
-            noise = _clip_noise(generators, (model.latent_channels, length)).to(device=device, dtype=dtype)
+            noise = _clip_noise(generators, (model.latent_channels, length)).to(device)
             guided = NFECounter(
                 GuidedModel(model, cond, uncond, scale=settings["cfg_scale"], objective=guidance_objective)
             )
@@ -293,7 +304,7 @@ def generate(
                 callback=step_cb,
             )
             t2 = now()
-            audio = model.pretransform.decode(latents)[..., :n_samples]
+            audio = model.pretransform.decode(latents.to(vae_dtype))[..., :n_samples]
             outputs.append(audio.float().cpu())
             t3 = now()
             nfe = guided.nfe

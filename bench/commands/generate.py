@@ -72,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--full-window", action="store_true", help="denoise the whole training window, as the reference pipelines"
     )
+    p.add_argument("--text-encoder", metavar="DIR", help="folder with the prompt encoder's files (t5-base for SAO)")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="model dtype")
     p.set_defaults(func=run)
@@ -128,7 +129,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "negative prompts are given for some prompts only; give one for every prompt or --negative-prompt"
         )
-    model = load_model(args.model, checkpoint=args.checkpoint, device=args.device, dtype=DTYPES[args.dtype])
+    model = load_model(
+        args.model,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        dtype=DTYPES[args.dtype],
+        text_encoder=args.text_encoder,
+    )
     result = generate(
         model,
         [r["prompt"] for r in rows],

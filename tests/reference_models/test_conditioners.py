@@ -86,3 +86,5 @@ def test_missing_t5_names_the_folder(tmp_path, monkeypatch):
         MissingWeightsError, match=rf"T5 text encoder 't5-base' not found .*t5-base files .* in {where}"
     ):
         enc.encode(["a prompt"], max_length=8)
+    with pytest.raises(MissingWeightsError, match=rf"T5 text encoder 't5-base' not found \({tmp_path}/mine: OSError\)"):
+        T5Encoder("t5-base", 768, path=tmp_path / "mine").encode(["a prompt"], max_length=8)

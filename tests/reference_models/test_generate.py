@@ -78,6 +78,16 @@ def test_v_model_samplers_of_other_families(tiny, sampler):
     assert r.nfe == 2 and torch.isfinite(r.audio).all()
 
 
+def test_bfloat16_model_keeps_the_sampler_state_in_float32():
+    model = tiny_model().to(torch.bfloat16)
+    states = []
+    r = generate(
+        model, ["a calm piano"], sampler="dpmpp_2m", steps=2, cfg_scale=3.0, seconds=0.1, seed=0, callback=states.append
+    )
+    assert [s["x"].dtype for s in states] == [torch.float32] * 2
+    assert r.audio.dtype == torch.float32 and torch.isfinite(r.audio).all() and r.settings["dtype"] == "bfloat16"
+
+
 @pytest.mark.parametrize("sampler", ["euler", "ddim"])
 def test_eps_model(sampler):
     from support.sat_models import seeded_weights

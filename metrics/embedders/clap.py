@@ -153,6 +153,10 @@ class Roberta(nn.Module):
         self.pooler.dense = nn.Linear(TEXT_DIM, TEXT_DIM)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``ids``, ``mask`` ``[B, L]`` (right-padded) → ``[B, 768]``. Columns that are padding in every row
+        are dropped first: masked keys carry zero attention weight, so the result is the same, cheaper."""
+        used = int(mask.sum(dim=1).max())
+        ids, mask = ids[:, :used], mask[:, :used]
         emb = self.embeddings
         real = (ids != PAD_ID).long()
         positions = torch.cumsum(real, dim=1) * real + PAD_ID  # real tokens from 2, padding at 1

@@ -11,7 +11,9 @@ Three ways to get tr (Σ_a Σ_b)^½ (``method=``):
 
 - ``"cholesky"`` (default, exact and fast): rank-revealing pivoted Cholesky factors
   Σ = F Fᵀ (LAPACK ``dpstrf``; pivots below ``D·eps·max diag`` end the factor), then
-  tr (Σ_a Σ_b)^½ = Σ_i σ_i(F_aᵀ F_b), the nuclear norm of F_aᵀ F_b. This is the
+  tr (Σ_a Σ_b)^½ = Σ_i σ_i(F_aᵀ F_b), the nuclear norm of F_aᵀ F_b (singular values by LAPACK
+  gesdd through ``torch.linalg.svdvals``, float64; MKL's is ~20 % faster than numpy's OpenBLAS
+  at 2048²). This is the
   symmetric-eigendecomposition route (the σ_i² are the eigenvalues of the symmetric PSD
   matrix F_aᵀ Σ_b F_a, similar to Σ_a Σ_b) computed without squaring: singular values are
   accurate to eps·‖F_aᵀF_b‖, whereas eigenvalues of Σ_a Σ_b (or of Σ_a^½ Σ_b Σ_a^½) are
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy.linalg import lapack
+from scipy.linalg import blas, lapack
 
 Method = Literal["cholesky", "sqrtm", "eig"]
 METHODS: tuple[str, ...] = ("cholesky", "sqrtm", "eig")
@@ -73,14 +75,14 @@ class StatsAccumulator:
 
     def update(self, x: np.ndarray) -> None:
         """Add embedding rows ``x`` [n, D] (any float dtype; NaN/Inf raise)."""
-        x = _as_rows(x, "embeddings")
+        x = _as_rows(x, "embeddings", copy=True)  # centred in place below
         if self._mean is not None and x.shape[1] != self._mean.shape[0]:
             raise ValueError(f"embeddings have dimension {x.shape[1]}, earlier ones {self._mean.shape[0]}")
         if x.shape[0] == 0:
             return
         mean_b = x.mean(axis=0)
-        xc = x - mean_b
-        scatter_b = xc.T @ xc
+        x -= mean_b
+        scatter_b = _gram(x)
         n_b = x.shape[0]
         if self._mean is None:
             self._mean, self._scatter, self.n = mean_b, scatter_b, n_b
@@ -96,6 +98,13 @@ class StatsAccumulator:
         if self._mean is None or self.n < 2:
             raise ValueError(f"a covariance needs at least 2 embedding frames, got {self.n}")
         return GaussianStats(self._mean.copy(), self._scatter / (self.n - 1), self.n)
+
+
+def _gram(xc: np.ndarray) -> np.ndarray:
+    """xcᵀ xc for rows ``xc`` [n, D] (float64): BLAS ``dsyrk`` on the Fortran view ``xc.T`` (half
+    the flops of a general product, no copy), then the lower triangle mirrored."""
+    upper = blas.dsyrk(1.0, xc.T, trans=0, lower=0)
+    return np.triu(upper) + np.triu(upper, 1).T
 
 
 def embedding_stats(x: np.ndarray) -> GaussianStats:
@@ -123,8 +132,8 @@ def frechet_distance_from_stats(a: GaussianStats, b: GaussianStats, *, method: M
     if a.mu.shape != b.mu.shape or a.sigma.shape != b.sigma.shape:
         raise ValueError(f"statistics have different dimensions: {a.mu.shape[0]} and {b.mu.shape[0]}")
     diff = a.mu - b.mu
-    tr_sqrt = trace_sqrt_product(a.sigma, b.sigma, method=method)
-    return float(diff @ diff + np.trace(a.sigma) + np.trace(b.sigma) - 2.0 * tr_sqrt)
+    rest = float(diff @ diff + np.trace(a.sigma) + np.trace(b.sigma))
+    return rest - 2.0 * trace_sqrt_product(a.sigma, b.sigma, method=method)
 
 
 def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray, *, method: Method = "cholesky") -> float:
@@ -161,9 +170,17 @@ def psd_factor(sigma: np.ndarray) -> np.ndarray:
 
 def nuclear_norm_of_product(f1: np.ndarray, f2: np.ndarray) -> float:
     """Σ_i σ_i(F1ᵀ F2) = tr (F1F1ᵀ · F2F2ᵀ)^½ for factors ``f1`` [D, r1], ``f2`` [D, r2]."""
-    if f1.shape[1] == 0 or f2.shape[1] == 0:
+    return _nuclear_norm(f1.T @ f2)
+
+
+def _nuclear_norm(m: np.ndarray) -> float:
+    """Sum of the singular values of ``m`` (float64, no vectors)."""
+    if 0 in m.shape:
         return 0.0
-    return float(np.linalg.svd(f1.T @ f2, compute_uv=False).sum())
+    import torch
+
+    with torch.inference_mode():
+        return float(torch.linalg.svdvals(torch.from_numpy(np.ascontiguousarray(m, dtype=np.float64))).sum())
 
 
 def data_factor(x: np.ndarray) -> np.ndarray:
@@ -262,8 +279,8 @@ def per_song_fd(clips: Mapping[str, np.ndarray], reference: GaussianStats) -> di
     return out
 
 
-def _as_rows(x: np.ndarray, what: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
+def _as_rows(x: np.ndarray, what: str, *, copy: bool = False) -> np.ndarray:
+    x = np.array(x, dtype=np.float64, copy=True) if copy else np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"{what} must have shape [N, D], got {x.shape}")
     if not np.isfinite(x).all():

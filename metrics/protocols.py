@@ -216,7 +216,7 @@ class FrechetMetric(Metric):
     """
 
     higher_is_better = False
-    protocol_version = "sam-openl3-fd-1"
+    protocol_version = "sam-fd-1"
 
     def __init__(
         self,
@@ -335,7 +335,7 @@ class KLMetric(ClipMeanMetric):
     mean over pairs. ``update(gen_logits [B, C], ref_logits [B, C], ids)`` for arrays."""
 
     paired = True
-    protocol_version = "sam-passt-kld-1"
+    protocol_version = "sam-kld-1"
 
     def __init__(self, *, kind: Kind = "softmax", ci_resamples: int | None = None, confidence: float = CONFIDENCE,
                  seed: int = 0, **protocol: Any) -> None:

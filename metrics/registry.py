@@ -22,6 +22,9 @@ from t2mbench.errors import ConfigError
 FD_OPENL3 = {"embedder": "openl3", "sample_rate": 44_100, "channels": 2, "peak_stage": "native"}
 KL_PASST = {"embedder": "passt", "sample_rate": 32_000, "channels": 1, "peak_stage": "resampled"}
 CLAP = {"embedder": "clap", "sample_rate": 48_000, "channels": 1, "peak_stage": "resampled"}  # int16 in the embedder
+# the corpus evaluator at its own rate (32 kHz), mono, SAM's peak normalisation; its KL and CLAP
+# vectors are its attribute logits and joint-space clip embeddings
+EVALUATOR = {"embedder": "evaluator", "sample_rate": None, "channels": 1, "peak_stage": "resampled"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,11 @@ _METRICS: dict[str, MetricSpec] = {
     "sisdr": MetricSpec(SISDR, "SI-SDR in dB (auraloss SISDRLoss, negated; SAT eval)"),
     "melody_acc": MetricSpec(MelodyAccuracy, "MuseControlLite chroma melody accuracy vs the reference audio"),
     "pitch_acc": MetricSpec(PitchAccuracy, "mir_eval raw pitch/chroma and overall accuracy vs the truth melody"),
+    "fd_evaluator": MetricSpec(FrechetMetric, "Fréchet distance of the corpus evaluator's windows", EVALUATOR),
+    "kl_evaluator": MetricSpec(KLMetric, "KL of the corpus evaluator's attribute logits",
+                               {**EVALUATOR, "audio_output": "attribute_logits"}),
+    "clap_evaluator": MetricSpec(ClapScoreMetric, "corpus evaluator audio-caption cosine",
+                                 {**EVALUATOR, "audio_output": "clip_embedding"}),
 }
 
 

@@ -36,7 +36,8 @@ def test_scores_a_set_and_prints_the_aggregates(tmp_path, capsys, monkeypatch):
 def test_list_names_every_metric(capsys):
     assert main(["score", "--list"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert names == ["fd_openl3", "kl_passt", "clap", "stft", "mel", "sisdr", "melody_acc", "pitch_acc"]
+    assert names == ["fd_openl3", "kl_passt", "clap", "stft", "mel", "sisdr", "melody_acc", "pitch_acc", "fd_evaluator",
+                     "kl_evaluator", "clap_evaluator"]
 
 
 @pytest.mark.parametrize(

@@ -177,3 +177,25 @@ def test_protocol_settings_are_validated():
         EmbeddingProtocol(embedder="openl3", channels=3)
     with pytest.raises(ConfigError, match=r"embedder 'openl3' is not loaded: call prepare\(\) first"):
         EmbeddingProtocol(embedder="openl3").audio(None)
+
+
+def test_evaluator_names_are_the_same_protocols_on_the_shipped_evaluator(tmp_path):
+    gen_dir, ref_dir = write_pair(tmp_path, n=2, seconds=3.0)
+    fd, kl = get_metric("fd_evaluator", ci_resamples=0), get_metric("kl_evaluator", ci_resamples=0)
+    assert type(fd) is type(get_metric("fd_openl3")) and type(kl) is type(get_metric("kl_passt"))
+    fd.prepare(None)
+    kl.prepare(None)
+    evaluator = fd.protocol.embedder
+    assert evaluator.name == "evaluator" and fd.protocol.rate == 32_000
+    frames, logits = {"g": [], "r": []}, {"g": [], "r": []}
+    for item in _items(gen_dir, ref_dir):
+        fd.feed(item)
+        kl.feed(item)
+        for side, clip in (("g", item.generated), ("r", item.reference)):
+            x = torch.from_numpy(fd.protocol.audio(clip)[None])
+            frames[side].append(evaluator.embed(x, 32_000).numpy()[0])
+            logits[side].append(evaluator.attribute_logits(x, 32_000).numpy()[0])
+    expected_fd = frechet_distance(np.concatenate(frames["g"]), np.concatenate(frames["r"]))
+    assert fd.compute().value == pytest.approx(expected_fd, rel=1e-6)
+    expected_kl = kl_divergence(np.array(logits["g"]), np.array(logits["r"])).mean()
+    assert kl.compute().value == pytest.approx(expected_kl, rel=1e-6)

@@ -79,7 +79,7 @@ def test_summary_and_provenance_record_versions_settings_and_weights(full_run):
     root, _, _, run, emb = full_run
     summary = json.loads((root / "out" / "summary.json").read_text())
     fd = summary["metrics"]["fd_openl3"]
-    assert fd["protocol_version"] == "sam-openl3-fd-1"
+    assert fd["protocol_version"] == "sam-fd-1"
     assert fd["settings"]["sample_rate"] == 44_100 and fd["settings"]["channels"] == 2
     assert fd["settings"]["embedder_settings"]["protocol_version"] == "stand-in-1"
     assert fd["weights"] == {"stand_in": emb["frames"].weights_sha256}

@@ -23,32 +23,43 @@ HF = "https://huggingface.co/stabilityai"
 # which could not be read from here; the first verified download should pin them.
 _NO_HASH = "no published sha256 reachable (gated Hugging Face repo): the file is not verified"
 
+
+def _sao(name: str, repo: str, description: str) -> WeightFile:
+    return register(
+        WeightFile(
+            name=name,
+            filename=f"{repo}/model.safetensors",
+            url=f"{HF}/{repo}/resolve/main/model.safetensors",
+            sha256=None,
+            description=description,
+            note=_NO_HASH + "; model.ckpt from the same repo loads too (pass its path)",
+        )
+    )
+
+
 WEIGHTS = {
-    "sao-1.0": register(WeightFile(
-        name="sao-1.0",
-        filename="stable-audio-open-1.0/model.safetensors",
-        url=f"{HF}/stable-audio-open-1.0/resolve/main/model.safetensors",
-        sha256=None,
-        description="Stable Audio Open 1.0: DiT, Oobleck VAE and timing conditioners (T5-base separately)",
-        note=_NO_HASH + "; model.ckpt from the same repo loads too (pass its path)",
-    )),
-    "sao-small": register(WeightFile(
-        name="sao-small",
-        filename="stable-audio-open-small/model.safetensors",
-        url=f"{HF}/stable-audio-open-small/resolve/main/model.safetensors",
-        sha256=None,
-        description="Stable Audio Open Small: DiT (ARC), Oobleck VAE, seconds_total conditioner (T5-base separately)",
-        note=_NO_HASH + "; model.ckpt from the same repo loads too (pass its path)",
-    )),
-    "tiny": register(WeightFile(
-        name="tiny",
-        filename="t2mbench-tiny/model.safetensors",
-        url=None,
-        sha256=None,
-        description="t2mbench tiny model (16 kHz mono), trained by t2mbench itself",
-        note="no trained weights are published yet: train them with t2mbench, or pass a checkpoint path",
-    )),
-}  # fmt: skip
+    "sao-1.0": _sao(
+        "sao-1.0",
+        "stable-audio-open-1.0",
+        "Stable Audio Open 1.0: DiT, Oobleck VAE and timing conditioners (T5-base separately)",
+    ),
+    "sao-small": _sao(
+        "sao-small",
+        "stable-audio-open-small",
+        "Stable Audio Open Small: DiT (ARC), Oobleck VAE, seconds_total (T5-base separately)",
+    ),
+    "tiny": register(
+        WeightFile(
+            name="tiny",
+            filename="t2mbench-tiny/model.safetensors",
+            url=None,
+            sha256=None,
+            description="t2mbench tiny model (16 kHz mono), trained by t2mbench itself",
+            note="no trained weights are published yet: train them with t2mbench, or pass a checkpoint path",
+        )
+    ),
+}
+
 
 SAT_PREFIXES = ("model.model.", "conditioner.conditioners.", "pretransform.model.")
 
@@ -127,36 +138,33 @@ def load_checkpoint(
 
 # ---- diffusers names -------------------------------------------------------------------
 
-_DIT_TO_DIFFUSERS = [
-    (r"^timestep_features\.", "time_proj."),
-    (r"^to_timestep_embed\.", "timestep_proj."),
-    (r"^to_global_embed\.", "global_proj."),
-    (r"^to_cond_embed\.", "cross_attention_proj."),
-    (r"^transformer\.project_in\.", "proj_in."),
-    (r"^transformer\.project_out\.", "proj_out."),
-    (r"^transformer\.layers\.(\d+)\.", r"transformer_blocks.\1."),
-    (r"\.pre_norm\.gamma$", ".norm1.weight"), (r"\.pre_norm\.beta$", ".norm1.bias"),
-    (r"\.cross_attend_norm\.gamma$", ".norm2.weight"), (r"\.cross_attend_norm\.beta$", ".norm2.bias"),
-    (r"\.ff_norm\.gamma$", ".norm3.weight"), (r"\.ff_norm\.beta$", ".norm3.bias"),
-    (r"\.self_attn\.", ".attn1."), (r"\.cross_attn\.", ".attn2."),
-    (r"\.to_out\.weight$", ".to_out.0.weight"),
-    (r"\.ff\.ff\.", ".ff.net."),
+# DiT name fragments, stable-audio-tools <-> diffusers ("^"/"$" anchor, "{n}" a block index)
+_DIT_NAMES = [
+    ("^timestep_features.", "^time_proj."),
+    ("^to_timestep_embed.", "^timestep_proj."),
+    ("^to_global_embed.", "^global_proj."),
+    ("^to_cond_embed.", "^cross_attention_proj."),
+    ("^transformer.project_in.", "^proj_in."),
+    ("^transformer.project_out.", "^proj_out."),
+    ("^transformer.layers.{n}.", "^transformer_blocks.{n}."),
+    (".pre_norm.gamma$", ".norm1.weight$"), (".pre_norm.beta$", ".norm1.bias$"),
+    (".cross_attend_norm.gamma$", ".norm2.weight$"), (".cross_attend_norm.beta$", ".norm2.bias$"),
+    (".ff_norm.gamma$", ".norm3.weight$"), (".ff_norm.beta$", ".norm3.bias$"),
+    (".self_attn.", ".attn1."), (".cross_attn.", ".attn2."),
+    (".to_out.weight$", ".to_out.0.weight$"),
+    (".ff.ff.", ".ff.net."),
 ]  # fmt: skip
-_DIT_FROM_DIFFUSERS = [
-    (r"^time_proj\.", "timestep_features."),
-    (r"^timestep_proj\.", "to_timestep_embed."),
-    (r"^global_proj\.", "to_global_embed."),
-    (r"^cross_attention_proj\.", "to_cond_embed."),
-    (r"^proj_in\.", "transformer.project_in."),
-    (r"^proj_out\.", "transformer.project_out."),
-    (r"^transformer_blocks\.(\d+)\.", r"transformer.layers.\1."),
-    (r"\.norm1\.weight$", ".pre_norm.gamma"), (r"\.norm1\.bias$", ".pre_norm.beta"),
-    (r"\.norm2\.weight$", ".cross_attend_norm.gamma"), (r"\.norm2\.bias$", ".cross_attend_norm.beta"),
-    (r"\.norm3\.weight$", ".ff_norm.gamma"), (r"\.norm3\.bias$", ".ff_norm.beta"),
-    (r"\.attn1\.", ".self_attn."), (r"\.attn2\.", ".cross_attn."),
-    (r"\.to_out\.0\.weight$", ".to_out.weight"),
-    (r"\.ff\.net\.", ".ff.ff."),
-]  # fmt: skip
+
+
+def _rule(src: str, dst: str) -> tuple[str, str]:
+    """(regex, replacement) turning fragment ``src`` into ``dst``."""
+    pattern = re.escape(src.strip("^$")).replace(r"\{n\}", r"(\d+)")
+    pattern = ("^" if src.startswith("^") else "") + pattern + ("$" if src.endswith("$") else "")
+    return pattern, dst.strip("^$").replace("{n}", r"\1")
+
+
+_DIT_TO_DIFFUSERS = [_rule(a, b) for a, b in _DIT_NAMES]
+_DIT_FROM_DIFFUSERS = [_rule(b, a) for a, b in _DIT_NAMES]
 _NUMBERS = {"seconds_start": "start_number_conditioner", "seconds_total": "end_number_conditioner"}
 _RU = ("snake1", "conv1", "snake2", "conv2")
 _ENC_BLOCK = ("res_unit1", "res_unit2", "res_unit3", "snake1", "conv1")

@@ -77,26 +77,24 @@ def _typed(registry: Mapping[str, Any], block: Any, where: str) -> tuple[str, An
     return kind, block.get("config", {})
 
 
-@dataclass
-class OobleckEncoderConfig:
+@dataclass(kw_only=True)
+class OobleckConfig:
+    channels: int
+    c_mults: list[int]
+    strides: list[int]
+    latent_dim: int
+    use_snake: bool = True
+    antialias_activation: bool = False
+
+
+@dataclass(kw_only=True)
+class OobleckEncoderConfig(OobleckConfig):
     in_channels: int
-    channels: int
-    c_mults: list[int]
-    strides: list[int]
-    latent_dim: int
-    use_snake: bool = True
-    antialias_activation: bool = False
 
 
-@dataclass
-class OobleckDecoderConfig:
+@dataclass(kw_only=True)
+class OobleckDecoderConfig(OobleckConfig):
     out_channels: int
-    channels: int
-    c_mults: list[int]
-    strides: list[int]
-    latent_dim: int
-    use_snake: bool = True
-    antialias_activation: bool = False
     final_tanh: bool = True
 
 
@@ -219,17 +217,20 @@ def _only(where: str, key: str, value: Any, allowed: tuple) -> None:
         raise ConfigError(f"{where}.{key}: {value!r} is not supported by t2mbench; supported: {allowed}")
 
 
-def build_oobleck_encoder(cfg: dict, where: str) -> nn.Module:
-    c = parse(OobleckEncoderConfig, cfg, where)
-    _only(where, "use_snake", c.use_snake, (True,))
+def _oobleck(cls: type, cfg: dict, where: str) -> OobleckConfig:
+    c = parse(cls, cfg, where)
+    _only(where, "use_snake", c.use_snake, (True,))  # SnakeBeta; upstream's ELU variant is not implemented
     _only(where, "antialias_activation", c.antialias_activation, (False,))
+    return c
+
+
+def build_oobleck_encoder(cfg: dict, where: str) -> nn.Module:
+    c = _oobleck(OobleckEncoderConfig, cfg, where)
     return OobleckEncoder(c.in_channels, c.channels, c.c_mults, c.strides, c.latent_dim)
 
 
 def build_oobleck_decoder(cfg: dict, where: str) -> nn.Module:
-    c = parse(OobleckDecoderConfig, cfg, where)
-    _only(where, "use_snake", c.use_snake, (True,))
-    _only(where, "antialias_activation", c.antialias_activation, (False,))
+    c = _oobleck(OobleckDecoderConfig, cfg, where)
     return OobleckDecoder(c.out_channels, c.channels, c.c_mults, c.strides, c.latent_dim, final_tanh=c.final_tanh)
 
 

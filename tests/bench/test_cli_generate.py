@@ -18,6 +18,20 @@ from t2mbench.manifest import load_clipset
 SETTINGS = ["--sampler", "dpmpp_2m", "--steps", "2", "--cfg", "4", "--seconds", "0.25", "--seed", "5", "--batch", "2"]
 
 
+def _argv(checkpoint, prompts, out) -> list[str]:
+    return [
+        "generate",
+        "--model",
+        "tiny",
+        "--checkpoint",
+        str(checkpoint),
+        "--prompts",
+        str(prompts),
+        "--out",
+        str(out),
+    ]
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny") / "tiny.safetensors"
@@ -34,17 +48,7 @@ def test_generate_writes_audio_and_manifests(tmp_path, checkpoint):
     ]
     prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "run"
-    argv = [
-        "generate",
-        "--model",
-        "tiny",
-        "--checkpoint",
-        str(checkpoint),
-        "--prompts",
-        str(prompts),
-        "--out",
-        str(out),
-    ]
+    argv = _argv(checkpoint, prompts, out)
     assert main([*argv, *SETTINGS]) == 0
 
     clips = load_clipset(out)
@@ -87,17 +91,7 @@ def test_text_prompts_get_numbered_ids(tmp_path, checkpoint):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a calm piano\n\nfast drums\n")
     out = tmp_path / "run"
-    argv = [
-        "generate",
-        "--model",
-        "tiny",
-        "--checkpoint",
-        str(checkpoint),
-        "--prompts",
-        str(prompts),
-        "--out",
-        str(out),
-    ]
+    argv = _argv(checkpoint, prompts, out)
     assert main([*argv, *SETTINGS, "--negative-prompt", "noise"]) == 0
     clips = load_clipset(out)
     assert clips.ids == ["clip_0000", "clip_0001"]
@@ -133,16 +127,5 @@ def test_sao_without_weights_is_a_one_line_error(tmp_path, monkeypatch, capsys):
 def test_bad_prompt_files(tmp_path, capsys, checkpoint, content, suffix, message):
     prompts = tmp_path / f"p{suffix}"
     prompts.write_text(content)
-    argv = [
-        "generate",
-        "--model",
-        "tiny",
-        "--checkpoint",
-        str(checkpoint),
-        "--prompts",
-        str(prompts),
-        "--out",
-        str(tmp_path),
-    ]
-    assert main([*argv, *SETTINGS]) == 2
+    assert main([*_argv(checkpoint, prompts, tmp_path), *SETTINGS]) == 2
     assert re.search(message, capsys.readouterr().err)

@@ -73,62 +73,53 @@ def _t5(max_length: int) -> dict:
     return {"id": "prompt", "type": "t5", "config": {"t5_model_name": "t5-base", "max_length": max_length}}
 
 
+def _diffusion_cond(conditioners: list[dict], diffusion: dict) -> dict:
+    """A reduced ``diffusion_cond`` config with the shared VAE and 128-d conditioning."""
+    return {
+        "model_type": "diffusion_cond",
+        "sample_size": 4096,
+        "sample_rate": 44100,
+        "audio_channels": 2,
+        "model": {
+            "pretransform": _VAE,
+            "conditioning": {"configs": conditioners, "cond_dim": 128},
+            "diffusion": diffusion,
+            "io_channels": 8,
+        },
+    }
+
+
+def _number(cid: str, max_val: int) -> dict:
+    return {"id": cid, "type": "number", "config": {"min_val": 0, "max_val": max_val}}
+
+
 CONFIGS = {
-    "sao10": {
-        "model_type": "diffusion_cond",
-        "sample_size": 4096,
-        "sample_rate": 44100,
-        "audio_channels": 2,
-        "model": {
-            "pretransform": _VAE,
-            "conditioning": {
-                "configs": [
-                    _t5(T5_MAX_LENGTH),
-                    {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}},
-                    {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 512}},
-                ],
-                "cond_dim": 128,
+    "sao10": _diffusion_cond(
+        [_t5(T5_MAX_LENGTH), _number("seconds_start", 512), _number("seconds_total", 512)],
+        {
+            "cross_attention_cond_ids": ["prompt", "seconds_start", "seconds_total"],
+            "global_cond_ids": ["seconds_start", "seconds_total"],
+            "type": "dit",
+            "config": {
+                "io_channels": 8, "embed_dim": 256, "depth": 2, "num_heads": 4, "cond_token_dim": 128,
+                "global_cond_dim": 256, "project_cond_tokens": False, "transformer_type": "continuous_transformer",
             },
-            "diffusion": {
-                "cross_attention_cond_ids": ["prompt", "seconds_start", "seconds_total"],
-                "global_cond_ids": ["seconds_start", "seconds_total"],
-                "type": "dit",
-                "config": {
-                    "io_channels": 8, "embed_dim": 256, "depth": 2, "num_heads": 4, "cond_token_dim": 128,
-                    "global_cond_dim": 256, "project_cond_tokens": False, "transformer_type": "continuous_transformer",
-                },
-            },
-            "io_channels": 8,
         },
-    },
-    "small": {
-        "model_type": "diffusion_cond",
-        "sample_size": 4096,
-        "sample_rate": 44100,
-        "audio_channels": 2,
-        "model": {
-            "pretransform": _VAE,
-            "conditioning": {
-                "configs": [
-                    _t5(8),
-                    {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 256}},
-                ],
-                "cond_dim": 128,
+    ),
+    "small": _diffusion_cond(
+        [_t5(8), _number("seconds_total", 256)],
+        {
+            "cross_attention_cond_ids": ["prompt", "seconds_total"],
+            "global_cond_ids": ["seconds_total"],
+            "diffusion_objective": "rf_denoiser",
+            "type": "dit",
+            "config": {
+                "io_channels": 8, "embed_dim": 128, "depth": 2, "num_heads": 2, "cond_token_dim": 128,
+                "global_cond_dim": 128, "project_cond_tokens": True, "transformer_type": "continuous_transformer",
+                "attn_kwargs": {"qk_norm": "ln"},
             },
-            "diffusion": {
-                "cross_attention_cond_ids": ["prompt", "seconds_total"],
-                "global_cond_ids": ["seconds_total"],
-                "diffusion_objective": "rf_denoiser",
-                "type": "dit",
-                "config": {
-                    "io_channels": 8, "embed_dim": 128, "depth": 2, "num_heads": 2, "cond_token_dim": 128,
-                    "global_cond_dim": 128, "project_cond_tokens": True, "transformer_type": "continuous_transformer",
-                    "attn_kwargs": {"qk_norm": "ln"},
-                },
-            },
-            "io_channels": 8,
         },
-    },
+    ),
 }  # fmt: skip
 
 

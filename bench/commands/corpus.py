@@ -55,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--clips", type=int, default=64, help="number of clips")
     build.add_argument("--seconds", type=float, default=10.0, help="clip length in seconds")
     build.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    build.add_argument("--split", choices=("train", "test"), default=None,
+                       help="render only clips of this split (the same clips a full build would make)")
     build.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                        help="processes to render in (the output does not depend on it)")
     build.set_defaults(func=run_build)
@@ -74,7 +76,7 @@ def run_build(args: argparse.Namespace) -> int:
     from bench.corpus import build_corpus
     from bench.corpus.check import check_set
 
-    result = build_corpus(args.out, args.clips, args.seconds, args.seed, workers=args.workers)
+    result = build_corpus(args.out, args.clips, args.seconds, args.seed, workers=args.workers, split=args.split)
     print(f"built {len(result.clips)} clips in {result.out} ({len(result.rendered)} rendered, "
           f"{len(result.reused)} reused from an earlier run)")
     if result.differing_pieces:

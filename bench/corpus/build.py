@@ -58,6 +58,7 @@ CHANNELS = 2
 LOUDNESS_LUFS = -20.0
 PEAK_CEILING_DB = -1.0
 TEST_FRACTION = 0.2
+SPLITS = ("train", "test")
 MIN_SECONDS = 1.0
 AUDIO_DIR, TRUTH_DIR, RECORDS_DIR = "audio", "truth", "records"
 _TEMPORARY = re.compile(r"\..+\.[^.]+\.tmp(\.\w+)?")
@@ -98,6 +99,7 @@ def build_corpus(
     seed: int,
     *,
     workers: int = 1,
+    split: str | None = None,
     progress: bool = True,
 ) -> BuildResult:
     """Render ``clips`` clips of ``seconds`` s from music21 pieces into ``out`` (see the
@@ -109,6 +111,9 @@ def build_corpus(
         seconds: clip length in seconds, from 1 to the longest any piece allows.
         seed: non-negative integer; everything random derives from it.
         workers: processes to render in (1 = in this process).
+        split: ``"train"`` or ``"test"`` to render only clips of that split: the first
+            ``clips`` indices whose piece falls in it, so each clip is identical (same id, same
+            audio) to the clip of that index in a full build with the same seed.
         progress: show a progress bar on stderr.
 
     Raises:
@@ -116,6 +121,7 @@ def build_corpus(
     """
     table = scores.load_table()
     out = _check_args(out, clips, seconds, seed, workers, table)
+    indices = _clip_indices(clips, seed, seconds, table, split)
     for sub in (AUDIO_DIR, TRUTH_DIR, RECORDS_DIR):
         (out / sub).mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(out / sub)
@@ -123,14 +129,14 @@ def build_corpus(
 
     settings = _settings(seed, seconds)
     rows: dict[int, dict] = {}
-    for i in range(clips):
+    for i in indices:
         row = _finished_row(out, i, settings)
         if row is not None:
             rows[i] = row
     result = BuildResult(out, [], reused=[clip_id(i) for i in sorted(rows)])
 
     groups: dict[str, list[int]] = defaultdict(list)
-    for i in range(clips):
+    for i in indices:
         if i not in rows:
             groups[arr.choose_piece(clip_streams(seed, i)[0], table, seconds).key].append(i)
     jobs = [(key, groups[key]) for key in sorted(groups)]
@@ -141,8 +147,8 @@ def build_corpus(
                 result.differing_pieces.append(differs)
     result.rendered = sorted(clip_id(i) for i in rows if clip_id(i) not in result.reused)
 
-    result.clips = [_record(out, rows[i]) for i in range(clips)]
-    provenance.write(out, _provenance(clips, seconds, seed, result))
+    result.clips = [_record(out, rows[i]) for i in indices]
+    provenance.write(out, _provenance(clips, seconds, seed, split, result))
     write_manifest(out, result.clips)
     return result
 
@@ -255,6 +261,20 @@ def _normalise(audio: np.ndarray, source: str) -> np.ndarray:
     return level
 
 
+def _clip_indices(clips: int, seed: int, seconds: float, table, split: str | None) -> list[int]:
+    """Clip indices to build: ``0..clips-1``, or the first ``clips`` whose piece is in ``split``."""
+    if split is None:
+        return list(range(clips))
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    out, i = [], 0
+    while len(out) < clips:
+        if split_of(arr.choose_piece(clip_streams(seed, i)[0], table, seconds).key) == split:
+            out.append(i)
+        i += 1
+    return out
+
+
 def _check_args(out, clips, seconds, seed, workers, table) -> Path:
     if isinstance(clips, bool) or not isinstance(clips, (int, np.integer)) or clips < 1:
         raise ConfigError(f"clips must be a whole number >= 1, got {clips!r}")
@@ -304,13 +324,14 @@ def _remove_stale_temporaries(folder: Path) -> None:
             p.unlink()
 
 
-def _provenance(clips: int, seconds: float, seed: int, result: BuildResult) -> dict:
+def _provenance(clips: int, seconds: float, seed: int, split: str | None, result: BuildResult) -> dict:
     return provenance.collect(
         seeds={"corpus": int(seed)},
         device="cpu",
         extra={
             "corpus": {
                 "clips": clips,
+                "split": split,
                 "seconds": float(seconds),
                 "sample_rate": SAMPLE_RATE,
                 "channels": CHANNELS,

@@ -84,6 +84,15 @@ def test_a_different_seed_gives_different_clips(built, tmp_path):
     assert sha256_file(tmp_path / "c" / "audio" / "clip00000.wav") != sha256_file(out / "audio" / "clip00000.wav")
 
 
+def test_a_split_build_makes_the_same_clips_a_full_build_makes(built, tmp_path):
+    out, result = built
+    train_ids = [c.id for c in result.clips if c.split == "train"]
+    only = build_corpus(tmp_path / "c", len(train_ids), SECONDS, SEED, split="train", progress=False)
+    assert [c.id for c in only.clips] == train_ids and {c.split for c in only.clips} == {"train"}
+    for cid in train_ids:
+        assert sha256_file(tmp_path / "c" / "audio" / f"{cid}.wav") == sha256_file(out / "audio" / f"{cid}.wav")
+
+
 def test_splits_go_by_piece():
     table = scores.load_table()
     test_pieces = [p.key for p in table if split_of(p.key) == "test"]
@@ -282,6 +291,7 @@ def test_provenance_records_seeds_versions_and_soundfont(built):
         ({"seconds": 1e6}, r"seconds must be between 1 and 1597 \(the longest piece at 60 bpm\), got 1000000.0"),
         ({"seed": -1}, r"seed must be a whole number >= 0, got -1"),
         ({"workers": 0}, r"workers must be a whole number >= 1, got 0"),
+        ({"split": "valid"}, r"split must be one of train, test, got 'valid'"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, message):

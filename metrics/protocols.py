@@ -206,8 +206,9 @@ class FrechetMetric(Metric):
 
     Frames of all clips are stacked (longer clips weigh more, as SAM). Statistics stream
     (:class:`~metrics.frechet.StatsAccumulator`); the generated clips' frames are also kept
-    (float32) for the bootstrap CI, per-song FD and FAD-∞. ``reference_stats`` (an ``.npz``
-    with ``mu_ref``/``sigma_ref`` as SAM ships, or ``mu``/``sigma``) replaces reference audio.
+    (float32, N_frames × D × 4 bytes) when the bootstrap CI, per-song FD or FAD-∞ needs them.
+    ``reference_stats`` (an ``.npz`` with ``mu_ref``/``sigma_ref`` as SAM ships, or
+    ``mu``/``sigma``) replaces reference audio.
 
     ``update(frames [F, D], side="generated" | "reference", clip_id=...)`` for arrays.
 
@@ -245,6 +246,7 @@ class FrechetMetric(Metric):
 
     def reset(self) -> None:
         self.generated, self.reference = StatsAccumulator(), StatsAccumulator()
+        self.clip_ids: set[str] = set()
         self.clip_frames: dict[str, np.ndarray] = {}
 
     def settings(self) -> dict[str, Any]:
@@ -263,11 +265,13 @@ class FrechetMetric(Metric):
         """Add one clip's frames ``[F, D]`` to the ``generated`` or ``reference`` statistics."""
         x = np.asarray(frames, dtype=np.float32)
         if side == "generated":
-            cid = clip_id if clip_id is not None else str(len(self.clip_frames))
-            if cid in self.clip_frames:
+            cid = clip_id if clip_id is not None else str(len(self.clip_ids))
+            if cid in self.clip_ids:
                 raise MetricError(f"{self.name}: clip id {cid!r} was added twice")
             self.generated.update(x)
-            self.clip_frames[cid] = x
+            self.clip_ids.add(cid)
+            if self.ci_resamples or self.per_song or self.fad_inf:
+                self.clip_frames[cid] = x
         elif side == "reference":
             if self._fixed_reference is not None:
                 raise MetricError(f"{self.name}: reference statistics come from {self.reference_stats}")
@@ -287,7 +291,7 @@ class FrechetMetric(Metric):
         if gen.dim != ref.dim:
             raise MetricError(f"{self.name}: generated frames are {gen.dim}-d, reference {ref.dim}-d")
         result = MetricResult(self.name, frechet_distance_from_stats(gen, ref, method=self.method),
-                              n_clips=len(self.clip_frames))
+                              n_clips=len(self.clip_ids))
         for side, s in (("generated", gen), ("reference", ref)):
             if 0 < s.n <= s.dim:  # n = 0: statistics loaded from a file, count unknown
                 result.warnings.append(

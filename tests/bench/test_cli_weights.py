@@ -1,0 +1,57 @@
+import pytest
+
+from bench.cli import main
+from t2mbench.files import sha256_file
+from t2mbench.weights import get
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("T2MBENCH_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_list_shows_names_state_destination_and_url(capsys, home):
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("passt "))
+    assert "missing" in line and str(home / "weights" / "passt-s-f128-p16-s10-ap.476-swa.pt") in line
+    assert "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt" in out
+    assert next(x for x in out.splitlines() if x.startswith("evaluator ")).split()[1] == "bundled"
+    for name in ("openl3-mel256-music", "clap", "sao-1.0", "tiny"):
+        assert any(x.startswith(name + " ") for x in out.splitlines()), name
+
+
+def test_verify_flags_a_wrong_file_and_passes_the_bundled_evaluator(capsys, home):
+    bad = home / "weights" / "passt-s-f128-p16-s10-ap.476-swa.pt"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["weights", "verify", "passt", "evaluator"]) == 1
+    out = capsys.readouterr().out
+    assert "passt: MISMATCH" in out and "the file is truncated, corrupt or a different model" in out
+    evaluator = get("evaluator")
+    assert f"evaluator: ok sha256 {sha256_file(evaluator.bundled)}" in out
+
+
+def test_verify_reports_missing_files(capsys):
+    assert main(["weights", "verify", "openl3-mel256-music"]) == 1
+    assert "openl3-mel256-music: MISSING" in capsys.readouterr().out
+
+
+def test_unknown_name_is_one_line_and_exit_2(capsys):
+    assert main(["weights", "fetch", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err == "t2mbench weights: error: unknown weights nope; `t2mbench weights list` shows the known names\n"
+
+
+def test_fetch_without_network_says_where_to_put_the_file(capsys, home, monkeypatch):
+    import urllib.request
+
+    def offline(*a, **k):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    assert main(["weights", "fetch", "passt"]) == 2
+    err = capsys.readouterr().err
+    assert "expected passt-s-f128-p16-s10-ap.476-swa.pt at " + str(home / "weights") in err
+    assert "download failed: network unreachable" in err

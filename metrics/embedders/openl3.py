@@ -139,7 +139,12 @@ def hann_dft_kernels() -> tuple[torch.Tensor, torch.Tensor]:
     angle = 2.0 * np.pi * ((np.arange(N_FFT // 2 + 1)[:, None] * n[None, :]) % N_FFT) / N_FFT
     window = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / N_FFT)).astype(np.float32)
     real, imag = np.cos(angle) * window, -np.sin(angle) * window
-    return (torch.from_numpy(k.astype(np.float32)[:, None, :]) for k in (real, imag))
+    return tuple(torch.from_numpy(k.astype(np.float32)[:, None, :]) for k in (real, imag))
+
+
+def _periodic_hann() -> torch.Tensor:
+    """Periodic Hann window of 2048 points (tf.signal.hann_window / kapre 0.1.4), float32."""
+    return torch.hann_window(N_FFT, periodic=True, dtype=torch.float64).float()
 
 
 def _stft(frames: torch.Tensor, window: torch.Tensor, left: int) -> torch.Tensor:
@@ -164,9 +169,7 @@ class Kapre037MelSpec(nn.Module):
         super().__init__()
         mel = mel_filterbank(MODEL_RATE, N_FFT, n_mels, 0.0, MODEL_RATE / 2, scale="slaney", norm="slaney")
         self.register_buffer("mel_t", torch.from_numpy(mel.T.astype(np.float32)), persistent=False)
-        self.register_buffer(
-            "window", torch.hann_window(N_FFT, periodic=True, dtype=torch.float64).float(), persistent=False
-        )
+        self.register_buffer("window", _periodic_hann(), persistent=False)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return _decibel(_stft(frames, self.window, 0).abs() @ self.mel_t)
@@ -181,9 +184,7 @@ class Kapre014MelSpec(nn.Module):
     def __init__(self, n_mels: int) -> None:
         super().__init__()
         self.register_buffer("mel_basis", torch.zeros(n_mels, N_FFT // 2 + 1))
-        self.register_buffer(
-            "window", torch.hann_window(N_FFT, periodic=True, dtype=torch.float64).float(), persistent=False
-        )
+        self.register_buffer("window", _periodic_hann(), persistent=False)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         power = torch.view_as_real(_stft(frames, self.window, SAME_PAD // 2)).square().sum(-1)
@@ -227,7 +228,7 @@ class OpenL3Net(nn.Module):
         x = self.batch_normalization_1(self.speclayer(frames))
         x = x.to_mkldnn() if self.blocked else x.contiguous(memory_format=torch.channels_last)
         for k in range(len(CONVS) - 1):
-            x = F.relu(getattr(self, f"batch_normalization_{k + 2}")(getattr(self, _conv_name(k))(x)))
+            x = torch.relu_(getattr(self, f"batch_normalization_{k + 2}")(getattr(self, _conv_name(k))(x)))
             if k in POOLED_AFTER:
                 x = F.max_pool2d(x, 2)
         x = F.max_pool2d(self.audio_embedding_layer(x), self.pool)
@@ -456,9 +457,15 @@ class OpenL3Embedder(Embedder):
         return {**super().settings(), **self.options}
 
     def embed_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """Embed ``[M, 48000]`` float32 frames at 48 kHz → ``[M, embedding_size]``, ``batch_frames`` at a time."""
+        """Embed ``[M, 48000]`` float32 frames at 48 kHz → ``[M, embedding_size]``, ``batch_frames`` at a time.
+
+        On CUDA the convolutions run in true float32 (TF32 off inside this call only), for parity."""
         out = []
-        with torch.inference_mode():
+        cudnn = torch.backends.cudnn
+        fp32 = cudnn.flags(
+            enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic, allow_tf32=False
+        )
+        with torch.inference_mode(), fp32:
             for start in range(0, frames.shape[0], self.batch_frames):
                 out.append(self.net(frames[start : start + self.batch_frames].to(self.device)))
         return torch.cat(out)

@@ -24,12 +24,10 @@ unpacked sdist to put on ``sys.path``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import time
 
 import numpy as np
+from openl3_common import main, sam_channels, stack_lr
 
 
 def load_model(weights: str, input_repr: str = "mel256", embedding_size: int = 512, openl3_src: str | None = None):
@@ -44,16 +42,12 @@ def load_model(weights: str, input_repr: str = "mel256", embedding_size: int = 5
 def sam_embeddings(model, audio: np.ndarray, sr: int, *, eval_rate: int = 44100, hop: float = 0.5, batch_size: int = 4):
     """stable-audio-metrics' frames of clips ``audio [N, C, T]``: ``([N, F, 2·D] float32, timestamps [F])``."""
     import openl3
-    import soxr
 
-    rate = eval_rate or sr
-    clips = [soxr.resample(x.T, sr, rate) if rate != sr else x.T for x in audio.astype(np.float32)]  # [T, C]
-    left = [c[:, 0] for c in clips]
-    right = [c[:, 1] if c.shape[1] > 1 else c[:, 0] for c in clips]
+    left, right, rate = sam_channels(audio, sr, eval_rate)
     kw = dict(model=model, verbose=False, hop_size=hop, batch_size=batch_size, center=True)
     emb_l, ts = openl3.get_audio_embedding(left, [rate] * len(left), **kw)
     emb_r = emb_l if audio.shape[1] == 1 else openl3.get_audio_embedding(right, [rate] * len(right), **kw)[0]
-    return np.stack([np.concatenate([a, b], axis=1) for a, b in zip(emb_l, emb_r)]).astype(np.float32), ts[0]
+    return stack_lr(emb_l, emb_r), np.asarray(ts[0])
 
 
 def versions() -> dict[str, str]:
@@ -64,32 +58,11 @@ def versions() -> dict[str, str]:
     return {**found, "kapre": sys.modules["kapre"].__version__, "numpy": np.__version__, "soxr": soxr.__version__}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", required=True, help="Keras .h5 weights in openl3's layout")
-    parser.add_argument("--in", dest="inp", required=True, help="npz with audio [N, C, T] and sample_rate")
-    parser.add_argument("--out", required=True, help="npz to write embeddings [N, F, 2*D] to")
-    parser.add_argument("--hop", type=float, default=0.5, help="hop size in seconds")
-    parser.add_argument("--eval-rate", type=int, default=44100, help="soxr rate before openl3 (0: none)")
-    parser.add_argument("--input-repr", default="mel256", choices=("mel128", "mel256"))
-    parser.add_argument("--embedding-size", type=int, default=512, choices=(512, 6144))
-    parser.add_argument("--batch-size", type=int, default=4, help="Keras predict batch size (frames)")
-    parser.add_argument("--openl3-src", help="directory holding the openl3 package (an unpacked sdist)")
-    args = parser.parse_args()
-    data = np.load(args.inp)
-    model = load_model(args.weights, args.input_repr, args.embedding_size, args.openl3_src)
-    start = time.perf_counter()
-    embeddings, timestamps = sam_embeddings(
-        model,
-        data["audio"],
-        int(data["sample_rate"]),
-        eval_rate=args.eval_rate,
-        hop=args.hop,
-        batch_size=args.batch_size,
-    )
-    seconds = time.perf_counter() - start
-    np.savez(args.out, embeddings=embeddings, timestamps=timestamps, seconds=seconds, versions=json.dumps(versions()))
-
-
 if __name__ == "__main__":
-    main()
+    main(
+        __doc__.splitlines()[0],
+        lambda a: load_model(a.weights, a.input_repr, a.embedding_size, a.openl3_src),
+        sam_embeddings,
+        versions,
+        lambda p: p.add_argument("--openl3-src", help="directory holding the openl3 package (an unpacked sdist)"),
+    )

@@ -20,11 +20,8 @@ state dict loaded strictly (torchopenl3's own loader downloads; this one does no
 
 from __future__ import annotations
 
-import argparse
-import json
-import time
-
 import numpy as np
+from openl3_common import main, sam_channels, stack_lr
 
 
 def load_model(weights: str, input_repr: str = "mel256", embedding_size: int = 512):
@@ -39,20 +36,14 @@ def load_model(weights: str, input_repr: str = "mel256", embedding_size: int = 5
 
 def sam_embeddings(model, audio: np.ndarray, sr: int, *, eval_rate: int = 44100, hop: float = 0.5, batch_size: int = 4):
     """stable-audio-metrics-style frames of clips ``audio [N, C, T]``: ``([N, F, 2·D] float32, timestamps [F])``."""
-    import soxr
-    import torch
     import torchopenl3
 
-    rate = eval_rate or sr
-    clips = [soxr.resample(x.T, sr, rate) if rate != sr else x.T for x in audio.astype(np.float32)]  # [T, C]
-    left = [np.ascontiguousarray(c[:, 0]) for c in clips]
-    right = [np.ascontiguousarray(c[:, 1] if c.shape[1] > 1 else c[:, 0]) for c in clips]
+    left, right, rate = sam_channels(audio, sr, eval_rate)
     kw = dict(model=model, verbose=False, hop_size=hop, batch_size=batch_size, center=True, sampler="resampy")
     kw.update(input_repr=model.input_repr, embedding_size=model.embedding_size)
     emb_l, ts = torchopenl3.get_audio_embedding(left, [rate] * len(left), **kw)
     emb_r = emb_l if audio.shape[1] == 1 else torchopenl3.get_audio_embedding(right, [rate] * len(right), **kw)[0]
-    stacked = np.stack([torch.cat([a, b], dim=1).numpy() for a, b in zip(emb_l, emb_r)])
-    return stacked.astype(np.float32), np.asarray(ts[0])
+    return stack_lr([e.numpy() for e in emb_l], [e.numpy() for e in emb_r]), np.asarray(ts[0])
 
 
 def versions() -> dict[str, str]:
@@ -64,31 +55,10 @@ def versions() -> dict[str, str]:
     return {**found, "numpy": np.__version__, "soxr": soxr.__version__}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", required=True, help="torchopenl3 state dict (.pth.tar)")
-    parser.add_argument("--in", dest="inp", required=True, help="npz with audio [N, C, T] and sample_rate")
-    parser.add_argument("--out", required=True, help="npz to write embeddings [N, F, 2*D] to")
-    parser.add_argument("--hop", type=float, default=0.5, help="hop size in seconds")
-    parser.add_argument("--eval-rate", type=int, default=44100, help="soxr rate before torchopenl3 (0: none)")
-    parser.add_argument("--input-repr", default="mel256", choices=("mel128", "mel256"))
-    parser.add_argument("--embedding-size", type=int, default=512, choices=(512, 6144))
-    parser.add_argument("--batch-size", type=int, default=4, help="frames per forward pass")
-    args = parser.parse_args()
-    data = np.load(args.inp)
-    model = load_model(args.weights, args.input_repr, args.embedding_size)
-    start = time.perf_counter()
-    embeddings, timestamps = sam_embeddings(
-        model,
-        data["audio"],
-        int(data["sample_rate"]),
-        eval_rate=args.eval_rate,
-        hop=args.hop,
-        batch_size=args.batch_size,
-    )
-    seconds = time.perf_counter() - start
-    np.savez(args.out, embeddings=embeddings, timestamps=timestamps, seconds=seconds, versions=json.dumps(versions()))
-
-
 if __name__ == "__main__":
-    main()
+    main(
+        __doc__.splitlines()[0],
+        lambda a: load_model(a.weights, a.input_repr, a.embedding_size),
+        sam_embeddings,
+        versions,
+    )

@@ -10,6 +10,10 @@ Keras ``save_weights`` file following a recorded layout manifest.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 
 # (in, out) channels of conv2d_1..7 and the audio_embedding_layer (spec metric_embedders.md §1.5).
@@ -103,3 +107,20 @@ def fixture_signal(seed: int, channels: int, samples: int, sample_rate: int) -> 
         chirp = 0.3 * np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * max(t[-1], 1e-9))))
         out[c] = envelope * rng.standard_normal(samples) * 0.3 + tones + chirp
     return (out * (10 ** (-1 / 20) / np.abs(out).max())).astype(np.float32)
+
+
+def case_clips(spec: dict) -> np.ndarray:
+    """A fixture case's input clips, float32 ``[N, C, T]``, from its seeds, channels, samples and sample_rate."""
+    return np.stack([fixture_signal(s, spec["channels"], spec["samples"], spec["sample_rate"]) for s in spec["seeds"]])
+
+
+def run_upstream_case(runner: Path, weights: Path, spec: dict, workdir: Path, *extra: str) -> tuple[np.ndarray, dict]:
+    """Run an OpenL3 upstream-runner script (metrics/upstream/) with this python on a fixture case
+    (hop 0.5, the case's ``eval_rate``): ``(input clips, the runner's output arrays)``. Fixture scripts only."""
+    clips = case_clips(spec)
+    np.savez(workdir / "in.npz", audio=clips, sample_rate=spec["sample_rate"])
+    cmd = [sys.executable, str(runner), "--weights", str(weights), "--in", str(workdir / "in.npz")]
+    cmd += ["--out", str(workdir / "out.npz"), "--eval-rate", str(spec["eval_rate"]), "--hop", "0.5", *extra]
+    subprocess.run(cmd, check=True)
+    with np.load(workdir / "out.npz") as result:
+        return clips, dict(result)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from support.openl3_weights import fixture_signal, seeded_openl3_state, write_keras_h5
+from support.openl3_weights import case_clips, fixture_signal, seeded_openl3_state, write_keras_h5
 
 from metrics.embedders import get_embedder
 from metrics.embedders.openl3 import (
@@ -59,7 +59,7 @@ def rel_err(got: np.ndarray, ref: np.ndarray) -> float:
 
 def clips(spec: dict) -> torch.Tensor:
     """The fixture's input clips ``[N, C, T]``, regenerated and checked against the recorded sha256."""
-    x = np.stack([fixture_signal(s, spec["channels"], spec["samples"], spec["sample_rate"]) for s in spec["seeds"]])
+    x = case_clips(spec)
     assert hashlib.sha256(x.tobytes()).hexdigest() == spec["input_sha256"], "fixture signal generator changed"
     return torch.from_numpy(x)
 

@@ -117,11 +117,19 @@ class DiffusionTransformer(nn.Module):
         """
         dtype = self.preprocess_conv.weight.dtype
         x = x.to(dtype)
-        context = None if cross_attn_cond is None else self.to_cond_embed(cross_attn_cond.to(dtype))
+        context = rows = None
+        if cross_attn_cond is not None:
+            # all-zero token sets (CFG's null condition) add nothing through the bias-free
+            # to_cond_embed and cross-attention: run it on the other rows only (exact)
+            active = cross_attn_cond.flatten(1).ne(0).any(1)
+            if not bool(active.all()):
+                rows = active.nonzero()[:, 0]
+                cross_attn_cond = cross_attn_cond[rows]
+            context = self.to_cond_embed(cross_attn_cond.to(dtype))
         glob = self.to_timestep_embed(self.timestep_features(t.to(dtype)[:, None]))
         if global_cond is not None:
             glob = self.to_global_embed(global_cond.to(dtype)) + glob
         x = pointwise_conv(x, self.preprocess_conv.weight) + x
-        out = self.transformer(x.transpose(1, 2), prepend=glob[:, None, :], context=context)
+        out = self.transformer(x.transpose(1, 2), prepend=glob[:, None, :], context=context, rows=rows)
         out = out[:, 1:, :].transpose(1, 2)
         return pointwise_conv(out, self.postprocess_conv.weight) + out

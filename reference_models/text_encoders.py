@@ -44,6 +44,9 @@ def quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+_LOADED: dict[tuple, tuple[Any, torch.nn.Module]] = {}
+
+
 class TextEncoder:
     """Tokenizer + encoder pair loaded lazily by :meth:`_load`; subclasses name the model."""
 
@@ -57,11 +60,19 @@ class TextEncoder:
     def _load(self) -> tuple[Any, torch.nn.Module]:
         raise NotImplementedError
 
+    def _key(self) -> tuple:
+        """What identifies the loaded files (encoders with equal keys share one copy)."""
+        raise NotImplementedError
+
     def modules(self) -> tuple[Any, torch.nn.Module]:
-        """``(tokenizer, encoder)``, loading them on first call (eval mode, no grad)."""
+        """``(tokenizer, encoder)``, loading them on first call (eval mode, no grad); loaded
+        files are shared by every encoder of the process that names the same files."""
         if self._model is None or self._tokenizer is None:
-            with quiet_loading():
-                self._tokenizer, self._model = self._load()
+            key = self._key()
+            if key not in _LOADED:
+                with quiet_loading():
+                    _LOADED[key] = self._load()
+            self._tokenizer, self._model = _LOADED[key]
         self._model.eval().requires_grad_(False)
         return self._tokenizer, self._model
 
@@ -111,6 +122,9 @@ class T5Encoder(TextEncoder):
         super().__init__(tokenizer=tokenizer, model=model)
         self.name, self.dim, self.path, self.dtype = name, dim, path, dtype
 
+    def _key(self) -> tuple:
+        return ("t5", self.name, str(_t5_folder(self.name, self.path)))
+
     def _load(self) -> tuple[Any, torch.nn.Module]:
         from transformers import AutoTokenizer, T5EncoderModel
 
@@ -146,6 +160,9 @@ class MiniLMEncoder(TextEncoder):
     ) -> None:
         super().__init__(tokenizer=tokenizer, model=model)
         self.path = path
+
+    def _key(self) -> tuple:
+        return ("minilm", str(self.path))
 
     def _load(self) -> tuple[Any, torch.nn.Module]:
         from transformers import AutoTokenizer, BertModel

@@ -170,11 +170,20 @@ class TransformerBlock(nn.Module):
         self.ff = FeedForward(dim, mult=ff_mult)
 
     def forward(
-        self, x: torch.Tensor, context: torch.Tensor | None, rope: tuple[torch.Tensor, torch.Tensor]
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``rows``: when given, ``context`` belongs to these batch rows only and the others
+        have no cross-attention term (see :class:`ContinuousTransformer`)."""
         x = x + self.self_attn(self.pre_norm(x), rope=rope)
         if self.cross_attend and context is not None:
-            x = x + self.cross_attn(self.cross_attend_norm(x), context=context)
+            if rows is None:
+                x = x + self.cross_attn(self.cross_attend_norm(x), context=context)
+            elif len(rows):
+                x = x.index_add(0, rows, self.cross_attn(self.cross_attend_norm(x[rows]), context=context))
         return x + self.ff(self.ff_norm(x))
 
 
@@ -204,14 +213,25 @@ class ContinuousTransformer(nn.Module):
         self.rotary_pos_emb = RotaryEmbedding(max(dim_heads // 2, 32))
 
     def forward(
-        self, x: torch.Tensor, prepend: torch.Tensor | None = None, context: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        prepend: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``x`` ``[B, N, dim_in]``, ``prepend`` ``[B, P, D]``, ``context`` ``[B, S, Dc]``;
-        returns ``[B, P + N, dim_out]``."""
+        returns ``[B, P + N, dim_out]``.
+
+        ``rows`` (int64 ``[R]``) marks the batch rows that ``context`` ``[R, S, Dc]`` belongs to;
+        the other rows skip cross-attention. That is exact for rows whose context would be all
+        zeros: their keys are constant (zero, or the k-norm bias) and their values zero, so
+        the attention output, and ``to_out`` of it (no bias), are zero. The unconditional
+        half of a classifier-free-guidance batch is such a row.
+        """
         x = self.project_in(x)
         if prepend is not None:
             x = torch.cat((prepend, x), dim=1)
         rope = self.rotary_pos_emb(x.shape[1])
         for layer in self.layers:
-            x = layer(x, context, rope)
+            x = layer(x, context, rope, rows)
         return self.project_out(x)

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from support.sat_models import seeded_weights, tiny_model
 
 from bench.cli import main
-from reference_models import build, generate
+from reference_models import build, generate, load_config
 from t2mbench.manifest import load_clipset
 
 SETTINGS = ["--sampler", "dpmpp_2m", "--steps", "2", "--cfg", "4", "--seconds", "0.25", "--seed", "5", "--batch", "2"]
@@ -87,15 +87,22 @@ def test_generate_writes_audio_and_manifests(tmp_path, checkpoint):
         np.testing.assert_array_equal(audio.T, api.audio[i].numpy())
 
 
-def test_text_prompts_get_numbered_ids(tmp_path, checkpoint):
+def test_text_prompts_and_a_release_folder(tmp_path, checkpoint):
+    """``--model FOLDER``: a folder with model_config.json and model.safetensors, as released."""
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "model_config.json").write_text(json.dumps(load_config("tiny")[1]))
+    (release / "model.safetensors").write_bytes(checkpoint.read_bytes())
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a calm piano\n\nfast drums\n")
     out = tmp_path / "run"
-    argv = _argv(checkpoint, prompts, out)
+    argv = ["generate", "--model", str(release), "--prompts", str(prompts), "--out", str(out)]
     assert main([*argv, *SETTINGS, "--negative-prompt", "noise"]) == 0
     clips = load_clipset(out)
     assert clips.ids == ["clip_0000", "clip_0001"]
     assert [c.attributes["negative_prompt"] for c in clips] == ["noise", "noise"]
+    run = json.loads((out / "generation.json").read_text())
+    assert run["model"] == "release" and run["weights"]["path"] == str(release / "model.safetensors")
 
 
 def test_sao_without_weights_is_a_one_line_error(tmp_path, monkeypatch, capsys):

@@ -13,10 +13,10 @@ from t2mbench.errors import ConfigError
 
 # name -> (module, factory, one-line description)
 _EMBEDDERS: dict[str, tuple[str, str, str]] = {
-    "openl3": ("metrics.embedders.openl3", "load_openl3", "OpenL3 music/mel256/512 frames, stable-audio-metrics front end"),
+    "openl3": ("metrics.embedders.openl3", "load_openl3", "OpenL3 mel256/512 frames, SAM front end"),
     "passt": ("metrics.embedders.passt", "load_passt", "PaSST-S AudioSet logits [B, 527] over 10 s windows"),
     "clap": ("metrics.embedders.clap", "load_clap", "LAION-CLAP HTSAT-tiny fusion audio/text embeddings [B, 512]"),
-    "evaluator": ("metrics.embedders.evaluator", "load_evaluator", "t2mbench's shipped corpus evaluator (audio/text/attributes)"),
+    "evaluator": ("metrics.embedders.evaluator", "load_evaluator", "t2mbench's corpus evaluator"),
 }
 
 

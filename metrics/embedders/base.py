@@ -6,7 +6,9 @@ with soxr HQ (the loader the published protocols use) before the network's own f
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -55,3 +57,33 @@ class TextEmbedder(Embedder):
     @abstractmethod
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         """Embed captions; returns ``[B, D]`` L2-normalised."""
+
+
+def state_dict_mismatch(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, Any]) -> str | None:
+    """``None`` when ``state`` has exactly the ``expected`` keys with those shapes; else what
+    differs ("N keys missing [...], M unexpected [...], K of the wrong shape: k is (..), expected (..)")."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} is {tuple(state[k].shape) if hasattr(state[k], 'shape') else type(state[k]).__name__}, expected {shape}"
+        for k, shape in expected.items()
+        if k in state and (not hasattr(state[k], "shape") or tuple(state[k].shape) != tuple(shape))
+    ]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} keys missing {missing[:3]}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected {unexpected[:3]}")
+    if wrong:
+        parts.append(f"{len(wrong)} of the wrong shape: " + "; ".join(wrong[:3]))
+    return ", ".join(parts) or None
+
+
+def state_dict_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over the keys, dtypes, shapes and bytes of a state dict (weights built in memory)."""
+    h = hashlib.sha256()
+    for key, t in state.items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()

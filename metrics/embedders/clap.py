@@ -47,9 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrics.embedders.base import TextEmbedder
+from metrics.embedders.base import TextEmbedder, state_dict_mismatch, state_dict_sha256
 from metrics.embedders.htsat import FRAMES, HTSAT, N_MELS
-from metrics.embedders.passt import _state_dict_sha256
 from metrics.filterbanks import mel_filterbank
 from t2mbench.audio import int16_roundtrip
 from t2mbench.errors import AudioError, ConfigError, ManifestError, MissingWeightsError, WeightsError
@@ -261,18 +260,9 @@ def detect_variant(state: Mapping[str, Any], source: str) -> Variant:
 
 
 def _check_keys(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, Any], source: str, what: str) -> None:
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        raise WeightsError(
-            f"{source}: not a LAION-CLAP {what} checkpoint: {len(missing)} keys missing {missing[:3]}, "
-            f"{len(unexpected)} unexpected {unexpected[:3]}"
-        )
-    for k, shape in expected.items():
-        v = state[k]
-        if not isinstance(v, torch.Tensor) or tuple(v.shape) != shape:
-            got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-            raise WeightsError(f"{source}: not a LAION-CLAP {what} checkpoint: {k} is {got}, expected {shape}")
+    problem = state_dict_mismatch(expected, state)
+    if problem:
+        raise WeightsError(f"{source}: not a LAION-CLAP {what} checkpoint: {problem}")
 
 
 def build_model(state: Mapping[str, torch.Tensor], source: str, *, copy: bool) -> tuple[ClapModel, Variant]:
@@ -517,7 +507,7 @@ def load_clap(
     if isinstance(checkpoint, Mapping):
         state, source = normalise_state_dict(checkpoint, "in-memory state dict"), "in-memory state dict"
         model, variant = build_model(state, source, copy=False)
-        sha, name = _state_dict_sha256(state), source
+        sha, name = state_dict_sha256(state), source
     else:
         path, name = _resolve_checkpoint(checkpoint, verify)
         model, variant = build_model(normalise_state_dict(_read_checkpoint(path), str(path)), str(path), copy=True)

@@ -66,7 +66,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from metrics.embedders.base import Embedder
+from metrics.embedders.base import Embedder, state_dict_mismatch
 from metrics.filterbanks import mel_filterbank
 from metrics.resample_sinc import resample_sinc
 from t2mbench.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
@@ -384,23 +384,14 @@ def read_torch_state(path: Path) -> dict[str, np.ndarray]:
 def check_state(state: Mapping[str, np.ndarray], input_repr: str, source: str) -> None:
     """Refuse a state dict whose keys or shapes are not OpenL3's (speclayer buffers optional as a set)."""
     expected = expected_shapes(input_repr, with_speclayer=any(k.startswith("speclayer.") for k in state))
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [
-        f"{k} {tuple(state[k].shape)} (expected {expected[k]})"
-        for k in expected
-        if k in state and tuple(state[k].shape) != expected[k]
-    ]
-    if missing or unexpected or wrong:
+    problem = state_dict_mismatch(expected, state)
+    if problem:
         hint = ""
         if "speclayer.mel_basis" in state and state["speclayer.mel_basis"].shape[0] in (128, 256):
             n = state["speclayer.mel_basis"].shape[0]
             if n != N_MELS[input_repr]:
                 hint = f" (it is a mel{n} checkpoint: pass input_repr='mel{n}')"
-        raise WeightsError(
-            f"{source}: not an OpenL3 {input_repr} audio checkpoint{hint}: {len(missing)} keys missing {missing[:3]}, "
-            f"{len(unexpected)} unexpected {unexpected[:3]}, {len(wrong)} of the wrong shape {wrong[:3]}"
-        )
+        raise WeightsError(f"{source}: not an OpenL3 {input_repr} audio checkpoint{hint}: {problem}")
 
 
 def _verify(path: Path, kind: str, input_repr: str, content_type: str, embedding_size: int) -> None:

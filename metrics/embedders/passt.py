@@ -22,7 +22,6 @@ and shapes, sha256 checked).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrics.embedders.base import Embedder
+from metrics.embedders.base import Embedder, state_dict_mismatch, state_dict_sha256
 from metrics.filterbanks import kaldi_mel_banks
 from t2mbench.errors import AudioError, ConfigError, WeightsError
 from t2mbench.weights import WeightFile, hash_file, register, resolve
@@ -254,16 +253,6 @@ class PasstEmbedder(Embedder):
         return logits.mean(dim=1) if self.collect == "mean" else logits.amax(dim=1)
 
 
-def _state_dict_sha256(state: Mapping[str, torch.Tensor]) -> str:
-    """sha256 over the keys, dtypes, shapes and bytes of a state dict built in memory."""
-    h = hashlib.sha256()
-    for key, t in state.items():
-        t = t.detach().cpu().contiguous()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())
-    return h.hexdigest()
-
-
 def _read_checkpoint(path: Path) -> Mapping[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -279,21 +268,12 @@ def _read_checkpoint(path: Path) -> Mapping[str, Any]:
 
 def _check_state_dict(net: PaSST, state: Mapping[str, Any], source: str) -> None:
     """Refuse a state dict whose keys or shapes are not PaSST-S's, naming what differs."""
-    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
+    problem = state_dict_mismatch({k: tuple(v.shape) for k, v in net.state_dict().items()}, state)
+    if problem:
         raise WeightsError(
-            f"{source}: not a PaSST-S passt_s_swa_p16_128_ap476 checkpoint: {len(missing)} keys missing "
-            f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}; use {WEIGHTS.filename} from {WEIGHTS.url}"
+            f"{source}: not a PaSST-S passt_s_swa_p16_128_ap476 checkpoint: {problem}; "
+            f"use {WEIGHTS.filename} from {WEIGHTS.url}"
         )
-    for k, shape in expected.items():
-        v = state[k]
-        if not isinstance(v, torch.Tensor) or tuple(v.shape) != shape:
-            got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-            raise WeightsError(
-                f"{source}: not a PaSST-S passt_s_swa_p16_128_ap476 checkpoint: {k} is {got}, expected {shape}"
-            )
 
 
 def load_passt(
@@ -324,7 +304,7 @@ def load_passt(
     if isinstance(checkpoint, Mapping):
         state, source = checkpoint, "in-memory state dict"
         _check_state_dict(net, state, source)
-        sha = _state_dict_sha256(state)
+        sha = state_dict_sha256(state)
     else:
         path = resolve(WEIGHTS.name, checkpoint, verify=verify)
         state, source = _read_checkpoint(path), str(path)

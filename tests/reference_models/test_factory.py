@@ -61,7 +61,7 @@ def test_sao_small_and_tiny_counts():
         part: sum(p.numel() for p in getattr(tiny, part).parameters())
         for part in ("pretransform", "model", "conditioner")
     }
-    assert counts == {"pretransform": 2_556_705, "model": 4_833_280, "conditioner": 198_400}
+    assert counts == {"pretransform": 670_161, "model": 4_833_280, "conditioner": 198_400}
 
 
 @pytest.mark.parametrize("name", ["sao10", "small"])

@@ -1,0 +1,88 @@
+"""Reproduced-next-to-published tables: the published rows t2mbench holds (values as printed in
+the papers) and the rendering of a sampler × steps sweep beside them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+# Song et al., "Denoising Diffusion Implicit Models", ICLR 2021, Table 1 (FID, lower is better);
+# ../shared/specs/paper_tables.md T1. DDIM with eta = 0.
+DDIM_TABLE1: dict[str, dict[str, dict[int, float]]] = {
+    "CIFAR10 32x32": {
+        "DDIM (eta=0)": {10: 13.36, 20: 6.84, 50: 4.67, 100: 4.16, 1000: 4.04},
+        "DDPM": {10: 367.43, 20: 133.37, 50: 32.72, 100: 9.99, 1000: 3.17},
+    },
+    "CelebA 64x64": {
+        "DDIM (eta=0)": {10: 17.33, 20: 13.73, 50: 9.17, 100: 6.53, 1000: 3.51},
+        "DDPM": {10: 299.71, 20: 183.83, 50: 71.71, 100: 45.20, 1000: 3.26},
+    },
+}
+
+
+def markdown(frame: pd.DataFrame, *, floatfmt: str = ".3g") -> str:
+    """A DataFrame as a GitHub Markdown table (index as the first column)."""
+    header = [str(frame.index.name or "")] + [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for idx, row in frame.iterrows():
+        cells = [_fmt(v, floatfmt) for v in row]
+        lines.append("| " + " | ".join([str(idx), *cells]) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(v: object, floatfmt: str) -> str:
+    if isinstance(v, float):
+        return "-" if math.isnan(v) else format(v, floatfmt)
+    return str(v)
+
+
+def sweep_grid(table: pd.DataFrame, metric: str, *, with_ci: bool = True) -> pd.DataFrame:
+    """``sampler × steps`` cells of ``metric``: ``value [ci_low, ci_high]`` strings."""
+    rows = table[table["metric"] == metric]
+    grid: dict[str, dict[int, str]] = {}
+    for r in rows.itertuples():
+        text = f"{r.value:.3g}"
+        if with_ci and r.ci_low is not None and not pd.isna(r.ci_low):
+            text += f" [{r.ci_low:.3g}, {r.ci_high:.3g}]"
+        grid.setdefault(r.sampler, {})[int(r.steps)] = text
+    out = pd.DataFrame(grid).T.sort_index(axis=1)
+    out.index.name = "sampler"
+    return out
+
+
+def time_grid(table: pd.DataFrame) -> pd.DataFrame:
+    """``sampler × steps`` cells of generation seconds per clip and NFE."""
+    cells = table.drop_duplicates(["sampler", "steps"])
+    grid: dict[str, dict[int, str]] = {}
+    for r in cells.itertuples():
+        grid.setdefault(r.sampler, {})[int(r.steps)] = f"{r.seconds_per_clip:.2f} s ({int(r.nfe)} NFE)"
+    out = pd.DataFrame(grid).T.sort_index(axis=1)
+    out.index.name = "sampler"
+    return out
+
+
+def published_grid(dataset: str, steps: Sequence[int]) -> pd.DataFrame:
+    """The DDIM paper's Table 1 rows for ``dataset`` at ``steps`` (missing steps are NaN)."""
+    rows = DDIM_TABLE1[dataset]
+    out = pd.DataFrame({name: {n: vals.get(n, math.nan) for n in steps} for name, vals in rows.items()}).T
+    out.index.name = f"published FID, {dataset}"
+    return out
+
+
+def few_step_verdict(table: pd.DataFrame, metric: str, few: int, many: int) -> Mapping[str, object]:
+    """The DDIM paper's finding checked on our grid: DDIM beats DDPM at ``few`` steps, and
+    DDPM's gap to DDIM shrinks by ``many`` steps (lower is better for ``metric``)."""
+    v = table[table["metric"] == metric].set_index(["sampler", "steps"])["value"]
+    need = [("ddim", few), ("ddpm", few), ("ddim", many), ("ddpm", many)]
+    if not all(k in v.index for k in need):
+        return {"checked": False}
+    gap_few, gap_many = v[("ddpm", few)] - v[("ddim", few)], v[("ddpm", many)] - v[("ddim", many)]
+    return {
+        "checked": True,
+        "ddim_better_at_few_steps": bool(gap_few > 0),
+        "gap_shrinks_with_steps": bool(gap_many < gap_few),
+        "gap_few": float(gap_few),
+        "gap_many": float(gap_many),
+    }

@@ -1,0 +1,91 @@
+"""Training task for the tiny Oobleck VAE (the ``pretransform`` of a model config).
+
+Data: the corpus's ``train`` split decoded once at the model's rate and channel count. Step
+``k`` draws ``batch_size`` clips and a random crop of ``crop_samples`` from each (all from the
+step generator), encodes with the sampling bottleneck, decodes, and minimises
+
+    loss = MR-STFT(decoded, input) + kl_weight · KL
+
+where MR-STFT is :func:`multi_resolution_stft_loss` (spectral convergence + log magnitude,
+averaged over FFT sizes, as auraloss's ``MultiResolutionSTFTLoss``) and KL is the VAE
+bottleneck's term. Stable Audio's VAEs add A-weighting, sum/difference channels (stereo only)
+and an adversarial + feature-matching loss; the tiny VAE is trained without the adversarial
+part, which a 2-core CPU cannot afford in an hour (stated in the README's model table).
+
+Command: ``t2mbench train vae --corpus CORPUS --out runs/tiny-vae [--config bench/train/configs/tiny-vae.json]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.train.data import load_split_audio, split_clips
+from reference_models.autoencoder import OobleckAutoencoder
+from reference_models.factory import PRETRANSFORMS, load_config
+from t2mbench.errors import ConfigError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "tiny-vae.json"
+
+
+def stft_magnitude(x: torch.Tensor, n_fft: int, hop: int, eps: float = 1e-8) -> torch.Tensor:
+    """``sqrt(max(|STFT|², eps))`` of ``[N, T]`` with a periodic Hann of ``n_fft``, centred (reflect)."""
+    window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
+    spec = torch.stft(x, n_fft, hop, n_fft, window, center=True, pad_mode="reflect", return_complex=True)
+    return torch.sqrt(torch.clamp(spec.real**2 + spec.imag**2, min=eps))
+
+
+def multi_resolution_stft_loss(estimate: torch.Tensor, target: torch.Tensor, ffts: Sequence[int]) -> torch.Tensor:
+    """Mean over ``ffts`` (hop = fft/4) of SC + LM on ``[B, C, T]`` signals, channels folded
+    into the batch: SC = ‖|Y|−|X|‖_F/‖|Y|‖_F, LM = mean |ln|Y| − ln|X||, Y the target."""
+    x, y = estimate.flatten(0, 1), target.flatten(0, 1)
+    total = x.new_zeros(())
+    for n in ffts:
+        xm, ym = stft_magnitude(x, n, n // 4), stft_magnitude(y, n, n // 4)
+        sc = torch.linalg.vector_norm(ym - xm) / torch.linalg.vector_norm(ym)
+        lm = (torch.log(ym) - torch.log(xm)).abs().mean()
+        total = total + sc + lm
+    return total / len(ffts)
+
+
+class VaeTask:
+    """The :class:`bench.train.loop.TrainTask` of a model config's Oobleck VAE."""
+
+    name = "vae"
+
+    def __init__(self, corpus: str | Path, task: dict[str, Any], model: dict[str, Any], *, progress: bool = True):
+        _, config = load_config(model["config"])
+        self.block = config["model"]["pretransform"]
+        self.sample_rate, self.channels = int(config["sample_rate"]), int(config["audio_channels"])
+        ratio = int(self.block["config"]["downsampling_ratio"])
+        self.crop = int(task["crop_samples"])
+        if self.crop % ratio:
+            raise ConfigError(f"crop_samples {self.crop} must be a multiple of the VAE's downsampling ratio {ratio}")
+        self.batch_size = int(task["batch_size"])
+        self.kl_weight = float(task["kl_weight"])
+        self.ffts = tuple(int(n) for n in task["ffts"])
+        self.init_seed = int(task.get("init_seed", 0))
+        clips = split_clips(corpus, task.get("split", "train"))
+        seconds = max(c.seconds or 0.0 for c in clips)
+        n = max(self.crop, round(seconds * self.sample_rate))
+        self.audio = load_split_audio(clips, self.sample_rate, self.channels, n, progress=progress)
+        self.clips = clips
+
+    def build(self) -> OobleckAutoencoder:
+        torch.manual_seed(self.init_seed)
+        return PRETRANSFORMS[self.block["type"]](self.block, "vae").model
+
+    def batch(self, step: int, generator: torch.Generator) -> torch.Tensor:
+        """``[batch_size, C, crop_samples]`` random crops of random clips."""
+        n, _, t = self.audio.shape
+        idx = torch.randint(n, (self.batch_size,), generator=generator)
+        start = torch.randint(t - self.crop + 1, (self.batch_size,), generator=generator)
+        return torch.stack([self.audio[i, :, s : s + self.crop] for i, s in zip(idx.tolist(), start.tolist())])
+
+    def losses(self, model: OobleckAutoencoder, batch: torch.Tensor, generator: torch.Generator):
+        latents, kl = model.encode(batch, generator=generator)
+        stft = multi_resolution_stft_loss(model.decode(latents), batch, self.ffts)
+        return {"loss": stft + self.kl_weight * kl, "mrstft": stft.detach(), "kl": kl.detach()}

@@ -39,10 +39,12 @@ def write_generation(
     prompts_source: str | Path,
     device: str = "cpu",
     attributes: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> ClipSet:
     """Write ``result`` (clip i ↔ ``rows[i]``) into ``out`` as 32-bit float wavs (no
     normalisation, no clipping) with a manifest whose attributes hold each clip's seed,
-    negative prompt and ``attributes`` (e.g. sampler, steps, cfg for the scorer's run columns)."""
+    negative prompt and ``attributes`` (e.g. sampler, steps, cfg for the scorer's run columns);
+    ``extra`` goes into ``generation.json``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clips = []
@@ -60,6 +62,7 @@ def write_generation(
         out / RUN_FILE,
         {
             "model": model.info.name,
+            **dict(extra or {}),
             "weights": weights,
             "prompts": {"path": str(prompts_source), "clips": len(rows)},
             "settings": result.settings,

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import torch
 
-from t2mbench import provenance
 from t2mbench.errors import ConfigError, ManifestError
-from t2mbench.files import read_jsonl, sha256_file, write_json
+from t2mbench.files import read_jsonl
 
 EPILOG = """\
 examples:
@@ -33,7 +32,6 @@ examples:
       --sigma-min 0.3 --sigma-max 500 --seconds 10 --seed 0 --batch 4 --out runs/sao --device cuda --dtype bfloat16
 """
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-RUN_FILE = "generation.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -117,9 +115,8 @@ def read_prompts(path: str | Path) -> list[dict[str, str | None]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.generation import PromptRow, write_generation
     from reference_models.generate import generate, load_model
-    from t2mbench.audio import save_audio
-    from t2mbench.manifest import ClipRecord, write_manifest
 
     rows = read_prompts(args.prompts)
     if args.batch < 1:
@@ -152,42 +149,9 @@ def run(args: argparse.Namespace) -> int:
         full_window=args.full_window,
         device=args.device,
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    clips = []
-    for i, (row, audio) in enumerate(zip(rows, result.audio)):
-        path = save_audio(out / f"{row['id']}.wav", audio.numpy(), result.sample_rate, subtype="FLOAT")
-        clips.append(
-            ClipRecord(
-                id=row["id"], path=Path(path), caption=row["prompt"], seconds=args.seconds,
-                sample_rate=result.sample_rate, channels=audio.shape[0], sha256=sha256_file(path),
-                attributes={"seed": args.seed + i, "negative_prompt": negatives[i]},
-            )
-        )  # fmt: skip
-    write_manifest(out, clips)
-    audio_seconds = args.seconds * len(rows)
-    weights = model.checkpoint or {}
-    record = {
-        "model": model.info.name,
-        "model_source": str(args.model),
-        "weights": weights,
-        "prompts": {"path": str(args.prompts), "clips": len(rows)},
-        "settings": result.settings,
-        "nfe": result.nfe,
-        "timings_seconds": result.timings,
-        "real_time_factor": result.timings["total"] / audio_seconds,
-    }
-    write_json(out / RUN_FILE, record)
-    prompts_file = Path(args.prompts)
-    inputs = {"prompts": prompts_file if prompts_file.is_file() else prompts_file / "manifest.jsonl"}
-    provenance.write(
-        out,
-        provenance.collect(
-            seeds={"generation": args.seed},
-            inputs=inputs,
-            weights={model.info.name: weights.get("sha256", "")},
-            device=args.device,
-            extra={"command": "generate", "settings": result.settings},
-        ),
+    prompts = [PromptRow(r["id"], r["prompt"], negatives[i]) for i, r in enumerate(rows)]
+    write_generation(
+        args.out, prompts, result, model, seconds=args.seconds, seed=args.seed, prompts_source=args.prompts,
+        device=args.device, extra={"model_source": str(args.model)},
     )
     return 0

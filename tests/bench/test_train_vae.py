@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+from bench.train.vae import VaeTask, multi_resolution_stft_loss, stft_magnitude
+from metrics.spectral import stft_distance
+from t2mbench.errors import ConfigError
+
+
+def test_single_resolution_loss_is_auraloss_stft_distance():
+    # metrics.spectral is proven equal to auraloss 0.4.0's STFTLoss by its golden fixture;
+    # one clip with sc_scope="batch" is auraloss's reduction, which the training loss uses
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(1, 2, 8192, generator=g), torch.randn(1, 2, 8192, generator=g)
+    ours = multi_resolution_stft_loss(x, y, [1024]).item()
+    assert ours == pytest.approx(float(stft_distance(x, y, sc_scope="batch")[0]), rel=1e-5)
+
+
+def test_multi_resolution_loss_is_the_mean_over_resolutions_and_differentiable():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 1, 4096, generator=g, requires_grad=True)
+    y = torch.randn(2, 1, 4096, generator=g)
+    parts = [multi_resolution_stft_loss(x, y, [n]) for n in (512, 128)]
+    total = multi_resolution_stft_loss(x, y, [512, 128])
+    assert total.item() == pytest.approx((parts[0].item() + parts[1].item()) / 2, rel=1e-6)
+    total.backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert multi_resolution_stft_loss(y, y, [512, 128]).item() == 0.0
+
+
+def test_stft_magnitude_floor_is_sqrt_1e8():
+    assert stft_magnitude(torch.zeros(1, 2048), 256, 64).min().item() == pytest.approx(1e-4)
+
+
+def test_task_batches_are_seeded_crops_of_the_train_split(tiny_corpus):
+    task = VaeTask(tiny_corpus, {"crop_samples": 1024, "batch_size": 3, "kl_weight": 1e-4, "ffts": [256]},
+                   {"config": "tiny"}, progress=False)
+    assert task.audio.shape == (len(task.clips), 1, 2 * 16000) and {c.split for c in task.clips} == {"train"}
+    a = task.batch(5, torch.Generator().manual_seed(5))
+    b = task.batch(5, torch.Generator().manual_seed(5))
+    assert a.shape == (3, 1, 1024) and torch.equal(a, b)
+    windows = task.audio[:, 0].unfold(-1, 1024, 1)  # every crop of every clip
+    for crop in a[:, 0]:
+        assert (windows == crop).all(-1).any()
+
+
+def test_crop_must_be_whole_latent_frames(tiny_corpus):
+    with pytest.raises(ConfigError, match="crop_samples 1000 must be a multiple of the VAE's downsampling ratio 512"):
+        VaeTask(tiny_corpus, {"crop_samples": 1000, "batch_size": 2, "kl_weight": 0.0, "ffts": [256]},
+                {"config": "tiny"}, progress=False)

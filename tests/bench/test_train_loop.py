@@ -79,3 +79,13 @@ def test_schedules():
 def test_bad_config():
     with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
         TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="autocast must be null or 'bfloat16', got 'float16'"):
+        TrainConfig(steps=1, autocast="float16")
+
+
+def test_bfloat16_autocast_trains_with_float32_weights(tmp_path):
+    cfg = TrainConfig(steps=60, lr=3e-2, warmup=5, checkpoint_every=60, autocast="bfloat16")
+    ema = train(Regression(), cfg, tmp_path, progress=False)
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert log["mse"].iloc[-10:].mean() < 0.2 * log["mse"].iloc[:5].mean()
+    assert all(v.dtype == torch.float32 for v in ema.state_dict().values())

@@ -16,7 +16,7 @@ def test_list_shows_names_state_destination_and_url(capsys, home):
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("passt "))
     assert "missing" in line and str(home / "weights" / "passt-s-f128-p16-s10-ap.476-swa.pt") in line
-    assert "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt" in out
+    assert "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/" in out
     assert next(x for x in out.splitlines() if x.startswith("evaluator ")).split()[1] == "bundled"
     for name in ("openl3-mel256-music", "clap", "sao-1.0", "tiny"):
         assert any(x.startswith(name + " ") for x in out.splitlines()), name

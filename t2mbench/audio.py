@@ -79,12 +79,15 @@ def check_audio(audio: np.ndarray, sample_rate: int, *, source: str = "audio") -
     """Validate ``[C, T]`` audio: supported rate and channel count, samples, all finite."""
     if not isinstance(sample_rate, (int, np.integer)) or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
         raise AudioError(
-            f"{source}: unsupported sample rate {sample_rate!r} Hz; t2mbench reads {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+            f"{source}: unsupported sample rate {sample_rate!r} Hz; "
+            f"t2mbench reads {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
         )
     if audio.ndim != 2:
         raise AudioError(f"{source}: expected audio of shape [channels, samples], got {tuple(audio.shape)}")
     if not 1 <= audio.shape[0] <= MAX_CHANNELS:
-        raise AudioError(f"{source}: unsupported channel count {audio.shape[0]}; t2mbench reads 1-{MAX_CHANNELS} channels")
+        raise AudioError(
+            f"{source}: unsupported channel count {audio.shape[0]}; t2mbench reads 1-{MAX_CHANNELS} channels"
+        )
     if audio.shape[1] == 0:
         raise AudioError(f"{source}: has zero samples")
     if not np.isfinite(audio).all():
@@ -117,7 +120,9 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int, *, quality: str = RESAM
         return audio
     for sr in (sr_in, sr_out):
         if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
-            raise AudioError(f"unsupported sample rate {sr} Hz; t2mbench resamples within {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
+            raise AudioError(
+                f"unsupported sample rate {sr} Hz; t2mbench resamples within {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+            )
     out = soxr.resample(np.ascontiguousarray(audio.T), sr_in, sr_out, quality=quality)
     return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, audio.shape[0]).T)
 
@@ -182,7 +187,9 @@ def loudness(audio: np.ndarray, sample_rate: int) -> float:
     return float(-0.691 + 10 * np.log10(z.mean()))
 
 
-def loudness_normalize(audio: np.ndarray, sample_rate: int, target_lufs: float = -23.0, *, source: str = "audio") -> np.ndarray:
+def loudness_normalize(
+    audio: np.ndarray, sample_rate: int, target_lufs: float = -23.0, *, source: str = "audio"
+) -> np.ndarray:
     """Scale so the integrated loudness is ``target_lufs``; silence raises :class:`AudioError`."""
     current = loudness(audio, sample_rate)
     if not math.isfinite(current):

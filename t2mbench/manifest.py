@@ -108,7 +108,8 @@ def load_clipset(path: str | os.PathLike, *, check_files: bool = True) -> ClipSe
             raise ManifestError(f"{p}: several caption tables ({_listing([t.name for t in tables])}); pass one of them")
         audio = sorted(q for q in p.iterdir() if q.suffix.lower() in SUPPORTED_EXTENSIONS)
         if not audio:
-            raise ManifestError(f"{p}: no manifest.jsonl, caption table or audio files ({', '.join(SUPPORTED_EXTENSIONS)})")
+            kinds = ", ".join(SUPPORTED_EXTENSIONS)
+            raise ManifestError(f"{p}: no manifest.jsonl, caption table or audio files ({kinds})")
         rows = [{"id": q.stem, "path": q.name} for q in audio]
         return _from_rows(rows, p / MANIFEST_JSONL, check_files=check_files)
     if not p.is_file():

@@ -15,8 +15,9 @@ DEFAULTS = {"vae": CONFIGS / "tiny-vae.json", "dit": CONFIGS / "tiny-dit.json", 
 EXAMPLE = """examples:
   t2mbench corpus build --out runs/corpus --clips 512 --seconds 10 --seed 0
   t2mbench train vae --corpus runs/corpus --out runs/tiny-vae
-  t2mbench train dit --corpus runs/corpus --out runs/tiny-dit --vae runs/tiny-vae/ema.safetensors
-  t2mbench train evaluator --corpus runs/corpus --out runs/evaluator
+  t2mbench train dit --corpus runs/corpus --out runs/tiny-dit --vae runs/tiny-vae/ema.safetensors \
+      --ship reference_models/weights/tiny
+  t2mbench train evaluator --corpus runs/corpus --out runs/evaluator --ship metrics/embedders/checkpoints
 
 A killed run (even kill -9) continues from its last checkpoint when the same command is run
 again, with the same result as an uninterrupted run. Each run folder gets ema.safetensors,
@@ -34,14 +35,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, help="training config JSON (default: bench/train/configs/<task>)")
     p.add_argument("--steps", type=int, default=None, help="override the config's step count")
     p.add_argument("--vae", default=None, help="dit only: the trained VAE (a vae run's ema.safetensors)")
+    p.add_argument("--ship", default=None, metavar="DIR",
+                   help="dit, evaluator: write the EMA weights and a manifest with their sha256 into DIR when done")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from bench.train.ship import run_info
     from t2mbench.errors import ConfigError
 
-    task_block, model_block, config = read_train_config(args.config or DEFAULTS[args.task], args.steps)
+    if args.ship and args.task == "vae":
+        raise ConfigError("the VAE ships inside the tiny model's checkpoint: pass --ship to `t2mbench train dit`")
+    config_path = args.config or DEFAULTS[args.task]
+    task_block, model_block, config = read_train_config(config_path, args.steps)
     progress = not args.no_progress
     if args.task == "vae":
         from bench.train.vae import VaeTask
@@ -54,9 +63,15 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("train dit needs --vae (the ema.safetensors of a trained `t2mbench train vae` run)")
         task = DitTask(args.corpus, task_block, model_block, vae=args.vae, progress=progress)
     else:
-        from bench.train.evaluator import EvaluatorTask
+        from bench.train.evaluator import EvaluatorTask, TaskSettings
 
-        task = EvaluatorTask(args.corpus, task_block, model_block, progress=progress)
-    train(task, config, args.out, progress=progress)
+        task = EvaluatorTask(args.corpus, TaskSettings.from_block(task_block), model_block, progress=progress)
+    ema = train(task, config, args.out, progress=progress)
     print(f"trained {args.task}: {Path(args.out) / 'ema.safetensors'}")
+    if args.task == "vae":
+        print(f"latent std of the train split's posterior means: {task.latent_std(ema):.4f} "
+              "(the model config's pretransform scale)")
+    if args.ship:
+        info = run_info("t2mbench " + " ".join(sys.argv[1:]), config_path, args.corpus, len(task.clips), args.out)
+        print(f"shipped: {task.ship(ema, args.ship, info)}")
     return 0

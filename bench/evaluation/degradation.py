@@ -8,8 +8,9 @@ with the clean train-split clips (a different set of pieces, so the clean baseli
 - low-pass at 8, 4, 2 and 1 kHz: 8th-order Butterworth, zero-phase (``sosfiltfilt``, so the
   attenuation is that of a 16th-order filter), at the file's rate.
 
-Each degraded clip is made mono at 32 kHz, peak-normalised to -1 dBFS and embedded, then every window of every clip
-is stacked (the fd_openl3 protocol) and FD is computed with :func:`metrics.frechet.frechet_distance`.
+Each degraded clip is made mono at 32 kHz, peak-normalised to -1 dBFS and embedded, as the
+``fd_evaluator`` metric feeds it, and the registered metric (``metrics.registry.get_metric``)
+stacks every window of every clip and computes the distance.
 
 Command: ``python -m bench.evaluation.degradation --corpus CORPUS --out DIR`` writes
 ``degradation.json`` (rows and the monotonicity verdict), ``degradation.csv`` and ``degradation.png``.
@@ -27,9 +28,9 @@ from typing import Any
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
-from bench.evaluation.retrieval import split_clips
+from bench.train.data import split_clips
 from metrics.embedders.evaluator import SAMPLE_RATE, EvaluatorEmbedder, load_evaluator, protocol_input
-from metrics.frechet import frechet_distance
+from metrics.registry import get_metric
 from t2mbench.audio import load_audio
 from t2mbench.errors import AudioError
 from t2mbench.files import atomic_path, write_json
@@ -88,22 +89,33 @@ def degrade(audio: np.ndarray, sample_rate: int, condition: Condition, rng: np.r
     return audio
 
 
-def stacked_windows(
+def window_embeddings(
     embedder: EvaluatorEmbedder,
     clips: Sequence[ClipRecord],
     transforms: Sequence[Callable[[np.ndarray, int, int], np.ndarray]],
     *,
     progress: bool = True,
-) -> list[np.ndarray]:
-    """For each transform ``f(audio, sr, clip_index)``, the window embeddings of all transformed,
-    peak-normalised clips stacked ``[sum of windows, D]`` float64. Each clip is decoded once."""
+) -> list[list[np.ndarray]]:
+    """For each transform ``f(audio, sr, clip_index)``, the window embeddings ``[W, D]`` of every
+    transformed clip, fed as the metric feeds it. Each clip is decoded once."""
     out: list[list[np.ndarray]] = [[] for _ in transforms]
     for i, record in enumerate(progress_bar(clips, desc="degradations", unit="clip", disable=not progress)):
         audio, sr = load_audio(record.path)
         for rows, transform in zip(out, transforms):
             x = protocol_input(transform(audio, sr, i), sr, source=str(record.path))
-            rows.append(embedder.embed(x, SAMPLE_RATE)[0].double().numpy())
-    return [np.concatenate(rows) for rows in out]
+            rows.append(embedder.embed(x, SAMPLE_RATE)[0].numpy())
+    return out
+
+
+def fd_evaluator(generated: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> float:
+    """The registered ``fd_evaluator`` metric (no bootstrap CI) over per-clip window embeddings
+    ``[W, D]`` (given as arrays, so the metric loads no embedder)."""
+    metric = get_metric("fd_evaluator", ci_resamples=0)
+    for frames in reference:
+        metric.update(frames, side="reference")
+    for i, frames in enumerate(generated):
+        metric.update(frames, side="generated", clip_id=str(i))
+    return metric.compute().value
 
 
 def degradation_table(
@@ -119,21 +131,21 @@ def degradation_table(
 ) -> dict[str, Any]:
     """FD between the clean reference split and each degradation of the evaluated split."""
     embedder = load_evaluator(checkpoint, verify=checkpoint is None)
-    reference = split_clips(corpus, reference_split)[:max_reference]
-    evaluated = split_clips(corpus, eval_split)[:max_eval]
+    reference = split_clips(corpus, reference_split, need_captions=True)[:max_reference]
+    evaluated = split_clips(corpus, eval_split, need_captions=True)[:max_eval]
 
     def transform(condition: Condition) -> Callable[[np.ndarray, int, int], np.ndarray]:
         return lambda audio, sr, i: degrade(audio, sr, condition, np.random.default_rng([seed, i]))
 
-    (ref,) = stacked_windows(embedder, reference, [transform(CONDITIONS[0])], progress=progress)
-    evals = stacked_windows(embedder, evaluated, [transform(c) for c in CONDITIONS], progress=progress)
+    (ref,) = window_embeddings(embedder, reference, [transform(CONDITIONS[0])], progress=progress)
+    evals = window_embeddings(embedder, evaluated, [transform(c) for c in CONDITIONS], progress=progress)
     rows = [
-        {"condition": c.label, "kind": c.kind, "value": c.value, "fd_evaluator": frechet_distance(e, ref)}
+        {"condition": c.label, "kind": c.kind, "value": c.value, "fd_evaluator": fd_evaluator(e, ref)}
         for c, e in zip(CONDITIONS, evals)
     ]
     return {
-        "reference": {"split": reference_split, "clips": len(reference), "windows": int(ref.shape[0])},
-        "evaluated": {"split": eval_split, "clips": len(evaluated), "windows": int(evals[0].shape[0])},
+        "reference": {"split": reference_split, "clips": len(reference), "windows": sum(len(f) for f in ref)},
+        "evaluated": {"split": eval_split, "clips": len(evaluated), "windows": sum(len(f) for f in evals[0])},
         "weights_sha256": embedder.weights_sha256,
         "seed": seed,
         "rows": rows,

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.train.data import split_clips
 from metrics.embedders.evaluator import (
     SAMPLE_RATE,
     AttributeHead,
@@ -41,9 +42,8 @@ from metrics.embedders.evaluator import (
     protocol_input,
 )
 from t2mbench.audio import load_audio
-from t2mbench.errors import ManifestError
 from t2mbench.files import write_json
-from t2mbench.manifest import ClipRecord, load_clipset
+from t2mbench.manifest import ClipRecord
 from t2mbench.progress import progress_bar
 
 KS = (1, 10)
@@ -57,17 +57,6 @@ class SplitOutputs:
     clip: torch.Tensor
     text: torch.Tensor
     logits: torch.Tensor
-
-
-def split_clips(corpus: str | Path, split: str) -> list[ClipRecord]:
-    """The captioned clips of ``split`` in a corpus folder."""
-    clips = [c for c in load_clipset(corpus) if c.split == split]
-    if not clips:
-        raise ManifestError(f"{corpus}: no clips in split {split!r}")
-    no_caption = [c.id for c in clips if not c.caption]
-    if no_caption:
-        raise ManifestError(f"{corpus}: clips without a caption: {no_caption[:10]}")
-    return clips
 
 
 def embed_clips(embedder: EvaluatorEmbedder, clips: Sequence[ClipRecord], *, progress: bool = True) -> SplitOutputs:
@@ -180,7 +169,7 @@ def evaluate(
     ``checkpoint``, itself defaulting to the shipped one) on ``split`` of ``corpus``."""
     if embedder is None:
         embedder = load_evaluator(checkpoint, verify=checkpoint is None)
-    clips = split_clips(corpus, split)
+    clips = split_clips(corpus, split, need_captions=True)
     result = score(embedder, embed_clips(embedder, clips, progress=progress), clips)
     return {"split": split, "weights_sha256": embedder.weights_sha256, **result}
 

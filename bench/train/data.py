@@ -20,11 +20,15 @@ from t2mbench.progress import progress_bar
 CONFIG_BLOCKS = ("task", "model", "train")
 
 
-def split_clips(corpus: str | Path, split: str) -> list[ClipRecord]:
-    """The clips of ``split`` (``train``/``test``) of a corpus folder, in manifest order."""
+def split_clips(corpus: str | Path, split: str, *, need_captions: bool = False) -> list[ClipRecord]:
+    """The clips of ``split`` (``train``/``test``) of a corpus folder, in manifest order;
+    with ``need_captions`` a clip without a caption is an error."""
     clips = [c for c in load_clipset(corpus) if c.split == split]
     if not clips:
         raise ManifestError(f"{corpus}: no clips in split {split!r}")
+    no_caption = [c.id for c in clips if not c.caption]
+    if need_captions and no_caption:
+        raise ManifestError(f"{corpus}: clips without a caption: {no_caption[:10]}")
     return clips
 
 
@@ -42,7 +46,9 @@ def load_split_audio(
     return torch.from_numpy(out)
 
 
-def read_train_config(path: str | Path, steps: int | None = None) -> tuple[dict[str, Any], dict[str, Any], TrainConfig]:
+def read_train_config(
+    path: str | Path, steps: int | None = None
+) -> tuple[dict[str, Any], dict[str, Any], TrainConfig]:
     """``(task, model, train)`` blocks of a training-config JSON; ``steps`` overrides the
     configured step count."""
     raw = read_json(path)
@@ -55,7 +61,7 @@ def read_train_config(path: str | Path, steps: int | None = None) -> tuple[dict[
     try:
         config = TrainConfig(**block)
     except TypeError as e:
-        raise ConfigError(f"{path}: bad 'train' block ({e})") from None
+        raise ConfigError(f"{path}: bad training config ({e})") from None
     if steps is not None:
         config = TrainConfig(**{**asdict(config), "steps": steps})
     return dict(raw["task"]), dict(raw["model"]), config

@@ -32,6 +32,7 @@ import torch
 from safetensors.torch import load_file
 
 from bench.train.data import load_split_audio, split_clips
+from bench.train.ship import ship
 from reference_models import build
 from reference_models.autoencoder import vae_posterior
 from reference_models.model import LatentDiffusionModel
@@ -140,3 +141,8 @@ class DitTask:
             global_cond=glob, cfg_dropout_prob=self.cfg_dropout, generator=generator,
         )
         return {"loss": loss}
+
+    def ship(self, model: LatentDiffusionModel, ship_dir: str | Path, info: dict[str, Any]) -> Path:
+        """The complete checkpoint (VAE, DiT, number conditioners) in stable-audio-tools' key
+        layout, stored as float16 (half the bytes; loaded back to the model's dtype)."""
+        return ship(model.state_dict(), ship_dir, "model.safetensors", info=info, dtype=torch.float16)

@@ -3,14 +3,19 @@
 Data: the clips of one split (``train``) of a corpus folder (``t2mbench corpus build``). Each
 clip is loaded once, made mono at 32 kHz and peak-normalised to -1 dBFS as the evaluator
 metrics feed it (:func:`~metrics.embedders.evaluator.protocol_input`) and turned into its whole
-log-mel ``[64, frames]`` by the evaluator's own front end;
-each caption into its frozen MiniLM sentence embedding. Both are exact precomputations (nothing
-trained sits before them), so a step costs only the CNN.
+features ``[76, frames]`` (log-mel and log-chroma) by the evaluator's own front end;
+each caption into ``caption_variants`` frozen MiniLM sentence embeddings: the caption itself and
+variants with its comma-separated parts shuffled and each dropped with probability
+``caption_drop`` (at least one kept), drawn once from ``init_seed``. The corpus captions are
+fields in random order (Stable Audio Open's style), so a shuffled caption is another caption of
+the same clip; dropping parts stops the text tower leaning on one field (a title names a
+piece, and test pieces are never in training). Both are exact precomputations (nothing trained
+sits before them), so a step costs only the CNN.
 
 Step ``k`` (every draw from the loop's step generator):
 
 - ``batch_clips`` distinct clips (a random permutation's head), ``crops_per_clip`` random
-  2-s crops of each at any frame offset;
+  2-s crops of each at any frame offset, and one of each clip's caption variants;
 - contrastive loss: CLIP's symmetric InfoNCE between the clip embeddings (mean of the crops'
   window embeddings, projected, unit norm) and the caption embeddings, logits scaled by the
   learnable ``exp(s)`` (initialised to 1/0.07, capped at 100);
@@ -20,47 +25,37 @@ Step ``k`` (every draw from the loop's step generator):
 
 Command (trains, resumable, then ships the EMA weights with their sha256)::
 
-    python -m bench.train.evaluator --corpus CORPUS --out runs/evaluator \\
-        --ship metrics/embedders/checkpoints
+    t2mbench train evaluator --corpus CORPUS --out runs/evaluator --ship metrics/embedders/checkpoints
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.train.loop import TrainConfig, train
+from bench.train.data import split_clips
+from bench.train.ship import ship
 from metrics.embedders.evaluator import (
     CHECKPOINT_FILE,
-    CHECKPOINT_MANIFEST,
-    N_MELS,
-    SAMPLE_RATE,
+    N_FEATURES,
     WINDOW_FRAMES,
     AttributeHead,
     EvaluatorConfig,
     EvaluatorNet,
-    LogMel,
+    FrontEnd,
     attribute_values,
     build_net,
     protocol_input,
-    write_checkpoint,
 )
 from reference_models.text_encoders import MiniLMEncoder
-from t2mbench import provenance
 from t2mbench.audio import load_audio
 from t2mbench.errors import ConfigError, ManifestError
-from t2mbench.files import read_json, sha256_file, write_json
-from t2mbench.manifest import ClipRecord, load_clipset
+from t2mbench.manifest import ClipRecord
 from t2mbench.progress import progress_bar
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "evaluator.json"
@@ -76,32 +71,27 @@ class TaskSettings:
     batch_clips: int = 64
     crops_per_clip: int = 2
     attribute_weight: float = 1.0
+    caption_variants: int = 8
+    caption_drop: float = 0.15
     init_seed: int = 0
+
+    @classmethod
+    def from_block(cls, task: dict[str, Any]) -> TaskSettings:
+        """Settings from a training config's ``task`` block (``heads`` as ``{name, kind}`` objects)."""
+        try:
+            heads = tuple((h["name"], h["kind"]) for h in task["heads"])
+            return cls(**{**task, "heads": heads})
+        except (TypeError, KeyError) as e:
+            raise ConfigError(f"bad evaluator task settings ({e})") from None
 
     def __post_init__(self) -> None:
         if self.batch_clips < 2:
             raise ConfigError(f"batch_clips must be >= 2 (contrastive negatives), got {self.batch_clips}")
         if self.crops_per_clip < 1:
             raise ConfigError(f"crops_per_clip must be >= 1, got {self.crops_per_clip}")
-
-
-def read_config(path: str | Path = DEFAULT_CONFIG) -> tuple[TaskSettings, dict[str, Any], TrainConfig]:
-    """The ``task``, ``model`` and ``train`` blocks of a training config JSON."""
-    raw = read_json(path)
-    missing = [k for k in ("task", "model", "train") if k not in raw]
-    if missing:
-        raise ConfigError(f"{path}: missing blocks {missing}; a config has 'task', 'model' and 'train'")
-    try:
-        task = dict(raw["task"])
-        task["heads"] = tuple((h["name"], h["kind"]) for h in task["heads"])
-        settings = TaskSettings(**task)
-        train_cfg = dict(raw["train"])
-        if "betas" in train_cfg:
-            train_cfg["betas"] = tuple(train_cfg["betas"])
-        config = TrainConfig(**train_cfg)
-    except (TypeError, KeyError) as e:
-        raise ConfigError(f"{path}: bad training config ({e})") from None
-    return settings, dict(raw["model"]), config
+        if self.caption_variants < 1 or not 0.0 <= self.caption_drop < 1.0:
+            got = f"{self.caption_variants}, {self.caption_drop}"
+            raise ConfigError(f"need caption_variants >= 1 and 0 <= caption_drop < 1, got {got}")
 
 
 class EvaluatorTask:
@@ -112,37 +102,40 @@ class EvaluatorTask:
     def __init__(
         self, corpus: str | Path, settings: TaskSettings, model: dict[str, Any] | None = None, *, progress: bool = True
     ) -> None:
-        clips = [c for c in load_clipset(corpus) if c.split == settings.split]
+        clips = split_clips(corpus, settings.split, need_captions=True)
         if len(clips) < 2:
-            raise ManifestError(f"{corpus}: split {settings.split!r} has {len(clips)} clips; training needs at least 2")
-        no_caption = [c.id for c in clips if not c.caption]
-        if no_caption:
-            raise ManifestError(f"{corpus}: clips without a caption: {no_caption[:10]}")
+            raise ManifestError(f"{corpus}: split {settings.split!r} has 1 clip; training needs at least 2")
         self.settings = settings
         self.clips = clips
         self.config = EvaluatorConfig(heads=vocabularies(clips, settings.heads), **_model_sizes(model or {}))
-        self.mels, self.frames = clip_log_mels(clips, progress=progress)
-        self.text = MiniLMEncoder().sentence_embeddings([c.caption for c in clips])
+        self.features, self.frames = clip_features(clips, progress=progress)
+        self.text = caption_embeddings([c.caption for c in clips], settings)  # [N, variants, 384]
         self.targets = {h.name: encode(h, clips) for h in self.config.heads}
+
+    def ship(self, net: EvaluatorNet, ship_dir: str | Path, info: dict[str, Any]) -> Path:
+        return ship_evaluator(net, ship_dir, info)
 
     def build(self) -> EvaluatorNet:
         return build_net(self.config, self.settings.init_seed)
 
     def batch(self, step: int, generator: torch.Generator) -> dict[str, Any]:
-        """``mel [B, crops, 64, 128]``, ``text [B, 384]``, ``targets {head: [B] or [B, n]}``."""
+        """``features [B, crops, 76, 128]``, ``text [B, 384]``, ``targets {head: [B] or [B, n]}``."""
         n_clips = min(self.settings.batch_clips, len(self.clips))
         idx = torch.randperm(len(self.clips), generator=generator)[:n_clips]
         room = (self.frames[idx] - WINDOW_FRAMES + 1).to(torch.float64)
         offsets = (torch.rand(n_clips, self.settings.crops_per_clip, generator=generator, dtype=torch.float64)
                    * room[:, None]).long()  # fmt: skip
-        crops = [self.mels[i, :, o : o + WINDOW_FRAMES] for i, row in zip(idx.tolist(), offsets.tolist()) for o in row]
-        mel = torch.stack(crops).view(n_clips, self.settings.crops_per_clip, N_MELS, WINDOW_FRAMES)
-        return {"mel": mel, "text": self.text[idx], "targets": {k: v[idx] for k, v in self.targets.items()}}
+        pairs = [(i, o) for i, row in zip(idx.tolist(), offsets.tolist()) for o in row]
+        crops = [self.features[i, :, o : o + WINDOW_FRAMES] for i, o in pairs]
+        features = torch.stack(crops).view(n_clips, self.settings.crops_per_clip, N_FEATURES, WINDOW_FRAMES)
+        variant = torch.randint(self.text.shape[1], (n_clips,), generator=generator)
+        targets = {k: v[idx] for k, v in self.targets.items()}
+        return {"features": features, "text": self.text[idx, variant], "targets": targets}
 
     def losses(self, model: EvaluatorNet, batch: dict[str, Any], generator: torch.Generator) -> dict[str, torch.Tensor]:
-        mel = batch["mel"]
-        b, crops = mel.shape[:2]
-        emb = model.audio(mel.flatten(0, 1))  # [B * crops, D]
+        features = batch["features"]
+        b, crops = features.shape[:2]
+        emb = model.audio(features.flatten(0, 1))  # [B * crops, D]
         audio = model.joint_audio(emb.view(b, crops, -1))
         text = model.joint_text(batch["text"])
         logits = model.scale() * audio @ text.T
@@ -160,6 +153,28 @@ class EvaluatorTask:
         terms["loss"] = contrastive + self.settings.attribute_weight * attribute
         terms["temperature"] = 1.0 / model.scale().detach()
         return terms
+
+
+def caption_variants(caption: str, n: int, drop: float, generator: torch.Generator) -> list[str]:
+    """``caption`` and ``n - 1`` variants: its ``", "``-separated parts in a random order, each
+    dropped with probability ``drop`` (the first part of the order is kept if all would go)."""
+    parts = caption.split(", ")
+    out = [caption]
+    for _ in range(n - 1):
+        order = torch.randperm(len(parts), generator=generator).tolist()
+        keep = (torch.rand(len(parts), generator=generator) >= drop).tolist()
+        out.append(", ".join([parts[i] for i in order if keep[i]] or [parts[order[0]]]))
+    return out
+
+
+def caption_embeddings(captions: Sequence[str], settings: TaskSettings, chunk: int = 256) -> torch.Tensor:
+    """MiniLM sentence embeddings of every caption's variants ``[N, caption_variants, 384]``
+    (variants drawn from ``settings.init_seed``)."""
+    gen = torch.Generator().manual_seed(settings.init_seed)
+    texts = [v for c in captions for v in caption_variants(c, settings.caption_variants, settings.caption_drop, gen)]
+    encoder = MiniLMEncoder()
+    flat = torch.cat([encoder.sentence_embeddings(texts[i : i + chunk]) for i in range(0, len(texts), chunk)])
+    return flat.view(len(captions), settings.caption_variants, -1)
 
 
 def _model_sizes(model: dict[str, Any]) -> dict[str, Any]:
@@ -193,66 +208,22 @@ def encode(head: AttributeHead, clips: Sequence[ClipRecord]) -> torch.Tensor:
     return hot
 
 
-def clip_log_mels(clips: Sequence[ClipRecord], *, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def clip_features(clips: Sequence[ClipRecord], *, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Clips as the metrics feed them (:func:`protocol_input`) through the evaluator front end:
-    log-mels ``[N, 64, max_frames]`` (zero after each clip's end) and frame counts ``[N]``."""
-    front = LogMel()
+    features ``[N, 76, max_frames]`` (zero after each clip's end) and frame counts ``[N]``."""
+    front = FrontEnd()
     mels = []
     for clip in progress_bar(clips, desc="evaluator features", unit="clip", disable=not progress):
         audio, sr = load_audio(clip.path)
         with torch.inference_mode():
             mels.append(front(protocol_input(audio, sr, source=str(clip.path))[0])[0])
     frames = torch.tensor([m.shape[-1] for m in mels])
-    out = torch.zeros(len(mels), N_MELS, int(frames.max()))
+    out = torch.zeros(len(mels), N_FEATURES, int(frames.max()))
     for i, m in enumerate(mels):
         out[i, :, : m.shape[-1]] = m
     return out, frames
 
 
-def export(net: EvaluatorNet, ship_dir: str | Path, info: dict[str, Any]) -> Path:
-    """Write ``evaluator.safetensors`` (float32, config in the metadata) and ``manifest.json``
-    (sha256, size, parameter count and ``info``) into ``ship_dir``; returns the checkpoint path."""
-    ship = Path(ship_dir)
-    path = write_checkpoint(ship / CHECKPOINT_FILE, net.config, net.state_dict())
-    params = sum(p.numel() for p in net.parameters())
-    manifest = {"file": CHECKPOINT_FILE, "sha256": sha256_file(path), "size": path.stat().st_size,
-                "parameters": params, **info}  # fmt: skip
-    write_json(ship / CHECKPOINT_MANIFEST, manifest)
-    return path
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bench.train.evaluator``: train (resuming from ``--out``) and optionally ship."""
-    parser = argparse.ArgumentParser(prog="python -m bench.train.evaluator", description=__doc__.split("\n")[0])
-    parser.add_argument("--corpus", required=True, help="corpus folder (manifest.jsonl with train/test splits)")
-    parser.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, loss.png); resumes if present")
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="training config JSON")
-    parser.add_argument("--steps", type=int, default=None, help="override the config's step count")
-    parser.add_argument("--ship", default=None, help="write evaluator.safetensors + manifest.json here when done")
-    args = parser.parse_args(argv)
-    settings, model, config = read_config(args.config)
-    if args.steps is not None:
-        config = TrainConfig(**{**asdict(config), "steps": args.steps})
-    t0 = time.perf_counter()
-    task = EvaluatorTask(args.corpus, settings, model)
-    prep_seconds = time.perf_counter() - t0
-    net = train(task, config, args.out)
-    if args.ship:
-        log = np.genfromtxt(Path(args.out) / "log.csv", delimiter=",", names=True)
-        corpus_manifest = Path(args.corpus) / "manifest.jsonl"
-        info = {
-            "command": "python -m bench.train.evaluator " + " ".join(sys.argv[1:] if argv is None else argv),
-            "config": json.loads(Path(args.config).read_text()),
-            "corpus": {"manifest_sha256": sha256_file(corpus_manifest), "train_clips": len(task.clips),
-                       "split": settings.split},  # fmt: skip
-            "feature_seconds": round(prep_seconds, 1),
-            "train_seconds": round(float(np.atleast_1d(log["seconds"])[-1]), 1),
-            "sample_rate": SAMPLE_RATE,
-            "machine": provenance.device_info("cpu"),
-        }
-        export(net, args.ship, info)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def ship_evaluator(net: EvaluatorNet, ship_dir: str | Path, info: dict[str, Any]) -> Path:
+    """Ship ``evaluator.safetensors`` (float32, the config in its metadata) and its manifest."""
+    return ship(net.state_dict(), ship_dir, CHECKPOINT_FILE, info=info, metadata={"config": net.config.to_json()})

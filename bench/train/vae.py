@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from bench.train.data import load_split_audio, split_clips
-from reference_models.autoencoder import OobleckAutoencoder
+from reference_models.autoencoder import OobleckAutoencoder, vae_posterior
 from reference_models.factory import PRETRANSFORMS, load_config
 from t2mbench.errors import ConfigError
 
@@ -89,3 +89,10 @@ class VaeTask:
         latents, kl = model.encode(batch, generator=generator)
         stft = multi_resolution_stft_loss(model.decode(latents), batch, self.ffts)
         return {"loss": stft + self.kl_weight * kl, "mrstft": stft.detach(), "kl": kl.detach()}
+
+    @torch.inference_mode()
+    def latent_std(self, model: OobleckAutoencoder) -> float:
+        """Standard deviation of the posterior means over the whole training split: the
+        ``scale`` that gives the DiT unit-variance latents."""
+        means = [vae_posterior(model.encoder(a))[0] for a in self.audio.split(8)]
+        return float(torch.cat(means).std())

@@ -11,14 +11,22 @@ Audio path (:meth:`EvaluatorEmbedder.embed` and friends), for float ``[B, C, T]`
    ``librosa.load(mono=True)``). 32 kHz, not 16 kHz, so that the band above 8 kHz is seen:
    the degradation check low-passes at 8 kHz (``bench/evaluation/degradation.py``);
 2. zero-pad a clip shorter than 2 s to 2 s (one window); longer clips keep their length;
-3. log-mel: periodic Hann 1024, hop 500 (64 frames per second), centred with reflect padding,
-   power spectrum, 64 Slaney-scale Slaney-normalised mels over 0–16 kHz
-   (:func:`metrics.filterbanks.mel_filterbank`), ``(ln(mel + 1e-6) + 5) / 5``;
+3. features, 64 frames per second (hop 500, frames centred with reflect padding, periodic Hann
+   windows, power spectra), ``(ln(x + 1e-6) + 5) / 5`` of:
+   - 64 Slaney-scale, Slaney-normalised mels over 0–16 kHz from a 1024-point STFT
+     (:func:`metrics.filterbanks.mel_filterbank`);
+   - 12 chroma bins from a 4096-point STFT (librosa's chroma filters without tuning,
+     :func:`metrics.chroma.chroma_filters`): the 128-ms window resolves semitones above ~100 Hz,
+     which the 64 mels do not (key and mode are otherwise out of the CNN's reach);
 4. windows of 128 frames (2 s) every 64 frames (1 s): ``1 + (frames - 128) // 64`` of them,
    ``frames = 1 + T // 500`` (a 10-s clip gives 9); a trailing part shorter than 1 s is dropped;
-5. a CNN (five 3×3 conv stages of 16/32/64/128/256 channels, GroupNorm, ReLU, 2×2 max pooling;
-   the last two stages have two convolutions) pooled by mean over frequency and mean + max over
-   time, then a linear layer: one 256-d **window embedding** per window.
+5. per window, a CNN on the mels (five 3×3 conv stages of 16/32/64/128/256 channels, GroupNorm,
+   ReLU, 2×2 max pooling; the last two stages have two convolutions) pooled by mean over
+   frequency and mean + max over time (512 values), next to a small MLP (117 → 128, GELU) on
+   summary features: the chroma relative to each frame's strongest class, its mean and standard
+   deviation over the window (24), and the autocorrelation of the onset strength (mean positive
+   log-mel difference between frames) at lags of 4–96 frames (40–960 bpm), normalised by lag 0
+   (93); both through one linear layer: one 256-d **window embedding** per window.
 
 Outputs:
 
@@ -50,16 +58,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrics.embedders.base import TextEmbedder
+from metrics.chroma import chroma_filters
+from metrics.embedders.base import TextEmbedder, state_dict_mismatch
 from metrics.filterbanks import mel_filterbank
 from reference_models.text_encoders import MiniLMEncoder
 from t2mbench.audio import peak_normalize, resample
 from t2mbench.errors import AudioError, MissingWeightsError, WeightsError
-from t2mbench.files import atomic_path, sha256_bytes
+from t2mbench.files import sha256_bytes
 from t2mbench.weights import WeightFile, hash_file, register, resolve
 
 SAMPLE_RATE = 32_000
 N_FFT, HOP, N_MELS = 1024, 500, 64
+CHROMA_FFT, N_CHROMA = 4096, 12
+N_FEATURES = N_MELS + N_CHROMA  # rows of the front end's output: mels, then chroma
+ONSET_LAGS = (4, 97)  # autocorrelation lags [4, 96] frames
+SUMMARY_DIM, SUMMARY_HIDDEN = 2 * N_CHROMA + ONSET_LAGS[1] - ONSET_LAGS[0], 128
 WINDOW_FRAMES, WINDOW_HOP_FRAMES = 128, 64  # 2 s windows every 1 s
 MIN_SAMPLES = WINDOW_FRAMES * HOP  # 64000 = 2 s: shorter clips are zero-padded to this
 LOG_FLOOR, LOG_SHIFT, LOG_SCALE = 1e-6, 5.0, 5.0
@@ -160,24 +173,43 @@ class EvaluatorConfig:
         return cls(heads=heads, **{**raw, **tuples})
 
 
-class LogMel(nn.Module):
-    """Mono waveform ``[B, T]`` at 32 kHz → log-mel ``[B, 64, 1 + max(T, 64000) // 500]``
-    (module docstring, steps 2–3: shorter clips are zero-padded to 2 s first)."""
+class FrontEnd(nn.Module):
+    """Mono waveform ``[B, T]`` at 32 kHz → features ``[B, 76, 1 + max(T, 64000) // 500]``:
+    rows 0–63 log-mel, rows 64–75 log-chroma (module docstring, steps 2–3)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("window", torch.hann_window(N_FFT, periodic=True), persistent=False)
-        bank = mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS, 0.0, SAMPLE_RATE / 2, scale="slaney", norm="slaney")
-        self.register_buffer("bank", torch.from_numpy(bank.astype(np.float32)), persistent=False)
+        self.register_buffer("chroma_window", torch.hann_window(CHROMA_FFT, periodic=True), persistent=False)
+        mel = mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS, 0.0, SAMPLE_RATE / 2, scale="slaney", norm="slaney")
+        self.register_buffer("mel_bank", torch.from_numpy(mel.astype(np.float32)), persistent=False)
+        chroma = chroma_filters(SAMPLE_RATE, CHROMA_FFT, tuning=0.0, n_chroma=N_CHROMA)
+        self.register_buffer("chroma_bank", torch.from_numpy(chroma), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if wave.shape[-1] < MIN_SAMPLES:
             wave = F.pad(wave, (0, MIN_SAMPLES - wave.shape[-1]))
-        spec = torch.stft(
-            wave, N_FFT, hop_length=HOP, window=self.window, center=True, pad_mode="reflect", return_complex=True
-        )
-        power = spec.real.square() + spec.imag.square()
-        return (torch.log(self.bank @ power + LOG_FLOOR) + LOG_SHIFT) / LOG_SCALE
+        mel = self.mel_bank @ _power(wave, N_FFT, self.window)
+        chroma = self.chroma_bank @ _power(wave, CHROMA_FFT, self.chroma_window)
+        return (torch.log(torch.cat([mel, chroma], dim=1) + LOG_FLOOR) + LOG_SHIFT) / LOG_SCALE
+
+
+def _power(wave: torch.Tensor, n_fft: int, window: torch.Tensor) -> torch.Tensor:
+    spec = torch.stft(wave, n_fft, hop_length=HOP, window=window, center=True, pad_mode="reflect", return_complex=True)
+    return spec.real.square() + spec.imag.square()
+
+
+def summary_features(windows: torch.Tensor) -> torch.Tensor:
+    """Feature windows ``[N, 76, 128]`` → chroma and rhythm summaries ``[N, 117]`` (module
+    docstring, step 5): relative chroma mean and std (24), onset autocorrelation (93)."""
+    mel, chroma = windows[:, :N_MELS], windows[:, N_MELS:]
+    rel = chroma - chroma.amax(dim=1, keepdim=True)
+    onset = torch.relu(mel[..., 1:] - mel[..., :-1]).mean(dim=1)  # [N, 127]
+    onset = onset - onset.mean(dim=-1, keepdim=True)
+    n = 2 * onset.shape[-1]  # zero padding: linear, not circular, correlation
+    ac = torch.fft.irfft(torch.fft.rfft(onset, n=n).abs().square(), n=n)
+    ac = ac[:, ONSET_LAGS[0] : ONSET_LAGS[1]] / (ac[:, :1] + 1e-6)
+    return torch.cat([rel.mean(dim=-1), rel.std(dim=-1), ac], dim=-1)
 
 
 def _conv(c_in: int, c_out: int, groups: int) -> nn.Sequential:
@@ -185,7 +217,7 @@ def _conv(c_in: int, c_out: int, groups: int) -> nn.Sequential:
 
 
 class AudioTower(nn.Module):
-    """Log-mel windows ``[N, 64, 128]`` → window embeddings ``[N, embed_dim]``."""
+    """Feature windows ``[N, 76, 128]`` → window embeddings ``[N, embed_dim]``."""
 
     def __init__(self, config: EvaluatorConfig) -> None:
         super().__init__()
@@ -198,11 +230,13 @@ class AudioTower(nn.Module):
             stages.append(nn.Sequential(*layers))
             c_in = c
         self.stages = nn.Sequential(*stages)
-        self.out = nn.Linear(2 * c_in, config.embed_dim)
+        self.summary = nn.Sequential(nn.Linear(SUMMARY_DIM, SUMMARY_HIDDEN), nn.GELU())
+        self.out = nn.Linear(2 * c_in + SUMMARY_HIDDEN, config.embed_dim)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        x = self.stages(mel.unsqueeze(1)).mean(dim=2)  # [N, C, time]: mean over frequency
-        return self.out(torch.cat([x.mean(dim=-1), x.amax(dim=-1)], dim=-1))
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        x = self.stages(windows[:, None, :N_MELS]).mean(dim=2)  # [N, C, time]: mean over frequency
+        summary = self.summary(summary_features(windows))
+        return self.out(torch.cat([x.mean(dim=-1), x.amax(dim=-1), summary], dim=-1))
 
 
 class EvaluatorNet(nn.Module):
@@ -214,7 +248,7 @@ class EvaluatorNet(nn.Module):
     def __init__(self, config: EvaluatorConfig) -> None:
         super().__init__()
         self.config = config
-        self.mel = LogMel()
+        self.front = FrontEnd()
         self.audio = AudioTower(config)
         self.audio_proj = nn.Linear(config.embed_dim, config.joint_dim)
         self.text_proj = nn.Sequential(
@@ -224,8 +258,8 @@ class EvaluatorNet(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(float(np.log(1 / 0.07))))
 
     def windows(self, wave: torch.Tensor) -> torch.Tensor:
-        """Mono ``[B, T]`` at 32 kHz → log-mel windows ``[B, n_windows, 64, 128]``."""
-        return self.mel(wave).unfold(-1, WINDOW_FRAMES, WINDOW_HOP_FRAMES).transpose(1, 2)
+        """Mono ``[B, T]`` at 32 kHz → feature windows ``[B, n_windows, 76, 128]``."""
+        return self.front(wave).unfold(-1, WINDOW_FRAMES, WINDOW_HOP_FRAMES).transpose(1, 2)
 
     def joint_audio(self, window_embeddings: torch.Tensor) -> torch.Tensor:
         """``[B, n_windows, D]`` → L2-normalised clip embeddings ``[B, joint_dim]``."""
@@ -334,9 +368,9 @@ class EvaluatorEmbedder(TextEmbedder):
             return self._last[1]
         wave = wave.to(self.device)
         with torch.inference_mode():
-            windows = self.net.windows(wave)  # [B, W, 64, 128]
+            windows = self.net.windows(wave)  # [B, W, 76, 128]
             b, w = windows.shape[:2]
-            flat = windows.reshape(b * w, N_MELS, WINDOW_FRAMES)
+            flat = windows.reshape(b * w, N_FEATURES, WINDOW_FRAMES)
             emb = torch.cat([self.net.audio(flat[i : i + CHUNK_WINDOWS]) for i in range(0, b * w, CHUNK_WINDOWS)])
             emb = emb.view(b, w, -1)
             logits = self.net.head(emb).mean(dim=1)
@@ -387,16 +421,6 @@ def read_checkpoint(path: Path) -> tuple[EvaluatorConfig, dict[str, torch.Tensor
     return EvaluatorConfig.from_json(meta["config"]), state
 
 
-def write_checkpoint(path: Path, config: EvaluatorConfig, state: Mapping[str, torch.Tensor]) -> Path:
-    """Write float32 weights with the config in the metadata (atomic)."""
-    from safetensors.torch import save_file
-
-    tensors = {k: v.detach().float().contiguous() for k, v in state.items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"config": config.to_json(), "format": "pt"})
-    return Path(path)
-
-
 def load_evaluator(
     checkpoint: str | Path | None = None, *, device: str | torch.device = "cpu", verify: bool = True
 ) -> EvaluatorEmbedder:
@@ -415,13 +439,13 @@ def load_evaluator(
     if WEIGHTS is None:
         raise MissingWeightsError(
             f"no evaluator checkpoint is shipped in {CHECKPOINT_DIR}; train one with "
-            f"`python -m bench.train.evaluator --corpus CORPUS --out RUN --ship {CHECKPOINT_DIR}`"
+            f"`t2mbench train evaluator --corpus CORPUS --out RUN --ship {CHECKPOINT_DIR}`"
         )
     path = resolve("evaluator", checkpoint, verify=verify)
     config, state = read_checkpoint(path)
     net = build_net(config, seed=0)  # initial values are overwritten; the seed only spares the global RNG
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as e:
-        raise WeightsError(f"{path}: weights do not match the config in its metadata ({e})") from None
+    problem = state_dict_mismatch({k: tuple(v.shape) for k, v in net.state_dict().items()}, state)
+    if problem:
+        raise WeightsError(f"{path}: weights do not match the config in its metadata: {problem}")
+    net.load_state_dict(state)
     return EvaluatorEmbedder(net, hash_file(path), device)

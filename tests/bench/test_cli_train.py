@@ -21,14 +21,14 @@ def _command(corpus, out, config):
             "--config", str(config), "--no-progress"]
 
 
-def test_kill_9_then_the_same_command_gives_the_uninterrupted_result(tiny_corpus, tmp_path):
+def test_kill_9_then_the_same_command_gives_the_uninterrupted_result(rendered_corpus, tmp_path):
     config = tmp_path / "vae.json"
     config.write_text(json.dumps(CONFIG))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(_command(tiny_corpus, tmp_path / "straight", config), check=True, env=env, capture_output=True)
+    subprocess.run(_command(rendered_corpus, tmp_path / "straight", config), check=True, env=env, capture_output=True)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_command(tiny_corpus, killed, config), env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_command(rendered_corpus, killed, config), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     latest = killed / "checkpoints" / "latest"
     deadline = time.monotonic() + 300
@@ -40,7 +40,8 @@ def test_kill_9_then_the_same_command_gives_the_uninterrupted_result(tiny_corpus
     assert 2 <= stopped_at < STEPS, "the run must be killed part-way for this test to mean anything"
     assert not (killed / "ema.safetensors").exists() or stopped_at < STEPS
 
-    done = subprocess.run(_command(tiny_corpus, killed, config), check=True, env=env, capture_output=True, text=True)
+    command = _command(rendered_corpus, killed, config)
+    done = subprocess.run(command, check=True, env=env, capture_output=True, text=True)
     assert f"trained vae: {killed / 'ema.safetensors'}" in done.stdout
     a, b = load_file(str(tmp_path / "straight" / "ema.safetensors")), load_file(str(killed / "ema.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -48,10 +49,10 @@ def test_kill_9_then_the_same_command_gives_the_uninterrupted_result(tiny_corpus
     assert len(log) == STEPS + 1 and log[-1].startswith(f"{STEPS},")
 
 
-def test_dit_without_a_vae_is_one_line_and_exit_2(tiny_corpus, capsys):
+def test_dit_without_a_vae_is_one_line_and_exit_2(rendered_corpus, capsys):
     from bench.cli import main
 
-    assert main(["train", "dit", "--corpus", str(tiny_corpus), "--out", "unused", "--steps", "1"]) == 2
+    assert main(["train", "dit", "--corpus", str(rendered_corpus), "--out", "unused", "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert err == ("t2mbench train: error: train dit needs --vae (the ema.safetensors of a trained "
                    "`t2mbench train vae` run)\n")

@@ -22,8 +22,8 @@ def vae_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def task(tiny_corpus, vae_file):
-    return DitTask(tiny_corpus, TASK, {"config": "tiny"}, vae=vae_file, progress=False)
+def task(rendered_corpus, vae_file):
+    return DitTask(rendered_corpus, TASK, {"config": "tiny"}, vae=vae_file, progress=False)
 
 
 def test_latents_are_the_vae_posterior_of_each_whole_clip(task, vae_file):

@@ -31,8 +31,8 @@ def test_stft_magnitude_floor_is_sqrt_1e8():
     assert stft_magnitude(torch.zeros(1, 2048), 256, 64).min().item() == pytest.approx(1e-4)
 
 
-def test_task_batches_are_seeded_crops_of_the_train_split(tiny_corpus):
-    task = VaeTask(tiny_corpus, {"crop_samples": 1024, "batch_size": 3, "kl_weight": 1e-4, "ffts": [256]},
+def test_task_batches_are_seeded_crops_of_the_train_split(rendered_corpus):
+    task = VaeTask(rendered_corpus, {"crop_samples": 1024, "batch_size": 3, "kl_weight": 1e-4, "ffts": [256]},
                    {"config": "tiny"}, progress=False)
     assert task.audio.shape == (len(task.clips), 1, 2 * 16000) and {c.split for c in task.clips} == {"train"}
     a = task.batch(5, torch.Generator().manual_seed(5))
@@ -43,7 +43,7 @@ def test_task_batches_are_seeded_crops_of_the_train_split(tiny_corpus):
         assert (windows == crop).all(-1).any()
 
 
-def test_crop_must_be_whole_latent_frames(tiny_corpus):
+def test_crop_must_be_whole_latent_frames(rendered_corpus):
     with pytest.raises(ConfigError, match="crop_samples 1000 must be a multiple of the VAE's downsampling ratio 512"):
-        VaeTask(tiny_corpus, {"crop_samples": 1000, "batch_size": 2, "kl_weight": 0.0, "ffts": [256]},
+        VaeTask(rendered_corpus, {"crop_samples": 1000, "batch_size": 2, "kl_weight": 0.0, "ffts": [256]},
                 {"config": "tiny"}, progress=False)

@@ -42,7 +42,10 @@ def test_cached_text_is_the_encoder_output(task):
     prompt = model.conditioner.conditioners["prompt"]
     states, mask = prompt.encoder.encode(task.captions[:2], prompt.max_length)
     cached_states, cached_mask = task.text.encode(task.captions[:2], prompt.max_length)
-    assert torch.equal(states, cached_states) and torch.equal(mask, cached_mask)
+    # Cached rows were encoded in larger batches: equal up to float summation order.
+    assert torch.equal(mask, cached_mask)
+    assert torch.allclose(states, cached_states, atol=1e-5, rtol=0)
+    assert not torch.allclose(cached_states[0], cached_states[1], atol=1e-2)
 
 
 def test_batch_is_seeded_and_noises_the_posterior(task):

@@ -25,6 +25,17 @@ Cases:
   the 1024 that the reference pipelines always denoise (no upstream side: upstream has no
   variable length; compare with ``dit_cfg_47s``).
 - ``vae_decode_47s``: the VAE decode of 1024 latents to 2,097,152 stereo samples.
+- ``sample_100_47s``: SAO-1.0's model-card call on 47 s: ``dpmpp_3m_sde``, 100 steps, σ 0.3 to
+  500, CFG 7 (``reference_models.samplers.sample_v`` on the guided DiT, batch 1).
+- ``diffusers_dit_cfg_47s`` / ``diffusers_100_47s`` (``--only diffusers``): diffusers'
+  ``StableAudioDiTModel`` with our weights converted by ``reference_models.to_diffusers``, one
+  CFG step batched as ``StableAudioPipeline`` batches it (null and real conditions in one batch
+  of 2), and 100 of them in a loop (no scheduler arithmetic: a lower bound on the pipeline's
+  denoising time). The null condition is stable-audio-tools' (all cross-attention tokens zero,
+  global condition kept), so the output is comparable with ours; diffusers' own pipeline zeroes
+  only the text tokens and keeps the seconds tokens, a different guidance target that costs the
+  same. (Measured on an H100 on 2026-11-25 before this was fixed, with the global condition
+  zeroed too, the outputs differed by up to 1.9 in fp32 at |out| ≤ 115: not a parity number.)
 """
 
 from __future__ import annotations
@@ -175,6 +186,52 @@ def vae_job(model, device: str, dtype: torch.dtype):
     return lambda: model.pretransform.decode(z)
 
 
+def sample_job(model, device: str, dtype: torch.dtype):
+    """SAO-1.0's recommended call on 47 s: dpmpp_3m_sde, 100 steps, σ 0.3-500, CFG 7."""
+    from reference_models.samplers import sample_v
+
+    d = inputs(1, LATENTS_47S, device, dtype)
+    guided = GuidedModel(model, {"cross_attn_cond": d["cross"], "global_cond": d["global"]}, scale=7.0)
+    gen = torch.Generator(device).manual_seed(0)
+    noise = torch.randn(d["x"].shape, generator=gen, device=device, dtype=dtype)
+    return lambda: sample_v(guided, noise, sampler="dpmpp_3m_sde", steps=100, generator=gen)
+
+
+def diffusers_job(model, device: str, dtype: torch.dtype, steps: int):
+    """``steps`` CFG calls of diffusers' StableAudioDiTModel holding ``model``'s DiT weights,
+    batched as StableAudioPipeline batches them (zero negative embeddings, CFG 7)."""
+    import diffusers
+    from diffusers.models.embeddings import get_1d_rotary_pos_embed
+
+    state = {k: v for k, v in model.state_dict().items() if k.startswith("model.model.")}
+    dit = diffusers.StableAudioDiTModel().to(device=device, dtype=dtype).eval()  # defaults = SAO-1.0
+    dit.load_state_dict(reference_models.to_diffusers(state)["transformer"], strict=True)
+    d = inputs(1, LATENTS_47S, device, dtype)
+    rope = [r.to(device=device, dtype=dtype) for r in get_1d_rotary_pos_embed(
+        dit.config.attention_head_dim // 2, LATENTS_47S + 1, use_real=True, repeat_interleave_real=False)]  # fmt: skip
+    cross = torch.cat([torch.zeros_like(d["cross"]), d["cross"]])
+    glob = torch.cat([d["global"], d["global"]])[:, None]
+
+    def step(x):
+        out = dit(torch.cat([x, x]), d["t"].repeat(2), encoder_hidden_states=cross, global_hidden_states=glob,
+                  rotary_embedding=rope).sample  # fmt: skip
+        uncond, cond = out.chunk(2)
+        return uncond + 7.0 * (cond - uncond)
+
+    def run():
+        x = d["x"]
+        for _ in range(steps):
+            out = step(x)
+        return out
+
+    return run
+
+
+def _versus(out: torch.Tensor, ours: torch.Tensor) -> dict:
+    return {"max_abs_diff_vs_ours": float((out.float() - ours.float()).abs().max()),
+            "max_abs_ours": float(ours.float().abs().max())}  # fmt: skip
+
+
 DIT_CASES = [("dit_47s", LATENTS_47S, 1.0), ("dit_cfg_47s", LATENTS_47S, 7.0), ("dit_cfg_10s", LATENTS_10S, 7.0)]
 
 
@@ -233,7 +290,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
     parser.add_argument("--upstream-python", default=PYTHON)
     parser.add_argument("--repeats", type=int, default=REPEATS)
-    parser.add_argument("--only", choices=["tiny", "dit", "vae"], action="append")
+    parser.add_argument("--only", choices=["tiny", "dit", "vae", "sample", "diffusers"], action="append")
     args = parser.parse_args()
     only = set(args.only or ["tiny", "dit", "vae"])
     dtype = DTYPES[args.dtype]
@@ -269,6 +326,18 @@ def main() -> None:
         for name, latents, cfg in DIT_CASES:
             up = None if name == "dit_cfg_10s" else {"what": "dit", "latents": latents, "cfg": cfg}
             report(name, dit_job(dit, latents, cfg, args.device, dtype), up)
+        del dit
+    if only & {"sample", "diffusers"}:
+        dit = sao10_part("model", args.device, dtype)
+        if "diffusers" in only:
+            ours_step = dit_job(dit, LATENTS_47S, 7.0, args.device, dtype)
+            with torch.inference_mode():
+                ref = ours_step()
+            for case, steps in (("diffusers_dit_cfg_47s", 1), ("diffusers_100_47s", 100)):
+                job = diffusers_job(dit, args.device, dtype, steps)
+                report(case, job, info=lambda out: _versus(out, ref))
+        if "sample" in only:
+            report("sample_100_47s", sample_job(dit, args.device, dtype))
         del dit
     if "vae" in only:
         vae = sao10_part("pretransform", args.device, dtype)

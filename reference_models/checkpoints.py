@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 from t2mbench.errors import WeightsError
-from t2mbench.weights import WeightFile, register
+from t2mbench.weights import WeightFile, register, register_shipped
 
 HF = "https://huggingface.co/stabilityai"
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 # Stability publishes no sha256 for these gated files outside the Hugging Face LFS pointers,
 # which could not be read from here; the first verified download should pin them.
 _NO_HASH = "no published sha256 reachable (gated Hugging Face repo): the file is not verified"
@@ -37,7 +38,8 @@ def _sao(name: str, repo: str, description: str) -> WeightFile:
     )
 
 
-WEIGHTS = {
+# tiny is None in a checkout that has not shipped its trained weights yet.
+WEIGHTS: dict[str, WeightFile | None] = {
     "sao-1.0": _sao(
         "sao-1.0",
         "stable-audio-open-1.0",
@@ -48,15 +50,9 @@ WEIGHTS = {
         "stable-audio-open-small",
         "Stable Audio Open Small: DiT (ARC), Oobleck VAE, seconds_total (T5-base separately)",
     ),
-    "tiny": register(
-        WeightFile(
-            name="tiny",
-            filename="t2mbench-tiny/model.safetensors",
-            url=None,
-            sha256=None,
-            description="t2mbench tiny model (16 kHz mono), trained by t2mbench itself",
-            note="no trained weights are published yet: train them with t2mbench, or pass a checkpoint path",
-        )
+    "tiny": register_shipped(
+        "tiny", SHIPPED_DIR / "tiny", "model.safetensors",
+        "t2mbench tiny model (16 kHz mono): VAE, DiT and number conditioners, trained by t2mbench",
     ),
 }
 

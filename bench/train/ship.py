@@ -47,14 +47,25 @@ def ship(
 def run_info(command: str, config: str | Path, corpus: str | Path, train_clips: int, run_dir: str | Path) -> dict:
     """How a run was made: the command, its config, the corpus manifest's sha256, the number of
     training clips, the training seconds (from ``log.csv``) and the machine."""
-    import pandas as pd
-
-    log = pd.read_csv(Path(run_dir) / "log.csv")
     return {
         "command": command,
         "config": read_json(config),
         "corpus": {"manifest_sha256": sha256_file(Path(corpus) / "manifest.jsonl"), "train_clips": train_clips},
-        "train_seconds": round(float(log["seconds"].iloc[-1]), 1),
-        "steps": int(log["step"].iloc[-1]),
+        **_log_summary(run_dir),
         "machine": provenance.device_info("cpu"),
     }
+
+
+def upstream_run(weights: str | Path) -> dict:
+    """The run that made ``weights`` (a run folder's ``ema.safetensors``, e.g. the VAE a DiT was
+    trained on): its sha256, training config, steps and training seconds."""
+    run_dir = Path(weights).parent
+    return {"file": str(weights), "sha256": sha256_file(weights), "config": read_json(run_dir / "train_config.json"),
+            **_log_summary(run_dir)}  # fmt: skip
+
+
+def _log_summary(run_dir: str | Path) -> dict:
+    import pandas as pd
+
+    log = pd.read_csv(Path(run_dir) / "log.csv")
+    return {"train_seconds": round(float(log["seconds"].iloc[-1]), 1), "steps": int(log["step"].iloc[-1])}

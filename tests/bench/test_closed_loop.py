@@ -3,9 +3,11 @@ import pandas as pd
 import pytest
 import torch
 
+from bench.corpus import build_corpus
 from bench.evaluation.closed_loop import LoopSettings, closed_loop, derangement, render, untrained_like
 from bench.train.data import split_clips
 from reference_models import build, load_model
+from t2mbench.errors import ConfigError
 from t2mbench.manifest import load_clipset
 
 
@@ -14,6 +16,11 @@ def test_derangement_moves_every_item_and_is_seeded(n):
     perm = derangement(n, 4)
     assert sorted(perm.tolist()) == list(range(n)) and not np.any(perm == np.arange(n))
     assert np.array_equal(perm, derangement(n, 4))
+
+
+def test_one_clip_cannot_be_shuffled():
+    with pytest.raises(ConfigError, match="shuffling captions needs at least 2 clips, got 1"):
+        derangement(1, 0)
 
 
 def test_untrained_keeps_the_trained_vae_and_the_training_init():
@@ -31,13 +38,22 @@ def test_untrained_keeps_the_trained_vae_and_the_training_init():
 
 
 @pytest.fixture(scope="module")
-def loop(rendered_corpus, tmp_path_factory):
+def loop_corpus(tmp_path_factory):
+    """12 clips of 3 s, seed 5: 9 train and 3 test clips, 2 evaluator windows each."""
+    out = tmp_path_factory.mktemp("loop_corpus") / "corpus"
+    build_corpus(out, 12, 3.0, 5, progress=False)
+    assert len(split_clips(out, "test")) == 3
+    return out
+
+
+@pytest.fixture(scope="module")
+def loop(loop_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("loop")
     settings = LoopSettings(sampler="ddim", steps=3, cfg_scale=3.0, seed=2, batch_size=4)
-    return out, closed_loop(rendered_corpus, out, settings, progress=False)
+    return out, closed_loop(loop_corpus, out, settings, progress=False)
 
 
-def test_rows_are_the_stable_audio_table_layout(loop, rendered_corpus):
+def test_rows_are_the_stable_audio_table_layout(loop, loop_corpus):
     _, result = loop
     table = pd.DataFrame(result["table"])
     assert table.system.tolist() == [
@@ -49,7 +65,7 @@ def test_rows_are_the_stable_audio_table_layout(loop, rendered_corpus):
     assert table.sisdr.notna().tolist() == [False, True, False, False]
     assert table.seconds_per_clip.isna().tolist() == [True, False, False, False]
     assert result["fd_ratio_untrained_over_trained"] == pytest.approx(table.fd_evaluator[3] / table.fd_evaluator[2])
-    assert result["test_clips"] == len(split_clips(rendered_corpus, "test"))
+    assert (result["test_clips"], result["train_clips"]) == (3, 9)
 
 
 def test_shuffled_run_scores_the_same_audio_with_other_captions(loop):
@@ -65,10 +81,10 @@ def test_shuffled_run_scores_the_same_audio_with_other_captions(loop):
     assert clap["difference"] == pytest.approx(clap["mean_a"] - clap["mean_b"])
 
 
-def test_a_finished_loop_is_read_back_not_redone(loop, rendered_corpus):
+def test_a_finished_loop_is_read_back_not_redone(loop, loop_corpus):
     out, result = loop
     stamp = (out / "sets" / "trained" / "generation.json").stat().st_mtime_ns
-    again = closed_loop(rendered_corpus, out, LoopSettings(sampler="ddim", steps=3, cfg_scale=3.0, seed=2,
+    again = closed_loop(loop_corpus, out, LoopSettings(sampler="ddim", steps=3, cfg_scale=3.0, seed=2,
                                                            batch_size=4), progress=False)  # fmt: skip
     assert (out / "sets" / "trained" / "generation.json").stat().st_mtime_ns == stamp
     assert again["table"] == result["table"]

@@ -255,11 +255,12 @@ def test_a_build_killed_mid_way_leaves_only_whole_files_and_resumes(built, tmp_p
     proc.kill()  # SIGKILL: no cleanup runs
     proc.wait()
     assert not (work / "manifest.jsonl").exists(), "the build finished before it could be killed"
-    finished = sorted(p.stem for p in work.glob("records/*.json"))
+    # final names only: pathlib's glob also matches the killed writer's ".<name>.<random>.tmp.<ext>"
+    finished = sorted(p.stem for p in work.glob("records/clip*.json"))
     assert finished
-    for wav in work.glob("audio/*.wav"):  # whatever carries a final name is whole
+    for wav in work.glob("audio/clip*.wav"):  # whatever carries a final name is whole
         assert sf.info(str(wav)).frames == int(SECONDS * SR)
-    for npz in work.glob("truth/*.npz"):
+    for npz in work.glob("truth/clip*.npz"):
         assert len(np.load(npz)["melody_midi"]) == int(SECONDS * 100)
 
     result = build_corpus(work, clips, SECONDS, SEED, progress=False)

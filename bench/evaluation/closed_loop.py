@@ -216,15 +216,16 @@ def render(result: dict[str, Any]) -> str:
                 for v, lo, hi in zip(table[name], table[f"{name}_ci_low"], table[f"{name}_ci_high"])
             ]  # fmt: skip
     shown["inference s/clip (CPU)"] = ["-" if pd.isna(v) else f"{v:.2f}" for v in table["seconds_per_clip"]]
-    c = result["clap_shuffle"]
+    c, ratio = result["clap_shuffle"], result["fd_ratio_untrained_over_trained"]
     return "\n".join([
         f"{result['test_clips']} test clips against {result['train_clips']} train clips; 95% bootstrap CIs.",
         "",
-        markdown(shown),
+        markdown(shown.set_index("system")),
         "",
-        f"fd_evaluator untrained / trained = {result['fd_ratio_untrained_over_trained']:.2f}",
+        f"fd_evaluator untrained / trained = {ratio:.2f} (target >= 3: {'met' if ratio >= 3 else 'NOT met'})",
         f"clap_evaluator with true captions {c['mean_a']:.4f}, shuffled {c['mean_b']:.4f}: difference "
-        f"{c['difference']:.4f}, 95% CI [{c['ci_low']:.4f}, {c['ci_high']:.4f}] over {c['n_clips']} clips",
+        f"{c['difference']:.4f}, 95% CI [{c['ci_low']:.4f}, {c['ci_high']:.4f}] over {c['n_clips']} clips "
+        f"(CI excludes zero: {'yes' if c['ci_low'] > 0 else 'NO'})",
     ])  # fmt: skip
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from bench.corpus import build_corpus
 from bench.generation import PromptRow
+from bench.plots import pyplot, save_figure
 from bench.sweep import parse_cells, run_sweep
 from bench.tables import few_step_verdict, markdown, published_grid, sweep_grid, time_grid
 from t2mbench import provenance
@@ -112,10 +113,7 @@ def render_report(table: pd.DataFrame, settings: DemoSettings, *, corpus_seconds
 
 def plot_sweep(table: pd.DataFrame, png: Path, metrics: Sequence[str] = METRICS) -> Path:
     """One panel per metric: value against steps (log x), one line per sampler, CI as error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
@@ -131,10 +129,7 @@ def plot_sweep(table: pd.DataFrame, png: Path, metrics: Sequence[str] = METRICS)
         ax.grid(alpha=0.3)
     axes[0][0].legend()
     fig.tight_layout()
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return png
+    return save_figure(fig, png)
 
 
 __all__ = ["DemoSettings", "plot_sweep", "render_report", "run_demo"]

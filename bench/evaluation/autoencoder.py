@@ -43,6 +43,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file
 
+from bench.plots import pyplot, save_figure
 from bench.tables import markdown
 from bench.train.data import load_split_audio, split_clips
 from bench.train.vae import stft_magnitude
@@ -198,10 +199,7 @@ def markdown_table(table: pd.DataFrame) -> str:
 def plot_spectrograms(signals: Mapping[str, np.ndarray], sample_rate: int, png: str | Path, *, title: str) -> Path:
     """One panel per ``[C, T]`` signal (first channel): 20·log10 |STFT| (n_fft 1024, hop 256)
     in dB, time in s against frequency in kHz, on the first signal's 80 dB colour range."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n_fft, hop = 1024, 256
     spectra = {k: 20 * np.log10(stft_magnitude(torch.from_numpy(np.ascontiguousarray(x[:1])), n_fft, hop)[0].numpy())
@@ -216,10 +214,7 @@ def plot_spectrograms(signals: Mapping[str, np.ndarray], sample_rate: int, png: 
     axes[-1, 0].set_xlabel("time (s)")
     fig.colorbar(im, ax=axes[:, 0].tolist(), label="dB")
     fig.suptitle(title)
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return Path(png)
+    return save_figure(fig, png)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,6 +36,7 @@ import torch
 
 from bench.evaluation.autoencoder import roundtrip_split, write_clips
 from bench.generation import PromptRow, write_generation
+from bench.plots import pyplot, save_figure
 from bench.tables import markdown
 from bench.train.data import split_clips
 from metrics.compare import compare_runs
@@ -231,10 +232,7 @@ def render(result: dict[str, Any]) -> str:
 
 def plot(table: pd.DataFrame, clap: dict[str, Any], png: Path) -> Path:
     """FD per row with its CI, and the true-versus-shuffled CLAP means."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 1]})
     y = np.arange(len(table))
@@ -249,10 +247,7 @@ def plot(table: pd.DataFrame, clap: dict[str, Any], png: Path) -> Path:
     b.bar(["true", "shuffled"], [clap["mean_a"], clap["mean_b"]], color=["tab:green", "tab:gray"])
     b.set_title(f"clap_evaluator, diff CI [{clap['ci_low']:.3f}, {clap['ci_high']:.3f}]", fontsize=9)
     fig.tight_layout()
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return png
+    return save_figure(fig, png)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
+from bench.plots import pyplot, save_figure
 from bench.train.data import split_clips
 from metrics.embedders.evaluator import SAMPLE_RATE, EvaluatorEmbedder, load_evaluator, protocol_input
 from metrics.registry import get_metric
@@ -162,10 +163,7 @@ def is_rising(rows: Sequence[dict[str, Any]], kind: str) -> bool:
 
 def plot(table: dict[str, Any], png: str | Path) -> Path:
     """Two panels: FD against SNR and against cut-off, the clean FD as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = table["rows"]
     clean = next(r["fd_evaluator"] for r in rows if r["kind"] == "clean")
@@ -184,10 +182,7 @@ def plot(table: dict[str, Any], png: str | Path) -> Path:
     ref, ev = table["reference"], table["evaluated"]
     fig.suptitle(f"fd_evaluator: {ev['split']} ({ev['clips']} clips) degraded vs clean {ref['split']} ({ref['clips']})")
     fig.tight_layout()
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return Path(png)
+    return save_figure(fig, png)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import torch
 from safetensors.torch import load_file, save_file
 
+from bench.plots import pyplot, save_figure
 from t2mbench import provenance
 from t2mbench.errors import ConfigError
 from t2mbench.files import atomic_path, write_bytes_atomic, write_json
@@ -218,10 +219,7 @@ class _Log:
 
 def plot_losses(log_csv: Path, png: Path) -> Path:
     """Plot every loss column of ``log_csv`` against step (log-scale y, 50-step moving mean)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import pandas as pd
 
     table = pd.read_csv(log_csv)
@@ -236,7 +234,4 @@ def plot_losses(log_csv: Path, png: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("step")
     fig.tight_layout()
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return png
+    return save_figure(fig, png)

@@ -1,6 +1,9 @@
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from bench.corpus import build_corpus
+from reference_models import build
 
 
 @pytest.fixture(scope="session")
@@ -9,3 +12,13 @@ def rendered_corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("rendered_corpus") / "corpus"
     build_corpus(out, 6, 2.0, 33, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def vae_file(tmp_path_factory):
+    """The tiny model's VAE at a seeded random initialisation, saved as a training run's ``ema.safetensors``."""
+    torch.manual_seed(7)
+    vae = build("tiny").pretransform.model
+    path = tmp_path_factory.mktemp("vae") / "ema.safetensors"
+    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(path))
+    return path

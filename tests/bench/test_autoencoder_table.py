@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from bench.evaluation.autoencoder import autoencoder_table, main, resample_roundtrip
 from bench.train.data import load_split_audio, split_clips
@@ -23,15 +23,6 @@ def _si_sdr(estimate, target, eps=1e-8):
     s, e = target - target.mean(), estimate - estimate.mean()
     alpha = np.dot(e, s) / (np.dot(s, s) + eps)
     return 10 * np.log10(np.sum((alpha * s) ** 2) / (np.sum((alpha * s - e) ** 2) + eps) + eps)
-
-
-@pytest.fixture(scope="module")
-def vae_file(tmp_path_factory):
-    torch.manual_seed(3)
-    vae = build("tiny").pretransform.model
-    path = tmp_path_factory.mktemp("ae_vae") / "ema.safetensors"
-    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(path))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from bench.train.data import load_split_audio
 from bench.train.dit import DitTask
@@ -10,15 +10,6 @@ from bench.train.loop import TrainConfig, step_generator, train
 from reference_models import build
 
 TASK = {"batch_size": 3, "cfg_dropout": 0.5}
-
-
-@pytest.fixture(scope="module")
-def vae_file(tmp_path_factory):
-    torch.manual_seed(7)
-    vae = build("tiny").pretransform.model
-    path = tmp_path_factory.mktemp("vae") / "ema.safetensors"
-    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(path))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -87,13 +87,23 @@ def data_dependent_init(model: OobleckAutoencoder, audio: torch.Tensor) -> None:
             target = float(audio.std())
         else:
             target = RESIDUAL_BRANCH_STD if id(conv) in branch_ends else 1.0
-        seen: list[torch.Tensor] = []
-        hook = conv.register_forward_hook(lambda _m, _i, out: seen.append(out.std()) and None)
+        std = _output_std(model, conv, audio, through_decoder=id(conv) in decoder_convs)
+        if not std > 0:
+            raise ConfigError("data-dependent init: the init batch is silent")
+        conv.weight_g.mul_(target / std)
+
+
+def _output_std(model: OobleckAutoencoder, conv: torch.nn.Module, audio: torch.Tensor, *, through_decoder: bool):
+    """Std (0-d tensor) of ``conv``'s output when ``audio`` is encoded (and its posterior mean decoded)."""
+    seen: list[torch.Tensor] = []
+    hook = conv.register_forward_hook(lambda _m, _i, out: seen.append(out.std()))
+    try:
         stats = model.encoder(audio)
-        if id(conv) in decoder_convs:
+        if through_decoder:
             model.decoder(vae_posterior(stats)[0])
+    finally:
         hook.remove()
-        conv.weight_g.mul_(target / seen[0])
+    return seen[0]
 
 
 class VaeTask:

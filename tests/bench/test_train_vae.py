@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from bench.train.vae import VaeTask, multi_resolution_stft_loss, stft_magnitude
+from bench.train.vae import VaeTask, data_dependent_init, multi_resolution_stft_loss, stft_magnitude
 from metrics.spectral import stft_distance
 from t2mbench.errors import ConfigError
 
@@ -47,3 +47,49 @@ def test_crop_must_be_whole_latent_frames(rendered_corpus):
     with pytest.raises(ConfigError, match="crop_samples 1000 must be a multiple of the VAE's downsampling ratio 512"):
         VaeTask(rendered_corpus, {"crop_samples": 1000, "batch_size": 2, "kl_weight": 0.0, "ffts": [256]},
                 {"config": "tiny"}, progress=False)
+
+
+def _task(corpus, crop=8192, **extra):
+    block = {"crop_samples": crop, "batch_size": 2, "kl_weight": 0.0, "ffts": [256], **extra}
+    return VaeTask(corpus, block, {"config": "tiny"}, progress=False)
+
+
+def test_data_dependent_init_sets_each_conv_output_scale(rendered_corpus):
+    from reference_models.autoencoder import ResidualUnit, WNConv1d, WNConvTranspose1d, vae_posterior
+
+    task = _task(rendered_corpus, init="data_dependent")
+    model, audio = task.build(), task.init_batch()
+    convs = [m for m in model.modules() if isinstance(m, (WNConv1d, WNConvTranspose1d))]
+    assert all(c.bias is None or not c.bias.any() for c in convs)
+    branch_ends = {id(m.layers[-1]) for m in model.modules() if isinstance(m, ResidualUnit)}
+    stds: dict[int, float] = {}
+    hooks = [c.register_forward_hook(lambda m, i, o: stds.__setitem__(id(m), float(o.std()))) for c in convs]
+    with torch.no_grad():
+        stats = model.encoder(audio)
+        decoded = model.decoder(vae_posterior(stats)[0])
+    for h in hooks:
+        h.remove()
+    with torch.no_grad():
+        silent = model.decoder(torch.zeros_like(vae_posterior(stats)[0]))
+    # every conv but the last hits its target exactly on the init batch; rescaling a later conv
+    # never changes an earlier one's input
+    for conv in convs[:-1]:
+        assert stds[id(conv)] == pytest.approx(0.1 if id(conv) in branch_ends else 1.0, rel=1e-4)
+    assert float(decoded.std()) == pytest.approx(float(audio.std()), rel=1e-4)
+    # no biases left: zero latents decode to silence, so the output is a function of the latents
+    assert not silent.any()
+
+
+def test_default_init_is_upstreams_and_unknown_init_is_refused(rendered_corpus):
+    default = _task(rendered_corpus).build()
+    explicit = _task(rendered_corpus, init="default").build()
+    assert torch.equal(default.decoder.layers[0].bias, explicit.decoder.layers[0].bias)
+    assert default.decoder.layers[0].bias.abs().sum() > 0  # PyTorch's default init keeps biases
+    with pytest.raises(ConfigError, match="init must be 'default' or 'data_dependent', got 'lsuv'"):
+        _task(rendered_corpus, init="lsuv")
+
+
+def test_silent_init_batch_is_refused(rendered_corpus):
+    model = _task(rendered_corpus).build()
+    with pytest.raises(ConfigError, match="data-dependent init: the init batch is silent"):
+        data_dependent_init(model, torch.zeros(2, 1, 1024))

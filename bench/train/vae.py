@@ -8,17 +8,19 @@ step generator), encodes with the sampling bottleneck, decodes, and minimises
 
 where MR-STFT is :func:`multi_resolution_stft_loss` (spectral convergence + log magnitude,
 averaged over FFT sizes, as auraloss's ``MultiResolutionSTFTLoss``) and KL is the VAE
-bottleneck's term.
-
-Init: with ``"init": "data_dependent"`` the network starts from :func:`data_dependent_init`
-instead of PyTorch's default (which upstream keeps). Measured on this corpus: with the default
-init the decoder's output is dominated by its biases (decoding zero latents and random latents
-differ by 1.5% of the output's std), and after 2,500 steps the decoder still barely uses its
-latents (test MR-STFT 2.35 with a clip's own latents, 2.47 with another clip's). With the
-data-dependent init the same budget reaches 1.77 against 2.82 (H100 sweep, 2026-11-25,
-recorded in docs/evidence/README.md). Stable Audio's VAEs add A-weighting, sum/difference channels (stereo only)
+bottleneck's term. Stable Audio's VAEs add A-weighting, sum/difference channels (stereo only)
 and an adversarial + feature-matching loss; the tiny VAE is trained without the adversarial
-part, which a 2-core CPU cannot afford in an hour (stated in the README's model table).
+part. In the sweep below a discriminator took 1.8x the time per step on the H100 (more on this
+CPU) and, at equal time, reached test MR-STFT 1.71 against 1.77 without it: too little for
+half the steps of the one-hour CPU budget.
+
+Init: with ``"init": "data_dependent"`` (the shipped config) the network starts from
+:func:`data_dependent_init` instead of PyTorch's default, which upstream keeps. With the default
+init the decoder's output is dominated by its biases: decoding zero latents and random latents
+differ by 1.5% of the output's std, and after 4000 steps the decoder barely uses its latents
+(MR-STFT on 16 test clips: 2.12 from their own latents, 2.50 from another clip's, 2.56 from
+zeros). The same 4000 steps from the data-dependent init give 1.84 / 2.64 / 3.56. The H100
+sweep that chose it is docs/measurements/h100_vae_init_sweep_2026-11-25.jsonl.
 
 Command: ``t2mbench train vae --corpus CORPUS --out runs/tiny-vae [--config bench/train/configs/tiny-vae.json]``.
 """

@@ -10,9 +10,9 @@ where MR-STFT is :func:`multi_resolution_stft_loss` (spectral convergence + log 
 averaged over FFT sizes, as auraloss's ``MultiResolutionSTFTLoss``) and KL is the VAE
 bottleneck's term. Stable Audio's VAEs add A-weighting, sum/difference channels (stereo only)
 and an adversarial + feature-matching loss; the tiny VAE is trained without the adversarial
-part. In the sweep below a discriminator took 1.8x the time per step on the H100 (more on this
-CPU) and, at equal time, reached test MR-STFT 1.71 against 1.77 without it: too little for
-half the steps of the one-hour CPU budget.
+part: the sweep's discriminator costs 4.4x per step on this 2-core CPU (1.53 s against 0.34 s),
+which does not fit the one-hour budget. On an H100 it gave a better VAE (autoencoded
+fd_evaluator 117 against 145 without it), the lead that docs/evidence/README.md records.
 
 Init: with ``"init": "data_dependent"`` (the shipped config) the network starts from
 :func:`data_dependent_init` instead of PyTorch's default, which upstream keeps. With the default
@@ -91,11 +91,16 @@ def data_dependent_init(model: OobleckAutoencoder, audio: torch.Tensor) -> None:
             target = RESIDUAL_BRANCH_STD if id(conv) in branch_ends else 1.0
         std = _output_std(model, conv, audio, through_decoder=id(conv) in decoder_convs)
         if not std > 0:
-            raise ConfigError("data-dependent init: the init batch is silent")
+            raise ConfigError(
+                "data-dependent init: the init batch is silent (the first crop_samples of 16 train clips);"
+                " raise crop_samples or set the task's init to 'default'"
+            )
         conv.weight_g.mul_(target / std)
 
 
-def _output_std(model: OobleckAutoencoder, conv: torch.nn.Module, audio: torch.Tensor, *, through_decoder: bool):
+def _output_std(
+    model: OobleckAutoencoder, conv: torch.nn.Module, audio: torch.Tensor, *, through_decoder: bool
+) -> torch.Tensor:
     """Std (0-d tensor) of ``conv``'s output when ``audio`` is encoded (and its posterior mean decoded)."""
     seen: list[torch.Tensor] = []
     hook = conv.register_forward_hook(lambda _m, _i, out: seen.append(out.std()))

@@ -105,7 +105,9 @@ def render_report(table: pd.DataFrame, settings: DemoSettings, *, corpus_seconds
             "Finding to check (DDIM far better than DDPM at few steps, DDPM catching up with more): "
             f"on fd_evaluator, DDIM better at {few} steps: {verdict['ddim_better_at_few_steps']} "
             f"(DDPM − DDIM = {verdict['gap_few']:.3g}); gap smaller at {many} steps: "
-            f"{verdict['gap_shrinks_with_steps']} ({verdict['gap_many']:.3g})."
+            f"{verdict['gap_shrinks_with_steps']} ({verdict['gap_many']:.3g}). "
+            + (f"The two cells' CIs at {few} steps are disjoint." if verdict["resolved_at_few_steps"] else
+               f"The two cells' CIs at {few} steps overlap: on {settings.clips} clips the gap is within the noise.")
         )
     parts.append(f"\nCorpus subset built in {corpus_seconds:.0f} s; the whole job took {total_seconds:.0f} s.")
     return "\n".join(parts)

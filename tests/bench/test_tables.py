@@ -25,7 +25,12 @@ def test_verdict_reads_the_ddim_finding_off_our_grid():
     t = _table({("ddim", 10): 20.0, ("ddpm", 10): 80.0, ("ddim", 50): 15.0, ("ddpm", 50): 18.0})
     v = few_step_verdict(t, "fd_evaluator", 10, 50)
     assert v == {"checked": True, "ddim_better_at_few_steps": True, "gap_shrinks_with_steps": True,
-                 "gap_few": 60.0, "gap_many": 3.0}
+                 "gap_few": 60.0, "gap_many": 3.0, "resolved_at_few_steps": True}
+    # the CIs are value ± 1: 1.5 apart they overlap, 2.5 apart they do not
+    close = _table({("ddim", 10): 20.0, ("ddpm", 10): 21.5, ("ddim", 50): 15.0, ("ddpm", 50): 18.0})
+    assert few_step_verdict(close, "fd_evaluator", 10, 50)["resolved_at_few_steps"] is False
+    apart = _table({("ddim", 10): 20.0, ("ddpm", 10): 22.5, ("ddim", 50): 15.0, ("ddpm", 50): 18.0})
+    assert few_step_verdict(apart, "fd_evaluator", 10, 50)["resolved_at_few_steps"] is True
     worse = _table({("ddim", 10): 90.0, ("ddpm", 10): 80.0, ("ddim", 50): 15.0, ("ddpm", 50): 40.0})
     assert few_step_verdict(worse, "fd_evaluator", 10, 50)["ddim_better_at_few_steps"] is False
     assert few_step_verdict(t[t["sampler"] == "ddim"], "fd_evaluator", 10, 50) == {"checked": False}

@@ -1,0 +1,29 @@
+import pandas as pd
+
+from bench.demo import METRICS, DemoSettings, render_report
+
+
+def _table(fd: dict[tuple[str, int], float], half_width: float) -> pd.DataFrame:
+    rows = []
+    for metric in METRICS:
+        for (sampler, steps), v in fd.items():
+            rows.append({"sampler": sampler, "steps": steps, "metric": metric, "value": v, "ci_low": v - half_width,
+                         "ci_high": v + half_width, "nfe": steps, "seconds_per_clip": steps / 10})
+    return pd.DataFrame(rows)
+
+
+FD = {("ddpm", 10): 255.0, ("ddim", 10): 248.0, ("ddpm", 50): 249.0, ("ddim", 50): 246.0}
+
+
+def test_report_says_when_the_few_step_gap_is_within_the_cis():
+    report = render_report(_table(FD, 8.0), DemoSettings(samplers=("ddpm", "ddim")), corpus_seconds=6,
+                           total_seconds=158)
+    assert ("on fd_evaluator, DDIM better at 10 steps: True (DDPM − DDIM = 7); gap smaller at 50 steps: True (3). "
+            "The two cells' CIs at 10 steps overlap: on 16 clips the gap is within the noise.") in report
+    assert report.endswith("Corpus subset built in 6 s; the whole job took 158 s.")
+
+
+def test_report_says_when_the_few_step_gap_is_resolved():
+    report = render_report(_table(FD, 3.0), DemoSettings(samplers=("ddpm", "ddim")), corpus_seconds=6,
+                           total_seconds=158)
+    assert "(3). The two cells' CIs at 10 steps are disjoint." in report

@@ -52,20 +52,12 @@ def run(args: argparse.Namespace) -> int:
     config_path = args.config or DEFAULTS[args.task]
     task_block, model_block, config = read_train_config(config_path, args.steps)
     progress = not args.no_progress
-    if args.task == "vae":
-        from bench.train.vae import VaeTask
-
-        task = VaeTask(args.corpus, task_block, model_block, progress=progress)
-    elif args.task == "dit":
-        from bench.train.dit import DitTask
-
-        if args.vae is None:
-            raise ConfigError("train dit needs --vae (the ema.safetensors of a trained `t2mbench train vae` run)")
-        task = DitTask(args.corpus, task_block, model_block, vae=args.vae, progress=progress)
-    else:
-        from bench.train.evaluator import EvaluatorTask, TaskSettings
-
-        task = EvaluatorTask(args.corpus, TaskSettings.from_block(task_block), model_block, progress=progress)
+    if args.task == "dit" and args.vae is None:
+        raise ConfigError("train dit needs --vae (the ema.safetensors of a trained `t2mbench train vae` run)")
+    try:
+        task = _build_task(args, task_block, model_block, progress)
+    except ConfigError as e:  # a bad task or model block: name the file to fix
+        raise ConfigError(f"{config_path}: {e}") from None
     ema = train(task, config, args.out, progress=progress)
     print(f"trained {args.task}: {Path(args.out) / 'ema.safetensors'}")
     if args.task == "vae":
@@ -77,3 +69,18 @@ def run(args: argparse.Namespace) -> int:
             info["vae_run"] = upstream_run(args.vae)
         print(f"shipped: {task.ship(ema, args.ship, info)}")
     return 0
+
+
+def _build_task(args: argparse.Namespace, task_block: dict, model_block: dict, progress: bool):
+    """The training task of ``args.task`` from its config's ``task`` and ``model`` blocks."""
+    if args.task == "vae":
+        from bench.train.vae import VaeTask
+
+        return VaeTask(args.corpus, task_block, model_block, progress=progress)
+    if args.task == "dit":
+        from bench.train.dit import DitTask
+
+        return DitTask(args.corpus, task_block, model_block, vae=args.vae, progress=progress)
+    from bench.train.evaluator import EvaluatorTask, TaskSettings
+
+    return EvaluatorTask(args.corpus, TaskSettings.from_block(task_block), model_block, progress=progress)

@@ -56,3 +56,15 @@ def test_dit_without_a_vae_is_one_line_and_exit_2(rendered_corpus, capsys):
     err = capsys.readouterr().err
     assert err == ("t2mbench train: error: train dit needs --vae (the ema.safetensors of a trained "
                    "`t2mbench train vae` run)\n")
+
+
+def test_a_bad_task_block_names_the_config_file(rendered_corpus, tmp_path, capsys):
+    from bench.cli import main
+
+    config = tmp_path / "bad-vae.json"
+    config.write_text(json.dumps({**CONFIG, "task": {**CONFIG["task"], "init": "lsuv"}}))
+    assert main(["train", "vae", "--corpus", str(rendered_corpus), "--out", str(tmp_path / "run"),
+                 "--config", str(config), "--no-progress"]) == 2
+    assert capsys.readouterr().err == (f"t2mbench train: error: {config}: init must be 'default' or "
+                                       "'data_dependent', got 'lsuv'\n")
+    assert not (tmp_path / "run").exists()  # refused before anything is written

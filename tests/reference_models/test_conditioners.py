@@ -34,9 +34,15 @@ def test_t5_in_float16_as_upstream():
     model.conditioner.conditioners["prompt"].encoder = t5_stand_in(torch.float16)
     with torch.inference_mode():
         cross, _ = model.condition(conditioning_inputs("sao10"))
-    np.testing.assert_allclose(cross.numpy(), golden()["sao10/cond_cross_fp16"], rtol=0, atol=2e-3)
+    fp16, fp32 = golden()["sao10/cond_cross_fp16"], golden()["sao10/cond_cross"]
+    # CPU float16 matmuls round differently by instruction set (fixtures: an Intel CPU with AMX;
+    # an AVX-512 EPYC differs by up to 3.6e-3 here): a few float16 ulps at |x| ~ 2 (ulp 2e-3)
+    np.testing.assert_allclose(cross.numpy(), fp16, rtol=0, atol=5e-3)
+    # and the run is float16 rather than float32: it sits well over twice as close to upstream's
+    # float16 output as to its float32 output (0.21e-3 vs 0.56e-3 mean abs error, measured)
+    assert np.abs(cross.numpy() - fp16).mean() < 0.5 * np.abs(cross.numpy() - fp32).mean()
     # the float16 run differs from the float32 one by float16 rounding, not by nothing
-    assert np.abs(golden()["sao10/cond_cross_fp16"] - golden()["sao10/cond_cross"]).max() > 1e-5
+    assert np.abs(fp16 - fp32).max() > 1e-5
 
 
 def test_padding_positions_are_zero_and_long_prompts_truncate():

@@ -99,7 +99,10 @@ def test_fusion_features_match_get_audio_features(fusion):
     quantised = torch.from_numpy(int16_roundtrip(wave[0].numpy()))[0]
     mel, longer = fusion._features(quantised)
     assert longer and mel.shape == (4, 1001, 64)
-    assert rel_err(mel.numpy(), FIX["mel_fusion__15s_48k"]) < 1e-5
+    # float32 FFT rounding differs by CPU instruction set (fixtures: Intel with AMX; here an
+    # AVX-512 EPYC): the largest error is 2.3e-3 dB in a bin 94 dB under the peak, 4.4e-5 of
+    # the range; a wrong mel filter or log floor is off by whole dB
+    assert rel_err(mel.numpy(), FIX["mel_fusion__15s_48k"]) < TOL
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,11 @@ def test_sigma_schedules_equal_k_diffusion(kind, key, args):
     ours = get_sigmas(kind, *args)
     ref = FIX[f"schedule__{key}"]
     assert ours.dtype == torch.float32 and ours.shape == ref.shape
-    assert torch.equal(ours, torch.from_numpy(ref))
+    # equal to the float32 ulp: torch's vectorised exp rounds the last bit differently on
+    # AVX2 and AVX-512 CPUs (1 ulp in 2 of 50 entries, measured); computing in float64 and
+    # casting, as a port might, is 3 ulps off
+    ulps = (ours.view(torch.int32).long() - torch.from_numpy(ref).view(torch.int32).long()).abs()
+    assert ulps.max() <= 1
 
 
 def test_sao_schedule_endpoints():

@@ -5,9 +5,15 @@ from a generator seeded with ``(seed, k)``, never from torch's global RNG, so a 
 after checkpoint ``k`` (even by ``kill -9``) and restarted with the same command continues
 exactly as if it had never stopped. Every ``checkpoint_every`` steps a folder
 ``checkpoints/step_<k>/`` holds ``model.safetensors`` (raw weights), ``ema.safetensors``
-(EMA weights, what ships) and ``state.pt`` (step and optimizer, loaded with
-``weights_only=True``); it is written under a temporary name and renamed whole, then
-``checkpoints/latest`` names it.
+(EMA weights, what ships), ``critic.safetensors`` when the task has a critic, and ``state.pt``
+(step and optimizers, loaded with ``weights_only=True``); it is written under a temporary name
+and renamed whole, then ``checkpoints/latest`` names it.
+
+A task may train a critic beside its model (the VAE's discriminator): ``build_critic()``
+returns it (or None), and from step ``critic_start`` on ``losses`` gets it as ``critic=`` and
+returns a ``"critic_loss"`` term besides ``"loss"``. The two are summed into one backward pass
+(the task keeps each term's gradient on its own module), and each module has its own AdamW on
+the same schedule, its own gradient clipping, and no EMA.
 
 Outputs in ``out_dir``: ``ema.safetensors`` (latest EMA weights), the checkpoints,
 ``log.csv`` (step, seconds, lr, every loss term), ``loss.png`` and ``provenance.json``.
@@ -34,6 +40,7 @@ from t2mbench.files import atomic_path, write_bytes_atomic, write_json
 from t2mbench.progress import progress_bar
 
 MODEL_FILE, EMA_FILE, STATE_FILE = "model.safetensors", "ema.safetensors", "state.pt"
+CRITIC_FILE = "critic.safetensors"
 LOG_FILE, PLOT_FILE, CKPT_DIR = "log.csv", "loss.png", "checkpoints"
 
 
@@ -52,11 +59,25 @@ class TrainTask(Protocol):
         """Loss terms; ``"loss"`` is the total that is minimised."""
 
 
+class CriticTask(TrainTask, Protocol):
+    """A task that trains a critic beside its model (see the module docstring)."""
+
+    def build_critic(self) -> torch.nn.Module | None:
+        """The freshly initialised critic, or None when the task's config has none."""
+
+    def losses(self, model: torch.nn.Module, batch: Any, generator: torch.Generator,
+               critic: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
+        """As :meth:`TrainTask.losses`; with ``critic``, also ``"critic_loss"``, minimised by the critic."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimiser and schedule settings (units: steps). ``lr`` peaks after ``warmup`` steps
     and decays to ``lr * final_lr_ratio`` by a cosine; EMA follows ema-pytorch's warmup
-    ``1 - (1 + step) ** -ema_power`` capped at ``ema_beta``. ``autocast="bfloat16"`` runs the
+    ``1 - (1 + step) ** -ema_power`` capped at ``ema_beta``. A task's critic joins at step
+    ``critic_start``. ``compile=True`` has the task compile its model's hot modules with
+    ``torch.compile`` (TorchInductor, which needs a C++ compiler; the first step pays for the
+    compilation, about 2 min for the tiny VAE on 2 cores). ``autocast="bfloat16"`` runs the
     forward pass under CPU autocast (weights, optimiser and EMA stay float32): about 1.7x faster
     for the DiT on a CPU with AMX, slower on one without bf16 units."""
 
@@ -72,6 +93,8 @@ class TrainConfig:
     checkpoint_every: int = 200
     seed: int = 0
     autocast: str | None = None
+    critic_start: int = 0
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -93,12 +116,25 @@ class TrainConfig:
         return min(self.ema_beta, 1.0 - (1.0 + step) ** -self.ema_power)
 
 
+def compile_for_training(task: TrainTask, model: torch.nn.Module) -> None:
+    """``task.compile(model)``, after checking that the task can and that TorchInductor has a
+    C++ compiler (``$CXX``, ``g++`` or ``clang++``), so a missing one is a clear error at step 0."""
+    if not hasattr(task, "compile"):
+        raise ConfigError(f"{task.name}: this task cannot compile its model; set the train block's compile to false")
+    if not (os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")):
+        raise ConfigError("compile: true needs a C++ compiler for torch.compile (g++ or clang++ on PATH, or $CXX);"
+                          " install one or set the train block's compile to false")
+    task.compile(model)
+
+
 def step_generator(seed: int, step: int) -> torch.Generator:
     """The generator of step ``step``: independent of every earlier step."""
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
-def train(task: TrainTask, config: TrainConfig, out_dir: str | Path, *, progress: bool = True) -> torch.nn.Module:
+def train(
+    task: TrainTask | CriticTask, config: TrainConfig, out_dir: str | Path, *, progress: bool = True
+) -> torch.nn.Module:
     """Train ``task`` to ``config.steps`` in ``out_dir``, resuming from its last checkpoint.
 
     Returns the EMA module (the weights that ship). Re-running a finished run returns at once.
@@ -109,9 +145,13 @@ def train(task: TrainTask, config: TrainConfig, out_dir: str | Path, *, progress
     ema = task.build().eval()
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-    start = _resume(out, model, ema, opt)
+    if config.compile:
+        compile_for_training(task, model)
+    critic = task.build_critic() if hasattr(task, "build_critic") else None
+    trained = [model] if critic is None else [model, critic.train()]
+    groups = [[p for p in m.parameters() if p.requires_grad] for m in trained]
+    opts = [torch.optim.AdamW(g, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay) for g in groups]
+    start = _resume(out, model, ema, opts, critic)
     if start == 0:
         write_json(out / "train_config.json", {"task": task.name, **asdict(config)})
         record = provenance.collect(seeds={"train": config.seed}, extra={"task": task.name, **asdict(config)})
@@ -123,17 +163,22 @@ def train(task: TrainTask, config: TrainConfig, out_dir: str | Path, *, progress
         gen = step_generator(config.seed, step)
         batch = task.batch(step, gen)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.autocast is not None):
-            terms = task.losses(model, batch, gen)
-        loss = terms["loss"]
+            if critic is not None and step >= config.critic_start:
+                terms = task.losses(model, batch, gen, critic=critic)
+            else:
+                terms = task.losses(model, batch, gen)
+        loss = terms["loss"] + terms.get("critic_loss", 0.0)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{task.name}: loss became {loss.item()} at step {step}; lower the learning rate")
-        opt.zero_grad(set_to_none=True)
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         lr = config.lr_at(step)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        opt.step()
+        for params, opt in zip(groups, opts):
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            opt.step()
         _ema_update(ema, model, config.ema_decay(step))
         row = {"step": step + 1, "seconds": time.perf_counter() - t0, "lr": lr}
         row.update({k: float(v.detach()) for k, v in terms.items()})
@@ -142,7 +187,7 @@ def train(task: TrainTask, config: TrainConfig, out_dir: str | Path, *, progress
         bar.set_postfix(loss=f"{row['loss']:.4f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
             log.flush()
-            _checkpoint(out, model, ema, opt, step + 1)
+            _checkpoint(out, model, ema, opts, step + 1, critic)
     bar.close()
     log.flush()
     plot_losses(out / LOG_FILE, out / PLOT_FILE)
@@ -158,7 +203,8 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
                 e.copy_(m)
 
 
-def _checkpoint(out: Path, model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer, step: int) -> None:
+def _checkpoint(out: Path, model: torch.nn.Module, ema: torch.nn.Module, opts: list[torch.optim.Optimizer], step: int,
+                critic: torch.nn.Module | None) -> None:  # fmt: skip
     """Write ``checkpoints/step_<k>/`` through a temporary folder renamed whole, then point
     ``checkpoints/latest`` at it; the previous checkpoint is kept, older ones removed."""
     root = out / CKPT_DIR
@@ -166,9 +212,10 @@ def _checkpoint(out: Path, model: torch.nn.Module, ema: torch.nn.Module, opt: to
     tmp = root / f".tmp_step_{step:08d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for module, name in ((model, MODEL_FILE), (ema, EMA_FILE)):
+    modules = ((model, MODEL_FILE), (ema, EMA_FILE), *(((critic, CRITIC_FILE),) if critic is not None else ()))
+    for module, name in modules:
         save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, str(tmp / name))
-    torch.save({"step": step, "optimizer": opt.state_dict()}, tmp / STATE_FILE)
+    torch.save({"step": step, "optimizers": [opt.state_dict() for opt in opts]}, tmp / STATE_FILE)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     write_bytes_atomic(root / "latest", final.name.encode())
@@ -177,15 +224,19 @@ def _checkpoint(out: Path, model: torch.nn.Module, ema: torch.nn.Module, opt: to
     shutil.copyfile(final / EMA_FILE, out / EMA_FILE)
 
 
-def _resume(out: Path, model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
+def _resume(out: Path, model: torch.nn.Module, ema: torch.nn.Module, opts: list[torch.optim.Optimizer],
+            critic: torch.nn.Module | None) -> int:  # fmt: skip
     pointer = out / CKPT_DIR / "latest"
     if not pointer.exists():
         return 0
     ckpt = out / CKPT_DIR / pointer.read_text().strip()
     model.load_state_dict(load_file(str(ckpt / MODEL_FILE)))
     ema.load_state_dict(load_file(str(ckpt / EMA_FILE)))
+    if critic is not None:
+        critic.load_state_dict(load_file(str(ckpt / CRITIC_FILE)))
     state = torch.load(ckpt / STATE_FILE, weights_only=True)
-    opt.load_state_dict(state["optimizer"])
+    for opt, opt_state in zip(opts, state["optimizers"], strict=True):
+        opt.load_state_dict(opt_state)
     return int(state["step"])
 
 
@@ -197,7 +248,7 @@ class _Log:
         self.rows: list[dict[str, float]] = []
         if start and path.exists():
             with open(path, newline="") as f:
-                rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+                rows = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]  # "": term absent
             self.rows = [r for r in rows if r["step"] <= start]
 
     def elapsed(self) -> float:

@@ -90,3 +90,72 @@ def test_bfloat16_autocast_trains_with_float32_weights(tmp_path):
     log = pd.read_csv(tmp_path / "log.csv")
     assert log["mse"].iloc[-10:].mean() < 0.2 * log["mse"].iloc[:5].mean()
     assert all(v.dtype == torch.float32 for v in ema.state_dict().values())
+
+
+class WithCritic(Regression):
+    """Regression plus a critic (a scalar ``c``) trained from step ``critic_start`` on to
+    minimise (c − 3)²; the model's loss gains 0.01·c² with ``c`` frozen."""
+
+    def build_critic(self):
+        critic = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.zeros_(critic.weight)
+        return critic
+
+    def losses(self, model, batch, generator, critic=None):
+        terms = super().losses(model, batch, generator)
+        if critic is not None:
+            c = critic.weight[0, 0]
+            terms["loss"] = terms["loss"] + 0.01 * c.detach() ** 2
+            terms["critic_loss"] = (c - 3.0) ** 2
+        return terms
+
+
+def test_critic_resumes_to_the_same_weights_and_optimiser_state(tmp_path):
+    cfg = TrainConfig(steps=9, lr=1e-1, warmup=2, checkpoint_every=3, seed=0, critic_start=4)
+    train(WithCritic(), cfg, tmp_path / "a", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(WithCritic(fail_at=8), cfg, tmp_path / "b", progress=False)
+    train(WithCritic(), cfg, tmp_path / "b", progress=False)
+    for name in ("model.safetensors", "critic.safetensors"):
+        a, b = (load_file(str(tmp_path / d / "checkpoints" / "step_00000009" / name)) for d in "ab")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    log = pd.read_csv(tmp_path / "b" / "log.csv")
+    # no critic term before step critic_start (0-based), one on every step after
+    assert log["critic_loss"].isna().tolist() == [True] * 4 + [False] * 5
+
+
+def test_critic_has_its_own_optimiser_and_clipping(tmp_path):
+    # the critic's gradient 2(c - 3) is large, the model's tiny: clipped together, the model
+    # would barely move; clipped apart, the model trains as it does without a critic
+    cfg = TrainConfig(steps=6, lr=1e-2, warmup=1, checkpoint_every=6, grad_clip=0.5)
+    plain = train(Regression(), cfg, tmp_path / "plain", progress=False)
+    with_critic = train(WithCritic(), cfg, tmp_path / "critic", progress=False)
+    critic = load_file(str(tmp_path / "critic" / "checkpoints" / "step_00000006" / "critic.safetensors"))
+    # Adam moves a parameter with a steady gradient by lr per step: from 0 toward 3
+    assert critic["weight"].item() == pytest.approx(sum(cfg.lr_at(k) for k in range(6)), rel=1e-3)
+    assert "critic.weight" not in with_critic.state_dict()  # the EMA (what ships) is the model alone
+    for (k, a), b in zip(plain.state_dict().items(), with_critic.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), k  # 0.01·c² with c frozen adds no gradient to the model
+
+
+def test_compile_needs_a_task_that_can_and_a_cxx_compiler(tmp_path, monkeypatch):
+    from bench.train import loop
+
+    cfg = TrainConfig(steps=1, compile=True)
+    with pytest.raises(ValueError, match="toy: this task cannot compile its model; set the train block's compile"):
+        train(Regression(), cfg, tmp_path / "a", progress=False)
+
+    class Compilable(Regression):
+        compiled = []
+
+        def compile(self, model):
+            self.compiled.append(model)
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(loop.shutil, "which", lambda name: None)
+    with pytest.raises(ValueError, match=r"compile: true needs a C\+\+ compiler for torch.compile"):
+        train(Compilable(), cfg, tmp_path / "b", progress=False)
+    assert not (tmp_path / "b" / "log.csv").exists() and Compilable.compiled == []
+    monkeypatch.setenv("CXX", "g++")
+    train(Compilable(), TrainConfig(steps=1, compile=True, checkpoint_every=1), tmp_path / "c", progress=False)
+    assert len(Compilable.compiled) == 1 and Compilable.compiled[0].training  # the trained model, not the EMA

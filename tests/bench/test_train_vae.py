@@ -1,7 +1,16 @@
+import math
+
 import pytest
 import torch
 
-from bench.train.vae import VaeTask, data_dependent_init, multi_resolution_stft_loss, stft_magnitude
+from bench.train.vae import (
+    VaeTask,
+    data_dependent_init,
+    multi_resolution_stft_loss,
+    multi_scale_mel_loss,
+    stft_magnitude,
+)
+from metrics.filterbanks import mel_filterbank
 from metrics.spectral import stft_distance
 from t2mbench.errors import ConfigError
 
@@ -29,6 +38,27 @@ def test_multi_resolution_loss_is_the_mean_over_resolutions_and_differentiable()
 
 def test_stft_magnitude_floor_is_sqrt_1e8():
     assert stft_magnitude(torch.zeros(1, 2048), 256, 64).min().item() == pytest.approx(1e-4)
+
+
+def test_mel_loss_of_a_gain_is_its_log10():
+    # well above the floor, M(g·y) = g·M(y) at every mel and scale, so the loss is |log10 g|
+    y = torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(2))
+    loss = multi_scale_mel_loss(2.0 * y, y, 16000, [512, 128], [40, 10])
+    assert loss.item() == pytest.approx(math.log10(2.0), rel=1e-5)
+    assert multi_scale_mel_loss(y, y, 16000, [512], [40]).item() == 0.0
+
+
+def test_mel_loss_is_the_mean_log10_distance_of_slaney_mels_of_stft_magnitudes():
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(1, 2, 2048, generator=g), torch.randn(1, 2, 2048, generator=g)
+    bank = torch.from_numpy(mel_filterbank(16000, 256, 20)).float()
+    mx, my = (bank @ stft_magnitude(s.flatten(0, 1), 256, 64) for s in (x, y))
+    expected = (mx.clamp_min(1e-5).log10() - my.clamp_min(1e-5).log10()).abs().mean()
+    assert multi_scale_mel_loss(x, y, 16000, [256], [20]).item() == pytest.approx(expected.item(), rel=1e-6)
+    # silence is floored at 1e-5: its distance to silence is 0, to a signal finite
+    zero = torch.zeros(1, 1, 2048)
+    assert multi_scale_mel_loss(zero, zero, 16000, [256], [20]).item() == 0.0
+    assert math.isfinite(multi_scale_mel_loss(zero, x[:, :1], 16000, [256], [20]).item())
 
 
 def test_task_batches_are_seeded_crops_of_the_train_split(rendered_corpus):
@@ -93,3 +123,36 @@ def test_silent_init_batch_is_refused(rendered_corpus):
     model = _task(rendered_corpus).build()
     with pytest.raises(ConfigError, match="data-dependent init: the init batch is silent"):
         data_dependent_init(model, torch.zeros(2, 1, 1024))
+
+
+def test_losses_add_the_weighted_mel_and_adversarial_terms(rendered_corpus):
+    disc = {"ffts": [256, 128], "filters": 4, "adv_weight": 0.1, "fm_weight": 5.0}
+    task = _task(rendered_corpus, crop=2048, mel_weight=2.0, mel_ffts=[256], mel_bins=[20], discriminator=disc)
+    model, critic = task.build(), task.build_critic()
+    assert [s.n_fft for s in critic.scales] == [256, 128] and critic.scales[0].convs[0].out_channels == 4
+    batch = task.batch(0, torch.Generator().manual_seed(0))
+    with_critic = task.losses(model, batch, torch.Generator().manual_seed(1), critic=critic)
+    plain = task.losses(model, batch, torch.Generator().manual_seed(1))
+    assert "critic_loss" not in plain and plain["mel"] == with_critic["mel"]
+    expected_plain = plain["mrstft"] + 0.0 * plain["kl"] + 2.0 * plain["mel"]  # kl_weight 0 in _task
+    assert plain["loss"].item() == pytest.approx(expected_plain.item(), rel=1e-6)
+    extra = 0.1 * with_critic["adv"] + 5.0 * with_critic["fm"]
+    assert with_critic["loss"].item() == pytest.approx((plain["loss"] + extra).item(), rel=1e-6)
+    assert with_critic["critic_loss"].requires_grad and with_critic["critic_loss"].item() > 0
+
+
+def test_no_discriminator_block_means_no_critic_and_a_partial_one_is_refused(rendered_corpus):
+    assert _task(rendered_corpus).build_critic() is None
+    with pytest.raises(ConfigError, match=r"discriminator block misses \['adv_weight', 'fm_weight'\]"):
+        _task(rendered_corpus, discriminator={"ffts": [256], "filters": 4})
+    with pytest.raises(ConfigError, match=r"mel_ffts \[256\] and mel_bins \[\] must be non-empty lists"):
+        _task(rendered_corpus, mel_weight=1.0, mel_ffts=[256])
+
+
+def test_compile_compiles_encoder_and_decoder_in_place(rendered_corpus):
+    task = _task(rendered_corpus)
+    model = task.build()
+    keys = list(model.state_dict())
+    task.compile(model)  # lazy: nothing is compiled until the first call
+    assert model.encoder._compiled_call_impl is not None and model.decoder._compiled_call_impl is not None
+    assert list(model.state_dict()) == keys  # checkpoints keep stable-audio-tools' names

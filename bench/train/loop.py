@@ -245,10 +245,11 @@ class _Log:
 
     def __init__(self, path: Path, start: int) -> None:
         self.path = path
-        self.rows: list[dict[str, float]] = []
+        self.rows: list[dict[str, float]] = []  # "step" is an int
         if start and path.exists():
             with open(path, newline="") as f:
-                rows = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]  # "": term absent
+                rows = [{k: int(v) if k == "step" else float(v) for k, v in r.items() if v != ""}  # "": term absent
+                        for r in csv.DictReader(f)]
             self.rows = [r for r in rows if r["step"] <= start]
 
     def elapsed(self) -> float:

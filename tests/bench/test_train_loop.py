@@ -48,6 +48,10 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     log = pd.read_csv(tmp_path / "b" / "log.csv")
     assert list(log["step"]) == list(range(1, 10)) and log["seconds"].is_monotonic_increasing
+    # the rows read back on resume keep their integer steps ("7", not "7.0")
+    assert [row.split(",")[0] for row in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]] == [
+        str(i) for i in range(1, 10)
+    ]
     assert (tmp_path / "b" / "loss.png").stat().st_size > 1000
     kept = sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir())
     assert kept == ["latest", "step_00000006", "step_00000009"]

@@ -238,10 +238,12 @@ def _opt_str(value: Any) -> str | None:
 
 
 def _relative(p: Path, root: Path) -> str:
+    """``p`` relative to ``root`` when under it, else absolute (a reader resolves a relative
+    path against the manifest's folder, not the writer's working directory)."""
     try:
         return str(Path(p).resolve().relative_to(root.resolve()))
     except ValueError:
-        return str(p)
+        return str(Path(p).resolve())
 
 
 def _listing(items: Sequence[str]) -> str:

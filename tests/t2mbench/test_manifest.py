@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,19 @@ def test_roundtrip_through_manifest_and_parquet(tmp_path):
     table = pd.read_parquet(tmp_path / "manifest.parquet")
     assert list(table["id"]) == ["c0"] and json.loads(table["attributes"][0])["programs"] == [0, 40]
     assert load_clipset(tmp_path / "manifest.parquet").clips[0].attributes["tempo_bpm"] == 96
+
+
+def test_a_manifest_of_clips_outside_its_folder_points_at_them(tmp_path, monkeypatch):
+    # clips named relative to the working directory, listed from another folder: the row
+    # must not keep the cwd-relative path, which the reader would resolve under that folder
+    monkeypatch.chdir(tmp_path)
+    _wav(tmp_path / "corpus" / "audio" / "c0.wav")
+    rec = ClipRecord(id="c0", path=Path("corpus/audio/c0.wav"), sample_rate=SR, channels=1)
+    write_manifest(tmp_path / "sets" / "train", [rec])
+    assert json.loads((tmp_path / "sets" / "train" / "manifest.jsonl").read_text())["path"] == str(
+        tmp_path.resolve() / "corpus" / "audio" / "c0.wav"
+    )
+    assert load_clipset(tmp_path / "sets" / "train").clips[0].path == tmp_path.resolve() / "corpus" / "audio" / "c0.wav"
 
 
 def test_match_ids_lists_both_sides(tmp_path):

@@ -79,6 +79,11 @@ def test_schedules():
     assert c.lr_at(0) == pytest.approx(0.1) and c.lr_at(9) == pytest.approx(1.0)
     assert c.lr_at(60) == pytest.approx(0.55) and c.lr_at(110) == pytest.approx(0.1)
     assert c.ema_decay(0) == 0.0 and c.ema_decay(15) == pytest.approx(1 - 16**-0.75) and c.ema_decay(10**6) == 0.999
+    # at a constant rate the schedule ignores ``steps``: a longer run's step-k checkpoint is the k-step run
+    # (how the shipped VAE's 8000-step checkpoint of a 10000-step run equals tiny-vae.json's 8000 steps)
+    flat = [TrainConfig(steps=n, lr=5e-4, warmup=100, final_lr_ratio=1.0) for n in (8000, 10000)]
+    assert [flat[0].lr_at(k) for k in range(8000)] == [flat[1].lr_at(k) for k in range(8000)]
+    assert flat[1].lr_at(7999) == 5e-4 and flat[1].lr_at(50) == pytest.approx(5e-4 * 51 / 100)
 
 
 def test_bad_config():

@@ -67,20 +67,21 @@ class SnakeBeta(nn.Module):
         return _snake_beta(x, self.alpha, self.beta)
 
 
-class _WeightNormed:
-    """Weight normalisation over all but dim 0 (``torch.nn.utils.weight_norm``, dim=0) with
-    the upstream key names: the weight is ``weight_g · weight_v / ‖weight_v‖`` and only
-    ``weight_g``, ``weight_v`` and ``bias`` are parameters."""
+class WeightNormed:
+    """Mixin for a conv layer: weight normalisation over all but dim 0
+    (``torch.nn.utils.weight_norm``, dim=0) with the upstream key names. The weight is
+    ``weight_g · weight_v / ‖weight_v‖`` and only ``weight_g``, ``weight_v`` and ``bias`` are
+    parameters. Call :meth:`_init_weight_norm` after the conv's ``__init__``."""
 
     def _init_weight_norm(self) -> None:
         v = self.weight.detach()
         del self.weight
-        self.weight_g = nn.Parameter(torch.linalg.vector_norm(v, dim=(1, 2), keepdim=True))
+        self.weight_g = nn.Parameter(torch.linalg.vector_norm(v, dim=tuple(range(1, v.ndim)), keepdim=True))
         self.weight_v = nn.Parameter(v.clone())
 
     def normed_weight(self) -> torch.Tensor:
         v = self.weight_v
-        return v * (self.weight_g / torch.linalg.vector_norm(v, dim=(1, 2), keepdim=True))
+        return v * (self.weight_g / torch.linalg.vector_norm(v, dim=tuple(range(1, v.ndim)), keepdim=True))
 
 
 def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -90,7 +91,7 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     return out if bias is None else out.add_(bias[:, None])
 
 
-class WNConv1d(_WeightNormed, nn.Conv1d):
+class WNConv1d(WeightNormed, nn.Conv1d):
     """Weight-normed Conv1d (keys ``weight_g`` ``[out, 1, 1]``, ``weight_v``, ``bias``)."""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -106,7 +107,7 @@ class WNConv1d(_WeightNormed, nn.Conv1d):
         return self._conv_forward(x, self.normed_weight(), self.bias)
 
 
-class WNConvTranspose1d(_WeightNormed, nn.ConvTranspose1d):
+class WNConvTranspose1d(WeightNormed, nn.ConvTranspose1d):
     """Weight-normed ConvTranspose1d (keys ``weight_g`` ``[in, 1, 1]``, ``weight_v``, ``bias``)."""
 
     def __init__(self, *args, **kwargs) -> None:

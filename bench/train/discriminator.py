@@ -27,24 +27,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reference_models.autoencoder import WeightNormed
+
 LEAK = 0.2
 DILATIONS = (1, 2, 4)
 
 
-class WNConv2d(nn.Conv2d):
-    """Conv2d with weight normalisation over all but dim 0: weight = g · v / ‖v‖."""
+class WNConv2d(WeightNormed, nn.Conv2d):
+    """Weight-normed Conv2d (keys ``weight_g`` ``[out, 1, 1, 1]``, ``weight_v``, ``bias``)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        v = self.weight.detach()
-        del self.weight
-        self.weight_g = nn.Parameter(torch.linalg.vector_norm(v, dim=(1, 2, 3), keepdim=True))
-        self.weight_v = nn.Parameter(v.clone())
+        self._init_weight_norm()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        v = self.weight_v
-        weight = v * (self.weight_g / torch.linalg.vector_norm(v, dim=(1, 2, 3), keepdim=True))
-        return self._conv_forward(x, weight, self.bias)
+        return self._conv_forward(x, self.normed_weight(), self.bias)
 
 
 def _same(kernel: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> tuple[int, int]:

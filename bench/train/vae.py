@@ -65,13 +65,26 @@ def stft_magnitude(x: torch.Tensor, n_fft: int, hop: int, eps: float = 1e-8) -> 
     return torch.sqrt(torch.clamp(spec.real**2 + spec.imag**2, min=eps))
 
 
-def multi_resolution_stft_loss(estimate: torch.Tensor, target: torch.Tensor, ffts: Sequence[int]) -> torch.Tensor:
-    """Mean over ``ffts`` (hop = fft/4) of SC + LM on ``[B, C, T]`` signals, channels folded
-    into the batch: SC = ‖|Y|−|X|‖_F/‖|Y|‖_F, LM = mean |ln|Y| − ln|X||, Y the target."""
+Spectra = dict[int, tuple[torch.Tensor, torch.Tensor]]
+
+
+def stft_pairs(estimate: torch.Tensor, target: torch.Tensor, ffts: Sequence[int]) -> Spectra:
+    """``{n_fft: (|STFT(estimate)|, |STFT(target)|)}`` (hop = fft/4) of ``[B, C, T]`` signals,
+    channels folded into the batch: computed once per FFT size for every loss that needs it."""
     x, y = estimate.flatten(0, 1), target.flatten(0, 1)
-    total = x.new_zeros(())
+    return {n: (stft_magnitude(x, n, n // 4), stft_magnitude(y, n, n // 4)) for n in dict.fromkeys(ffts)}
+
+
+def multi_resolution_stft_loss(
+    estimate: torch.Tensor, target: torch.Tensor, ffts: Sequence[int], spectra: Spectra | None = None
+) -> torch.Tensor:
+    """Mean over ``ffts`` (hop = fft/4) of SC + LM on ``[B, C, T]`` signals, channels folded
+    into the batch: SC = ‖|Y|−|X|‖_F/‖|Y|‖_F, LM = mean |ln|Y| − ln|X||, Y the target.
+    ``spectra`` (:func:`stft_pairs` of the same signals) skips recomputing the STFTs."""
+    spectra = spectra or stft_pairs(estimate, target, ffts)
+    total = estimate.new_zeros(())
     for n in ffts:
-        xm, ym = stft_magnitude(x, n, n // 4), stft_magnitude(y, n, n // 4)
+        xm, ym = spectra[n]
         sc = torch.linalg.vector_norm(ym - xm) / torch.linalg.vector_norm(ym)
         lm = (torch.log(ym) - torch.log(xm)).abs().mean()
         total = total + sc + lm
@@ -87,16 +100,18 @@ def _mel_bank(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
 
 
 def multi_scale_mel_loss(
-    estimate: torch.Tensor, target: torch.Tensor, sample_rate: int, ffts: Sequence[int], n_mels: Sequence[int]
+    estimate: torch.Tensor, target: torch.Tensor, sample_rate: int, ffts: Sequence[int], n_mels: Sequence[int],
+    spectra: Spectra | None = None,
 ) -> torch.Tensor:
     """Mean over scales (``ffts[i]`` with ``n_mels[i]`` Slaney mels, hop = fft/4) of
     mean |log10 max(M_x, 1e-5) − log10 max(M_y, 1e-5)| on ``[B, C, T]`` signals at
-    ``sample_rate`` Hz, M = mel filterbank · |STFT| (DAC's multi-scale mel loss)."""
-    x, y = estimate.flatten(0, 1), target.flatten(0, 1)
-    total = x.new_zeros(())
+    ``sample_rate`` Hz, M = mel filterbank · |STFT| (DAC's multi-scale mel loss).
+    ``spectra`` (:func:`stft_pairs` of the same signals) skips recomputing the STFTs."""
+    spectra = spectra or stft_pairs(estimate, target, ffts)
+    total = estimate.new_zeros(())
     for n, m in zip(ffts, n_mels, strict=True):
-        bank = _mel_bank(sample_rate, n, m).to(x)
-        xm, ym = bank @ stft_magnitude(x, n, n // 4), bank @ stft_magnitude(y, n, n // 4)
+        bank = _mel_bank(sample_rate, n, m).to(estimate)
+        xm, ym = (bank @ mag for mag in spectra[n])
         total = total + (xm.clamp_min(MEL_FLOOR).log10() - ym.clamp_min(MEL_FLOOR).log10()).abs().mean()
     return total / len(ffts)
 
@@ -218,11 +233,12 @@ class VaeTask:
                critic: MultiScaleSTFTDiscriminator | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
         latents, kl = model.encode(batch, generator=generator)
         decoded = model.decode(latents)
-        stft = multi_resolution_stft_loss(decoded, batch, self.ffts)
+        spectra = stft_pairs(decoded, batch, (*self.ffts, *self.mel_ffts))  # the mel scales reuse MR-STFT's
+        stft = multi_resolution_stft_loss(decoded, batch, self.ffts, spectra)
         terms = {"mrstft": stft.detach(), "kl": kl.detach()}
         loss = stft + self.kl_weight * kl
         if self.mel_weight:
-            mel = multi_scale_mel_loss(decoded, batch, self.sample_rate, self.mel_ffts, self.mel_bins)
+            mel = multi_scale_mel_loss(decoded, batch, self.sample_rate, self.mel_ffts, self.mel_bins, spectra)
             loss, terms["mel"] = loss + self.mel_weight * mel, mel.detach()
         if critic is not None:
             adv = adversarial_losses(critic, batch, decoded)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from bench.train.discriminator import MultiScaleSTFTDiscriminator, STFTDiscriminator, adversarial_losses
+from bench.train.discriminator import MultiScaleSTFTDiscriminator, STFTDiscriminator, WNConv2d, adversarial_losses
 
 
 def _audio(seed, shape=(2, 1, 4096)):
@@ -73,3 +73,14 @@ def test_stereo_channels_are_scored_as_separate_signals():
     (left, _), = disc(x[:, :1])
     assert logits.shape[0] == 4 and torch.allclose(logits[0::2], left, atol=1e-6)
     assert math.isfinite(logits.sum().item())
+
+
+def test_weight_normed_conv2d_equals_torch_weight_norm():
+    torch.manual_seed(0)
+    conv = WNConv2d(2, 4, (3, 9), padding=(1, 4))
+    assert sorted(conv.state_dict()) == ["bias", "weight_g", "weight_v"] and conv.weight_g.shape == (4, 1, 1, 1)
+    with torch.no_grad():
+        conv.weight_g.uniform_(0.5, 2.0)
+    ref = torch._weight_norm(conv.weight_v, conv.weight_g, 0)  # what nn.utils.weight_norm(dim=0) computes
+    x = _audio(1, (1, 2, 12, 33))
+    torch.testing.assert_close(conv(x), torch.nn.functional.conv2d(x, ref, conv.bias, padding=(1, 4)))

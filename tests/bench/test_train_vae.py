@@ -141,6 +141,22 @@ def test_losses_add_the_weighted_mel_and_adversarial_terms(rendered_corpus):
     assert with_critic["critic_loss"].requires_grad and with_critic["critic_loss"].item() > 0
 
 
+def test_losses_take_each_stft_once_for_both_spectral_losses(rendered_corpus, monkeypatch):
+    import bench.train.vae as vae
+
+    task = _task(rendered_corpus, crop=2048, ffts=[512, 256, 128], mel_weight=1.0, mel_ffts=[256, 64], mel_bins=[20, 8])
+    model, batch = task.build(), task.batch(0, torch.Generator().manual_seed(0))
+    calls = []
+    real = vae.stft_magnitude
+    monkeypatch.setattr(vae, "stft_magnitude", lambda x, n, hop: calls.append(n) or real(x, n, hop))
+    terms = task.losses(model, batch, torch.Generator().manual_seed(1))
+    assert sorted(calls) == [64, 64, 128, 128, 256, 256, 512, 512]  # decoded and input, once per size
+    decoded = model.decode(model.encode(batch, generator=torch.Generator().manual_seed(1))[0])
+    monkeypatch.setattr(vae, "stft_magnitude", real)
+    assert terms["mrstft"].item() == pytest.approx(multi_resolution_stft_loss(decoded, batch, [512, 256, 128]).item())
+    assert terms["mel"].item() == pytest.approx(multi_scale_mel_loss(decoded, batch, 16000, [256, 64], [20, 8]).item())
+
+
 def test_no_discriminator_block_means_no_critic_and_a_partial_one_is_refused(rendered_corpus):
     assert _task(rendered_corpus).build_critic() is None
     with pytest.raises(ConfigError, match=r"discriminator block misses \['adv_weight', 'fm_weight'\]"):

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import bench.commands
 from t2mbench import __version__
+from t2mbench.allocator import tune_allocator
 from t2mbench.errors import T2MBenchError
 
 EXIT_USER_ERROR = 2
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    tune_allocator()
     try:
         result = args.func(args)
     except T2MBenchError as e:

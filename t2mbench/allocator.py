@@ -6,7 +6,8 @@ tensor of that size is paid again in page faults. A tiny-VAE encoder pass over a
 eight 10 s clips at 16 kHz (82 MB activations) took 2.1 s with the defaults and 0.90 s with
 :func:`tune_allocator` (4.2 M minor page faults against 0.2 M; AMD EPYC, 2 threads). PyTorch's
 CPU tensors come from ``malloc``, so keeping freed blocks in the heap lets later tensors of the
-same size reuse them. The cost: a process keeps its peak heap resident until it exits.
+same size reuse them (a chain of elementwise layers on one such tensor: 120k page faults
+against 200k, tests/t2mbench/test_allocator.py). The cost: a process keeps its peak heap resident until it exits.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 # mallopt(3) parameter numbers (glibc's malloc.h)
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 MMAP_THRESHOLD = 1 << 30  # serve allocations up to 1 GiB from the heap
-TRIM_THRESHOLD = 1 << 31  # return freed heap top to the OS only past 2 GiB
+TRIM_THRESHOLD = (1 << 31) - 1  # return freed heap top to the OS only past 2 GiB (mallopt takes a C int)
 TOP_PAD = 256 << 20  # grow the heap 256 MiB at a time
 
 

@@ -51,6 +51,7 @@ from metrics.resample_hann import resample_hann
 from metrics.scoring import score
 from reference_models import LatentDiffusionModel, build
 from reference_models.autoencoder import OobleckAutoencoder
+from t2mbench.allocator import tune_allocator
 from t2mbench.audio import fit_length, save_audio
 from t2mbench.errors import ConfigError, ManifestError
 from t2mbench.files import atomic_path, sha256_file, write_json
@@ -225,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for autoencoder.{json,csv,md,png}, audio and scores")
     parser.add_argument("--clips", type=int, default=None, help="first N test clips (default: all)")
     args = parser.parse_args(argv)
+    tune_allocator()
     table = autoencoder_table(args.corpus, args.vae, args.out, clips=args.clips)
     print(markdown_table(table))
     return 0

@@ -43,6 +43,7 @@ from metrics.compare import compare_runs
 from metrics.scoring import score
 from reference_models import build, generate, load_model
 from reference_models.model import LatentDiffusionModel
+from t2mbench.allocator import tune_allocator
 from t2mbench.errors import ConfigError
 from t2mbench.files import atomic_path, read_json, write_json
 from t2mbench.manifest import ClipRecord, load_clipset, write_manifest
@@ -261,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--cfg", type=float, default=d.cfg_scale)
     p.add_argument("--seed", type=int, default=d.seed)
     args = p.parse_args(argv)
+    tune_allocator()
     settings = LoopSettings(sampler=args.sampler, steps=args.steps, cfg_scale=args.cfg, seed=args.seed)
     print(render(closed_loop(args.corpus, args.out, settings, model=args.model)))
     return 0

@@ -32,6 +32,7 @@ from bench.plots import pyplot, save_figure
 from bench.train.data import split_clips
 from metrics.embedders.evaluator import SAMPLE_RATE, EvaluatorEmbedder, load_evaluator, protocol_input
 from metrics.registry import get_metric
+from t2mbench.allocator import tune_allocator
 from t2mbench.audio import load_audio
 from t2mbench.errors import AudioError
 from t2mbench.files import atomic_path, write_json
@@ -195,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="noise seed")
     parser.add_argument("--checkpoint", default=None, help="evaluator checkpoint (default: the shipped one)")
     args = parser.parse_args(argv)
+    tune_allocator()
     out = Path(args.out)
     table = degradation_table(
         args.corpus, max_reference=args.max_reference, max_eval=args.max_eval, seed=args.seed,

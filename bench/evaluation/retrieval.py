@@ -41,6 +41,7 @@ from metrics.embedders.evaluator import (
     load_evaluator,
     protocol_input,
 )
+from t2mbench.allocator import tune_allocator
 from t2mbench.audio import load_audio
 from t2mbench.files import write_json
 from t2mbench.manifest import ClipRecord
@@ -182,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default=None, help="evaluator checkpoint (default: the shipped one)")
     parser.add_argument("--out", required=True, help="JSON file to write")
     args = parser.parse_args(argv)
+    tune_allocator()
     write_json(args.out, evaluate(args.corpus, args.split, checkpoint=args.checkpoint))
     return 0
 

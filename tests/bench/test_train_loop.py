@@ -1,9 +1,12 @@
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.profiler import profile
 
-from bench.train.loop import TrainConfig, step_generator, train
+from bench.train.loop import TrainConfig, bfloat16_autocast, step_generator, train
 
 
 class Regression:
@@ -99,6 +102,44 @@ def test_bfloat16_autocast_trains_with_float32_weights(tmp_path):
     log = pd.read_csv(tmp_path / "log.csv")
     assert log["mse"].iloc[-10:].mean() < 0.2 * log["mse"].iloc[:5].mean()
     assert all(v.dtype == torch.float32 for v in ema.state_dict().values())
+
+
+def _attention_ops(q, k, v):
+    with profile() as prof:
+        out = F.scaled_dot_product_attention(q, k, v)
+    return out, {e.key for e in prof.key_averages()}
+
+
+def test_bfloat16_autocast_runs_attention_on_the_math_path_in_bfloat16():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 40, 16, generator=g, requires_grad=True) for _ in range(3))
+    exact = F.scaled_dot_product_attention(q, k, v)
+    before = torch.backends.cuda.fp16_bf16_reduction_math_sdp_allowed()
+    with bfloat16_autocast():
+        assert torch.backends.cuda.fp16_bf16_reduction_math_sdp_allowed()
+        out, ops = _attention_ops(q, k, v)
+    assert torch.backends.cuda.fp16_bf16_reduction_math_sdp_allowed() == before
+    assert "aten::_scaled_dot_product_attention_math" in ops
+    assert not any("flash" in op for op in ops)
+    assert out.dtype == torch.bfloat16
+    assert (out.float() - exact).abs().max().item() < 3e-2
+    # the reductions stay in bfloat16: the math path's default upcast to float32 rounds differently
+    with sdpa_kernel(SDPBackend.MATH), torch.autocast("cpu", dtype=torch.bfloat16):
+        upcast = F.scaled_dot_product_attention(q, k, v)
+    assert not torch.equal(out, upcast)
+    out.float().sum().backward()  # the backward runs outside the context
+    assert q.grad is not None and torch.isfinite(q.grad).all()
+    with bfloat16_autocast(enabled=False):
+        plain, ops = _attention_ops(q, k, v)
+    assert plain.dtype == torch.float32 and torch.equal(plain, exact)
+
+
+def test_bfloat16_autocast_restores_the_flag_after_an_error():
+    before = torch.backends.cuda.fp16_bf16_reduction_math_sdp_allowed()
+    with pytest.raises(RuntimeError, match="inside"):
+        with bfloat16_autocast():
+            raise RuntimeError("inside")
+    assert torch.backends.cuda.fp16_bf16_reduction_math_sdp_allowed() == before
 
 
 class WithCritic(Regression):

@@ -233,17 +233,22 @@ class VaeTask:
                critic: MultiScaleSTFTDiscriminator | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
         latents, kl = model.encode(batch, generator=generator)
         decoded = model.decode(latents)
-        spectra = stft_pairs(decoded, batch, (*self.ffts, *self.mel_ffts))  # the mel scales reuse MR-STFT's
-        stft = multi_resolution_stft_loss(decoded, batch, self.ffts, spectra)
-        terms = {"mrstft": stft.detach(), "kl": kl.detach()}
-        loss = stft + self.kl_weight * kl
-        if self.mel_weight:
-            mel = multi_scale_mel_loss(decoded, batch, self.sample_rate, self.mel_ffts, self.mel_bins, spectra)
-            loss, terms["mel"] = loss + self.mel_weight * mel, mel.detach()
-        if critic is not None:
-            adv = adversarial_losses(critic, batch, decoded)
-            loss = loss + self.discriminator["adv_weight"] * adv["adv"] + self.discriminator["fm_weight"] * adv["fm"]
-            terms.update(critic_loss=adv["disc"], adv=adv["adv"].detach(), fm=adv["fm"].detach())
+        # Under bfloat16 autocast only the VAE runs in bfloat16; STFTs, mel projections, the
+        # critic and every loss stay float32.
+        with torch.autocast(batch.device.type, enabled=False):
+            decoded, kl = decoded.float(), kl.float()
+            spectra = stft_pairs(decoded, batch, (*self.ffts, *self.mel_ffts))  # the mel scales reuse MR-STFT's
+            stft = multi_resolution_stft_loss(decoded, batch, self.ffts, spectra)
+            terms = {"mrstft": stft.detach(), "kl": kl.detach()}
+            loss = stft + self.kl_weight * kl
+            if self.mel_weight:
+                mel = multi_scale_mel_loss(decoded, batch, self.sample_rate, self.mel_ffts, self.mel_bins, spectra)
+                loss, terms["mel"] = loss + self.mel_weight * mel, mel.detach()
+            if critic is not None:
+                adv = adversarial_losses(critic, batch, decoded)
+                weights = self.discriminator
+                loss = loss + weights["adv_weight"] * adv["adv"] + weights["fm_weight"] * adv["fm"]
+                terms.update(critic_loss=adv["disc"], adv=adv["adv"].detach(), fm=adv["fm"].detach())
         return {"loss": loss, **terms}
 
     @torch.inference_mode()

@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from bench.train.loop import bfloat16_autocast
 from bench.train.vae import (
     VaeTask,
     data_dependent_init,
@@ -155,6 +156,26 @@ def test_losses_take_each_stft_once_for_both_spectral_losses(rendered_corpus, mo
     monkeypatch.setattr(vae, "stft_magnitude", real)
     assert terms["mrstft"].item() == pytest.approx(multi_resolution_stft_loss(decoded, batch, [512, 256, 128]).item())
     assert terms["mel"].item() == pytest.approx(multi_scale_mel_loss(decoded, batch, 16000, [256, 64], [20, 8]).item())
+
+
+def test_under_bfloat16_autocast_only_the_vae_runs_in_bfloat16(rendered_corpus):
+    task = _task(rendered_corpus, crop=2048, ffts=[512, 128], mel_weight=1.0, mel_ffts=[256], mel_bins=[20])
+    model, batch = task.build(), task.batch(0, torch.Generator().manual_seed(0))
+    with bfloat16_autocast():
+        terms = task.losses(model, batch, torch.Generator().manual_seed(1))
+        latents, kl = model.encode(batch, generator=torch.Generator().manual_seed(1))
+        decoded = model.decode(latents)
+    assert decoded.dtype == torch.bfloat16 and terms["loss"].dtype == torch.float32
+    # the losses of the bfloat16 decoding, taken in float32 outside autocast: equal to float32 precision
+    decoded = decoded.float()
+    stft = multi_resolution_stft_loss(decoded, batch, [512, 128])
+    mel = multi_scale_mel_loss(decoded, batch, 16000, [256], [20])
+    assert terms["mrstft"].item() == pytest.approx(stft.item(), rel=1e-6)
+    assert terms["mel"].item() == pytest.approx(mel.item(), rel=1e-6)
+    assert terms["kl"].item() == pytest.approx(kl.float().item(), rel=1e-6)
+    fp32 = task.losses(model, batch, torch.Generator().manual_seed(1))
+    assert fp32["mrstft"].item() != terms["mrstft"].item()
+    assert fp32["mrstft"].item() == pytest.approx(terms["mrstft"].item(), rel=5e-2)
 
 
 def test_no_discriminator_block_means_no_critic_and_a_partial_one_is_refused(rendered_corpus):

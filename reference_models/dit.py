@@ -1,13 +1,14 @@
 """The diffusion transformer (DiT) of Stable Audio Open, with stable-audio-tools' parameter
 names (``models/dit.py``, ``DiffusionTransformer``; prepend global conditioning, timestep
-conditioning "global", patch size 1).
+conditioning "global").
 
 Forward (x ``[B, C, L]`` latents, t ``[B]`` in [0, 1]):
 1. timestep features [cos 2πtW, sin 2πtW] (W ``[128, 1]``, fixed random) -> MLP -> ``[B, D]``;
 2. cross-attention tokens -> ``to_cond_embed`` (bias-free MLP); global vector ->
    ``to_global_embed`` (bias-free MLP) + timestep embedding, prepended as ONE token;
-3. x + preprocess_conv(x) (1x1, zero-initialised) -> tokens -> transformer -> drop the
-   prepended token -> out + postprocess_conv(out) (1x1, zero-initialised).
+3. x + preprocess_conv(x) (1x1, zero-initialised) -> tokens of ``patch_size`` frames each
+   (``b c (t p) -> b t (c p)``, as upstream) -> transformer -> drop the prepended token ->
+   frames again -> out + postprocess_conv(out) (1x1, zero-initialised).
 
 There is no cross-attention mask: padded text tokens are zero vectors that still take part
 in attention, as upstream. Classifier-free guidance is not done here: the caller batches
@@ -39,6 +40,21 @@ class FourierFeatures(nn.Module):
         return torch.cat((f.cos(), f.sin()), dim=-1)
 
 
+def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """``[B, C, T·p]`` frames -> ``[B, T, C·p]`` tokens; token ``t``'s feature ``c·p + j`` is frame
+    ``t·p + j`` of channel ``c`` (stable-audio-tools' ``b (t p) c -> b t (c p)``)."""
+    b, c, frames = x.shape
+    if frames % patch_size:
+        raise ValueError(f"{frames} latent frames do not split into patches of {patch_size}")
+    return x.reshape(b, c, frames // patch_size, patch_size).permute(0, 2, 1, 3).reshape(b, -1, c * patch_size)
+
+
+def unpatchify(tokens: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Inverse of :func:`patchify`: ``[B, T, C·p]`` -> ``[B, C, T·p]``."""
+    b, t, cp = tokens.shape
+    return tokens.reshape(b, t, cp // patch_size, patch_size).permute(0, 2, 1, 3).reshape(b, cp // patch_size, -1)
+
+
 def _mlp(dim_in: int, dim_out: int, bias: bool) -> nn.Sequential:
     return nn.Sequential(nn.Linear(dim_in, dim_out, bias=bias), nn.SiLU(), nn.Linear(dim_out, dim_out, bias=bias))
 
@@ -57,6 +73,7 @@ class DiffusionTransformer(nn.Module):
         global_cond_dim: width of the global conditioning vector (0: none).
         qk_norm: ``"none"`` or ``"ln"``.
         ff_mult: feed-forward inner width as a multiple of ``embed_dim``.
+        patch_size: latent frames per transformer token (the frame count must be a multiple).
     """
 
     def __init__(
@@ -70,9 +87,11 @@ class DiffusionTransformer(nn.Module):
         global_cond_dim: int = 0,
         qk_norm: str = "none",
         ff_mult: float = 4,
+        patch_size: int = 1,
     ) -> None:
         super().__init__()
         self.io_channels = io_channels
+        self.patch_size = patch_size
         self.timestep_features = FourierFeatures(1, TIMESTEP_FEATURES)
         self.to_timestep_embed = _mlp(TIMESTEP_FEATURES, embed_dim, bias=True)
         context_dim = None
@@ -85,8 +104,8 @@ class DiffusionTransformer(nn.Module):
             embed_dim,
             depth,
             embed_dim // num_heads,
-            dim_in=io_channels,
-            dim_out=io_channels,
+            dim_in=io_channels * patch_size,
+            dim_out=io_channels * patch_size,
             dim_context=context_dim,
             qk_norm=qk_norm,
             ff_mult=ff_mult,
@@ -107,7 +126,7 @@ class DiffusionTransformer(nn.Module):
         """Model output in the objective's parametrisation.
 
         Args:
-            x: ``[B, io_channels, L]`` noisy latents.
+            x: ``[B, io_channels, L]`` noisy latents, ``L`` a multiple of ``patch_size``.
             t: ``[B]`` diffusion time in [0, 1].
             cross_attn_cond: ``[B, S, cond_token_dim]`` tokens (text, then one per number).
             global_cond: ``[B, global_cond_dim]`` (channel-concatenated number embeddings).
@@ -130,6 +149,7 @@ class DiffusionTransformer(nn.Module):
         if global_cond is not None:
             glob = self.to_global_embed(global_cond.to(dtype)) + glob
         x = pointwise_conv(x, self.preprocess_conv.weight) + x
-        out = self.transformer(x.transpose(1, 2), prepend=glob[:, None, :], context=context, rows=rows)
-        out = out[:, 1:, :].transpose(1, 2)
+        tokens = patchify(x, self.patch_size)
+        out = self.transformer(tokens, prepend=glob[:, None, :], context=context, rows=rows)
+        out = unpatchify(out[:, 1:, :], self.patch_size)
         return pointwise_conv(out, self.postprocess_conv.weight) + out

@@ -308,7 +308,6 @@ def build_dit(cfg: dict, where: str) -> DiffusionTransformer:
         ("transformer_type", ("continuous_transformer",)),
         ("global_cond_type", ("prepend",)),
         ("timestep_cond_type", ("global",)),
-        ("patch_size", (1,)),
         ("project_global_cond", (True,)),
     ):
         _only(where, key, getattr(c, key), allowed)
@@ -319,6 +318,8 @@ def build_dit(cfg: dict, where: str) -> DiffusionTransformer:
     _only(where, "attn_kwargs.qk_norm", qk_norm, QK_NORMS)
     if c.embed_dim % c.num_heads:
         raise ConfigError(f"{where}: embed_dim {c.embed_dim} is not a multiple of num_heads {c.num_heads}")
+    if c.patch_size < 1:
+        raise ConfigError(f"{where}: patch_size must be at least 1, got {c.patch_size}")
     return DiffusionTransformer(
         c.io_channels,
         c.embed_dim,
@@ -329,6 +330,7 @@ def build_dit(cfg: dict, where: str) -> DiffusionTransformer:
         global_cond_dim=c.global_cond_dim,
         qk_norm=qk_norm,
         ff_mult=c.ff_kwargs.get("mult", 4),
+        patch_size=c.patch_size,
     )
 
 
@@ -404,6 +406,12 @@ def build(
                 f"{name}.model.diffusion.{where}: {', '.join(unknown)} not among the conditioners "
                 f"({', '.join(conditioner.ids)})"
             )
+    window = top.sample_size // pretransform.downsampling_ratio
+    if window % dit.patch_size:
+        raise ConfigError(
+            f"{name}.model.diffusion.config.patch_size: the window of {window} latent frames "
+            f"(sample_size / downsampling_ratio) is not a multiple of {dit.patch_size}"
+        )
     info = ModelInfo(
         name=name,
         sample_rate=top.sample_rate,

@@ -3,8 +3,9 @@
 Before step 0 (exact precomputations; nothing trained sits before them):
 
 - every clip of the ``train`` split is decoded at the model's rate, padded to whole latent
-  frames and encoded by the trained VAE into its posterior (mean, std); a step samples
-  z = mean + std·ε, as stable-audio-tools encodes through its sampling bottleneck each step;
+  frames and DiT patches (:func:`reference_models.generate.latent_length`) and encoded by the
+  trained VAE into its posterior (mean, std); a step samples z = mean + std·ε, as
+  stable-audio-tools encodes through its sampling bottleneck each step;
 - every caption goes through the frozen text encoder (all-MiniLM-L6-v2 for ``tiny``) once.
 
 Step ``k`` (all draws from the step generator; t from a scrambled Sobol sequence advanced to
@@ -23,7 +24,6 @@ Command: ``t2mbench train dit --corpus CORPUS --out runs/tiny-dit --vae runs/tin
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from bench.train.data import load_split_audio, split_clips
 from bench.train.ship import ship
 from reference_models import build
 from reference_models.autoencoder import vae_posterior
+from reference_models.generate import latent_length
 from reference_models.model import LatentDiffusionModel
 from reference_models.objectives import TimestepSampler, diffusion_loss
 from reference_models.text_encoders import TextEncoder
@@ -85,9 +86,10 @@ class DitTask:
         clips = split_clips(corpus, task.get("split", "train"))
         self.captions = [c.caption or "" for c in clips]
         self.seconds = torch.tensor([float(c.seconds or 0.0) for c in clips])
-        ratio = ref.downsampling_ratio
-        frames = math.ceil(round(float(self.seconds.max()) * ref.sample_rate) / ratio)
-        audio = load_split_audio(clips, ref.sample_rate, ref.info.audio_channels, frames * ratio, progress=progress)
+        frames = latent_length(ref, float(self.seconds.max()))
+        audio = load_split_audio(
+            clips, ref.sample_rate, ref.info.audio_channels, frames * ref.downsampling_ratio, progress=progress
+        )
         self.mean, self.std = self._posterior(ref, audio, progress)
         prompt = ref.conditioner.conditioners["prompt"]
         self.text = CachedTextEncoder(prompt.encoder, self.captions, prompt.max_length, progress=progress)

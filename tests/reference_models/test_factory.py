@@ -61,7 +61,8 @@ def test_sao_small_and_tiny_counts():
         part: sum(p.numel() for p in getattr(tiny, part).parameters())
         for part in ("pretransform", "model", "conditioner")
     }
-    assert counts == {"pretransform": 670_161, "model": 4_833_280, "conditioner": 198_400}
+    # patch size 2: the transformer's project_in/out map 64 = 32 channels x 2 frames (2 x 192 x 32 more)
+    assert counts == {"pretransform": 670_161, "model": 4_845_568, "conditioner": 198_400}
 
 
 @pytest.mark.parametrize("name", ["sao10", "small"])

@@ -11,6 +11,7 @@ import torch
 from support import sat_cases
 from support.sat_models import conditioning_inputs, golden, reduced_model
 
+from reference_models.dit import patchify, unpatchify
 from reference_models.guidance import GuidedModel, null_condition
 from reference_models.transformer import Attention, RotaryEmbedding, apply_rotary
 
@@ -126,4 +127,38 @@ def test_residual_branches_start_at_zero():
     with torch.inference_mode():
         out = dit(x, torch.rand(2), cross_attn_cond=torch.randn(2, 9, 128), global_cond=torch.randn(2, 128))
         expected = dit.transformer.project_out(dit.transformer.project_in(x.transpose(1, 2))).transpose(1, 2)
+    torch.testing.assert_close(out, expected)
+
+
+def test_patch_tokens_follow_upstream_channel_major_layout():
+    """stable-audio-tools' ``b (t p) c -> b t (c p)``: token t's feature c·p + j is frame t·p + j
+    of channel c (a frame-major ``(p c)`` layout would give other features and break its checkpoints)."""
+    x = torch.arange(2 * 3 * 8, dtype=torch.float32).reshape(2, 3, 8)
+    tokens = patchify(x, 2)
+    assert tokens.shape == (2, 4, 6)
+    for b in range(2):
+        for t in range(4):
+            for c in range(3):
+                for j in range(2):
+                    assert tokens[b, t, c * 2 + j] == x[b, c, t * 2 + j]
+    assert torch.equal(unpatchify(tokens, 2), x)
+    with pytest.raises(ValueError, match="7 latent frames do not split into patches of 2"):
+        patchify(x[..., :7], 2)
+
+
+def test_patched_dit_maps_each_patch_through_the_transformer_projections():
+    """Fresh DiT with patch_size 2: every block is an identity, so the output is
+    unpatchify(project_out(project_in(patchify(x)))); frames of one patch share a token."""
+    from reference_models import build
+
+    config = sat_cases.config("small")
+    config["model"]["diffusion"]["config"]["patch_size"] = 2
+    dit = build(config).dit
+    assert dit.transformer.project_in.in_features == 16 and dit.transformer.project_out.out_features == 16
+    x = torch.randn(2, 8, 10)
+    with torch.inference_mode():
+        out = dit(x, torch.rand(2), cross_attn_cond=torch.randn(2, 9, 128), global_cond=torch.randn(2, 128))
+        tokens = x.reshape(2, 8, 5, 2).permute(0, 2, 1, 3).reshape(2, 5, 16)
+        mapped = dit.transformer.project_out(dit.transformer.project_in(tokens))
+        expected = mapped.reshape(2, 5, 8, 2).permute(0, 2, 1, 3).reshape(2, 8, 10)
     torch.testing.assert_close(out, expected)

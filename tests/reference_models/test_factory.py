@@ -156,6 +156,15 @@ def _broken(edit):
             lambda c: c["model"]["pretransform"]["config"]["encoder"]["config"].update(use_snake=False),
             r"encoder\.config\.use_snake: False is not supported by t2mbench",
         ),
+        (
+            lambda c: c["model"]["diffusion"]["config"].update(patch_size=0),
+            r"diffusion\.config: patch_size must be at least 1, got 0",
+        ),
+        (
+            lambda c: c["model"]["diffusion"]["config"].update(patch_size=3),
+            r"custom\.model\.diffusion\.config\.patch_size: the window of 128 latent frames "
+            r"\(sample_size / downsampling_ratio\) is not a multiple of 3",
+        ),
     ],
 )
 def test_config_errors_name_the_block_and_the_choices(edit, message):

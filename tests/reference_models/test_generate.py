@@ -46,7 +46,8 @@ def test_only_the_latents_the_length_needs(tiny, batched):
     assert batched.settings["latent_length"] == 8  # ceil(4000 / 512), not the 320-latent window
     full = _run(tiny, prompts=PROMPTS[:1], steps=1, full_window=True, batch_size=1)
     assert full.audio.shape == (1, 1, 4000) and full.settings["latent_length"] == 320
-    assert latent_length(tiny, 2.5) == 79 and latent_length(tiny, 10.24) == 320
+    # 2.5 s is 79 frames, rounded up to whole 2-frame DiT patches
+    assert latent_length(tiny, 2.5) == 80 and latent_length(tiny, 10.24) == 320
 
 
 def test_result_records_settings_nfe_and_stage_timings(tiny):

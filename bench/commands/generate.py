@@ -27,7 +27,7 @@ from t2mbench.files import read_jsonl
 EPILOG = """\
 examples:
   t2mbench generate --model tiny --checkpoint tiny.safetensors --prompts prompts.txt \\
-      --sampler dpmpp_2m --steps 25 --cfg 5 --seconds 10 --seed 0 --batch 8 --out runs/tiny
+      --sampler dpmpp_2m --steps 25 --cfg 3 --seconds 10 --seed 0 --batch 8 --out runs/tiny
   t2mbench generate --model sao-1.0 --prompts corpus/ --sampler dpmpp_3m_sde --steps 100 --cfg 7 \\
       --sigma-min 0.3 --sigma-max 500 --seconds 10 --seed 0 --batch 4 --out runs/sao --device cuda --dtype bfloat16
 """

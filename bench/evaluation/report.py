@@ -7,6 +7,7 @@ Expected in ``--runs`` (each written by the command named in its module):
 - ``retrieval.json``: :mod:`bench.evaluation.retrieval` on the test split;
 - ``degradation/``: :mod:`bench.evaluation.degradation`;
 - ``autoencoder/``: :mod:`bench.evaluation.autoencoder`;
+- ``guidance_sweep/``: :mod:`bench.evaluation.guidance_sweep` (the closed loop's CFG scale);
 - ``closed_loop/``: :mod:`bench.evaluation.closed_loop`.
 
 Command: ``python -m bench.evaluation.report --runs DIR --out docs/evidence``.
@@ -23,8 +24,12 @@ from typing import Any
 
 from t2mbench.files import atomic_path, read_json
 
-PLOTS = {"degradation": "degradation/degradation.png", "autoencoder": "autoencoder/autoencoder.png",
-         "closed_loop": "closed_loop/closed_loop.png"}  # fmt: skip
+PLOTS = {
+    "degradation": "degradation/degradation.png",
+    "autoencoder": "autoencoder/autoencoder.png",
+    "guidance_sweep": "guidance_sweep/guidance_sweep.png",
+    "closed_loop": "closed_loop/closed_loop.png",
+}
 
 
 def retrieval_section(r: dict[str, Any]) -> list[str]:
@@ -86,7 +91,13 @@ def render(runs: Path) -> str:
         "",
         "![autoencoder](autoencoder.png)",
         "",
-        "## 4. The Stable Audio table layout on the corpus",
+        "## 4. The CFG scale, chosen on train clips",
+        "",
+        (runs / "guidance_sweep" / "guidance_sweep.md").read_text(encoding="utf-8").strip(),
+        "",
+        "![guidance sweep](guidance_sweep.png)",
+        "",
+        "## 5. The Stable Audio table layout on the corpus (test split)",
         "",
         (runs / "closed_loop" / "closed_loop.md").read_text(encoding="utf-8").strip(),
         "",

@@ -32,15 +32,18 @@ def test_sections_state_values_next_to_chance():
 def test_report_collects_the_outputs_and_plots(tmp_path):
     runs = tmp_path / "runs"
     for sub, png in (("degradation", "degradation.png"), ("autoencoder", "autoencoder.png"),
-                     ("closed_loop", "closed_loop.png")):  # fmt: skip
+                     ("guidance_sweep", "guidance_sweep.png"), ("closed_loop", "closed_loop.png")):  # fmt: skip
         (runs / sub).mkdir(parents=True)
         (runs / sub / png).write_bytes(b"png of " + sub.encode())
     (runs / "retrieval.json").write_text(json.dumps(RETRIEVAL))
     (runs / "degradation" / "degradation.json").write_text(json.dumps(DEGRADATION))
     (runs / "autoencoder" / "autoencoder.md").write_text("| AE TABLE |\n")
+    (runs / "guidance_sweep" / "guidance_sweep.md").write_text("| CFG TABLE |\n")
     (runs / "closed_loop" / "closed_loop.md").write_text("| LOOP TABLE |\n")
     path = write_report(runs, tmp_path / "docs")
     text = path.read_text()
     assert path.name == "results.md" and "| AE TABLE |" in text and "| LOOP TABLE |" in text
-    assert text.index("## 3.") < text.index("| AE TABLE |") < text.index("## 4.") < text.index("| LOOP TABLE |")
+    assert text.index("## 3.") < text.index("| AE TABLE |") < text.index("## 4.") < text.index("| CFG TABLE |")
+    assert text.index("| CFG TABLE |") < text.index("## 5.") < text.index("| LOOP TABLE |")
+    assert (tmp_path / "docs" / "guidance_sweep.png").read_bytes() == b"png of guidance_sweep"
     assert (tmp_path / "docs" / "closed_loop.png").read_bytes() == b"png of closed_loop"

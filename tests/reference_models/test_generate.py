@@ -64,7 +64,7 @@ def test_result_records_settings_nfe_and_stage_timings(tiny):
 
 def test_defaults_come_from_the_model_config(tiny):
     r = generate(tiny, PROMPTS[:1], steps=2, seconds=0.1, seed=0)
-    assert (r.settings["sampler"], r.settings["cfg_scale"], r.settings["sigma_max"]) == ("dpmpp_2m", 5.0, 500.0)
+    assert (r.settings["sampler"], r.settings["cfg_scale"], r.settings["sigma_max"]) == ("dpmpp_2m", 3.0, 500.0)
     assert r.nfe == 2
 
 

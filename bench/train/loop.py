@@ -84,8 +84,9 @@ class TrainConfig:
     compilation, about 2 min for the tiny VAE on 2 cores). ``autocast="bfloat16"`` runs the
     forward pass under :func:`bfloat16_autocast` (weights, optimiser and EMA stay float32): about
     1.7x faster for the DiT on a CPU with AMX, 1.8x on the AVX-512 EPYC (0.76 s against 1.35 s
-    per step). Not for the compiled tiny VAE: 0.278 against 0.285 s per step in an interleaved
-    A/B, with a 1% higher loss at step 1000 (its task keeps STFTs and losses in float32)."""
+    per step for the patch-1 DiT; the shipped patch-2 DiT takes 0.40 s). Not for the compiled
+    tiny VAE: 0.278 against 0.285 s per step in an interleaved A/B, with a 1% higher loss at
+    step 1000 (its task keeps STFTs and losses in float32)."""
 
     steps: int
     lr: float = 3e-4

@@ -18,8 +18,8 @@ steps with a 16-filter discriminator that fit in the same time 216. On an H100 t
 discriminator gave a better VAE (117 against 145), the lead that docs/evidence/README.md records.
 The mel term helps for free: 2000 steps at constant LR gave 247 without it and
 236 with it, at no measurable cost per step. ``"compile": true`` in the train block compiles
-the encoder and decoder (a step benchmark: 0.24 s against 0.35 eager; 0.30 s per step in the shipped
-run; a one-off ~110 s compile).
+the encoder and decoder (a step benchmark: 0.24 s against 0.35 eager; 0.27 s per step in the shipped
+run, 8000 steps in 2303 s; a one-off ~110 s compile).
 
 Init: with ``"init": "data_dependent"`` (the shipped config) the network starts from
 :func:`data_dependent_init` instead of PyTorch's default, which upstream keeps. With the default

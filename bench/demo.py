@@ -26,6 +26,7 @@ from bench.generation import PromptRow
 from bench.plots import pyplot, save_figure
 from bench.sweep import parse_cells, run_sweep
 from bench.tables import few_step_verdict, markdown, published_grid, sweep_grid, time_grid
+from reference_models.generate import default_cfg_scale
 from t2mbench import provenance
 from t2mbench.files import atomic_path
 
@@ -42,7 +43,7 @@ class DemoSettings:
     seed: int = 1
     samplers: tuple[str, ...] = ("ddpm", "ddim", "euler")
     steps: tuple[int, ...] = (10, 50)
-    cfg_scale: float = 3.0  # the tiny model's guidance_sweep choice, as the closed loop
+    cfg_scale: float = default_cfg_scale("tiny")
     batch_size: int = 16
 
 

@@ -35,7 +35,7 @@ import torch
 
 from reference_models.checkpoints import load_checkpoint
 from reference_models.conditioners import TextConditioner
-from reference_models.factory import CONFIG_FILENAME, build
+from reference_models.factory import CONFIG_FILENAME, build, load_config
 from reference_models.guidance import GuidedModel, null_condition
 from reference_models.model import LatentDiffusionModel
 from reference_models.samplers import (
@@ -119,6 +119,17 @@ def load_model(
             if isinstance(conditioner, TextConditioner):
                 conditioner.encoder.path = text_encoder
     return model.to(device)
+
+
+def default_cfg_scale(model: LatentDiffusionModel | str) -> float:
+    """The CFG scale a model generates with when none is given: its config's
+    ``t2mbench.generation.cfg_scale`` (1.0, no guidance, when unset). ``model``: a loaded
+    model or a config name / path."""
+    if isinstance(model, LatentDiffusionModel):
+        generation = model.info.generation
+    else:
+        generation = load_config(model)[1].get("t2mbench", {}).get("generation", {})
+    return float(generation.get("cfg_scale", 1.0))
 
 
 def latent_length(model: LatentDiffusionModel, seconds: float, full_window: bool = False) -> int:
@@ -256,7 +267,7 @@ def generate(
     settings = {
         "sampler": sampler or defaults.get("sampler"),
         "steps": steps or defaults.get("steps"),
-        "cfg_scale": float(cfg_scale if cfg_scale is not None else defaults.get("cfg_scale", 1.0)),
+        "cfg_scale": float(cfg_scale if cfg_scale is not None else default_cfg_scale(model)),
         "sigma_min": float(sigma_min if sigma_min is not None else defaults.get("sigma_min", 0.3)),
         "sigma_max": float(sigma_max if sigma_max is not None else defaults.get("sigma_max", 500.0)),
     }

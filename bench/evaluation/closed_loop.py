@@ -42,6 +42,7 @@ from bench.train.data import split_clips
 from metrics.compare import compare_runs
 from metrics.scoring import score
 from reference_models import build, generate, load_model
+from reference_models.generate import default_cfg_scale
 from reference_models.model import LatentDiffusionModel
 from t2mbench.allocator import tune_allocator
 from t2mbench.errors import ConfigError
@@ -59,9 +60,8 @@ class LoopSettings:
 
     sampler: str = "ddim"
     steps: int = 50
-    # the tiny model's scale with the lowest fd_evaluator on 108 train clips (bench.evaluation.guidance_sweep
-    # over 2, 3, 5: 136, 135, 139; docs/evidence/README.md), chosen without the test split
-    cfg_scale: float = 3.0
+    # the tiny config's generation default: the scale bench.evaluation.guidance_sweep picks on train clips
+    cfg_scale: float = default_cfg_scale("tiny")
     seed: int = 0
     batch_size: int = 16
     shuffle_seed: int = 0

@@ -4,9 +4,11 @@ import pytest
 import torch
 
 from bench.corpus import build_corpus
+from bench.demo import DemoSettings
 from bench.evaluation.closed_loop import LoopSettings, closed_loop, derangement, render, untrained_like
 from bench.train.data import split_clips
 from reference_models import build, load_model
+from reference_models.generate import default_cfg_scale
 from t2mbench.errors import ConfigError
 from t2mbench.manifest import load_clipset
 
@@ -16,6 +18,11 @@ def test_derangement_moves_every_item_and_is_seeded(n):
     perm = derangement(n, 4)
     assert sorted(perm.tolist()) == list(range(n)) and not np.any(perm == np.arange(n))
     assert np.array_equal(perm, derangement(n, 4))
+
+
+def test_the_loop_and_the_demo_run_at_the_tiny_config_s_cfg_scale():
+    # 3: the scale bench.evaluation.guidance_sweep picked on train clips, stored once in tiny.json
+    assert LoopSettings().cfg_scale == DemoSettings().cfg_scale == default_cfg_scale("tiny") == 3.0
 
 
 def test_one_clip_cannot_be_shuffled():

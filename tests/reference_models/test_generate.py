@@ -2,13 +2,15 @@
 reduced SAO-small-like rectified-flow model: determinism, per-clip seeding, variable length,
 NFE, settings, and the missing-weights error of the SAO models."""
 
+import json
 import re
 
 import pytest
 import torch
 from support.sat_models import reduced_model, tiny_model
 
-from reference_models import build, generate, latent_length, load_model
+from reference_models import build, generate, latent_length, load_config, load_model
+from reference_models.generate import default_cfg_scale
 from t2mbench.errors import ConfigError, MissingWeightsError
 
 PROMPTS = ["a calm piano", "fast drums"]
@@ -60,6 +62,14 @@ def test_result_records_settings_nfe_and_stage_timings(tiny):
     assert r.audio.shape == (4, 1, 4000)  # two batches: 3 + 1
     assert s["negative_prompts"] == ["noise"] * 4 and s["sample_rate"] == 16000 and s["model"] == "tiny"
     assert s["sigma_schedule"] == "polyexponential rho=1" and s["cfg_batched"] is True
+
+
+def test_default_cfg_scale_is_the_config_s(tiny, tmp_path):
+    assert default_cfg_scale("tiny") == default_cfg_scale(tiny) == 3.0
+    _, config = load_config("tiny")
+    del config["t2mbench"]["generation"]["cfg_scale"]
+    (tmp_path / "no_cfg.json").write_text(json.dumps(config))
+    assert default_cfg_scale(str(tmp_path / "no_cfg.json")) == 1.0  # unset: no guidance
 
 
 def test_defaults_come_from_the_model_config(tiny):

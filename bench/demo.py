@@ -20,15 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from t2mbench.bench.corpus import build_corpus
+from t2mbench.bench.generation import PromptRow
+from t2mbench.bench.plots import pyplot, save_figure
+from t2mbench.bench.sweep import parse_cells, run_sweep
+from t2mbench.bench.tables import few_step_verdict, markdown, published_grid, sweep_grid, time_grid
+from t2mbench.reference_models.generate import default_cfg_scale
 
-from bench.corpus import build_corpus
-from bench.generation import PromptRow
-from bench.plots import pyplot, save_figure
-from bench.sweep import parse_cells, run_sweep
-from bench.tables import few_step_verdict, markdown, published_grid, sweep_grid, time_grid
-from reference_models.generate import default_cfg_scale
-from t2mbench import provenance
-from t2mbench.files import atomic_path
+from t2mbench.core import provenance
+from t2mbench.core.files import atomic_path
 
 METRICS = ("fd_evaluator", "kl_evaluator", "clap_evaluator")
 LOWER_IS_BETTER = {"fd_evaluator": True, "kl_evaluator": True, "clap_evaluator": False}
@@ -49,7 +49,7 @@ class DemoSettings:
 
 def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), *, progress: bool = True) -> str:
     """Run the main job into ``out``; returns the report it also writes to ``out/table.md``."""
-    from reference_models import load_model
+    from t2mbench.reference_models import load_model
 
     out = Path(out)
     t0 = time.perf_counter()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from t2mbench.files import atomic_path
+from t2mbench.core.files import atomic_path
 
 
 def pyplot() -> Any:

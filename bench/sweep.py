@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from t2mbench.bench.generation import PromptRow, write_generation
+from t2mbench.metrics.scoring import score
+from t2mbench.reference_models import generate
+from t2mbench.reference_models.model import LatentDiffusionModel
 
-from bench.generation import PromptRow, write_generation
-from metrics.scoring import score
-from reference_models import generate
-from reference_models.model import LatentDiffusionModel
-from t2mbench.errors import ConfigError
-from t2mbench.files import read_json
-from t2mbench.manifest import ClipSet
+from t2mbench.core.errors import ConfigError
+from t2mbench.core.files import read_json
+from t2mbench.core.manifest import ClipSet
 
 SUMMARY = "summary.json"
 
@@ -41,7 +41,7 @@ class Cell:
 
 def parse_cells(samplers: Sequence[str], steps: Sequence[int]) -> list[Cell]:
     """The grid ``samplers × steps`` (validated: known samplers, steps ≥ 1)."""
-    from reference_models.samplers import SAMPLERS
+    from t2mbench.reference_models.samplers import SAMPLERS
 
     unknown = [s for s in samplers if s not in SAMPLERS]
     if unknown:

@@ -23,8 +23,7 @@ import numpy as np
 import pytest
 import torch
 from support.clap_weights import clap_weights, write_tokenizer
-
-from metrics.embedders.clap import load_clap
+from t2mbench.metrics.embedders.clap import load_clap
 
 SECONDS = 60
 SR = 48000

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from t2mbench.files import sha256_file
+from t2mbench.core.files import sha256_file
 
 ARGS = ["--clips", "64", "--seconds", "10", "--seed", "0"]
 LIMIT_S = 120.0
@@ -26,7 +26,7 @@ LIMIT_S = 120.0
 def _build(out: Path, workers: int) -> float:
     env = {**os.environ, "T2MBENCH_NO_PROGRESS": "1"}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bench", "corpus", "build", "--out", str(out), *ARGS,
+    subprocess.run([sys.executable, "-m", "t2mbench", "corpus", "build", "--out", str(out), *ARGS,
                     "--workers", str(workers)], check=True, env=env, capture_output=True)
     return time.perf_counter() - start
 

@@ -4,7 +4,7 @@
     T2MBENCH_UPSTREAM_PYTHON=/work/fixenv/t291/bin/python pytest benchmarks/test_frechet.py --benchmark-enable \\
         --benchmark-only      # also fadtk 1.1.0 on the same saved embeddings, in a subprocess
 
-Ours: streaming float64 statistics (:func:`metrics.frechet.embedding_stats`) and the exact
+Ours: streaming float64 statistics (:func:`t2mbench.metrics.frechet.embedding_stats`) and the exact
 pivoted-Cholesky path (``method="cholesky"``). The reference path in the same run: the same
 statistics and stable-audio-metrics' formula (``scipy.linalg.sqrtm`` of the product,
 ``method="sqrtm"``). Requirement: ours at least 3x faster than the reference path, agreeing to
@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from metrics.frechet import embedding_stats, frechet_distance_from_stats
+from t2mbench.metrics.frechet import embedding_stats, frechet_distance_from_stats
 
 N, D = 10_000, 2048
 UPSTREAM_SCRIPT = Path(__file__).parent / "upstream" / "fadtk_fd.py"

@@ -28,8 +28,7 @@ from pathlib import Path
 import pytest
 import torch
 from support.openl3_weights import fixture_signal, seeded_openl3_state, write_keras_h5
-
-from metrics.embedders.openl3 import hann_dft_kernels, kapre014_mel_basis, load_openl3
+from t2mbench.metrics.embedders.openl3 import hann_dft_kernels, kapre014_mel_basis, load_openl3
 
 SECONDS, SR = 60, 44100
 FRAMES = 120  # 1 + ceil((2880000 + 24000 - 48000) / 24000)
@@ -40,7 +39,7 @@ import json, resource, sys, time
 import torch
 sys.path.insert(0, sys.argv[3])
 from support.openl3_weights import fixture_signal
-from metrics.embedders.openl3 import load_openl3
+from t2mbench.metrics.embedders.openl3 import load_openl3
 model = load_openl3(sys.argv[1], frontend=sys.argv[2], verify=False)
 audio = torch.from_numpy(fixture_signal(0, 2, int(float(sys.argv[4]) * 44100), 44100))[None]
 start = time.perf_counter()

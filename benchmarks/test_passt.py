@@ -22,15 +22,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from metrics.embedders.passt import PaSST, PasstEmbedder
+from t2mbench.metrics.embedders.passt import PaSST, PasstEmbedder
 
 SECONDS = 60
 UPSTREAM_SCRIPT = Path(__file__).parent / "upstream" / "passt_time.py"
 OURS = r"""
 import json, resource, sys, time
 import numpy as np, torch
-from metrics.embedders.passt import PaSST, PasstEmbedder
+from t2mbench.metrics.embedders.passt import PaSST, PasstEmbedder
 model = PasstEmbedder(PaSST(), "random")
 audio = torch.from_numpy(np.random.default_rng(0).uniform(-0.5, 0.5, (1, 1, int(float(sys.argv[1]) * 32000))))
 start = time.perf_counter()

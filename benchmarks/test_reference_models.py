@@ -16,7 +16,7 @@ CUDA the kernels differ (cuDNN runs upstream's 1x1 convolutions in TF32 by defau
 matrix products), and an H100 run showed 0.011 (0.08 with CFG 7) in float32.
 Cases:
 
-- ``tiny_rtf``: ``reference_models.generate`` with the tiny model (seeded weights, real MiniLM):
+- ``tiny_rtf``: ``t2mbench.reference_models.generate`` with the tiny model (seeded weights, real MiniLM):
   4 clips of 10 s, dpmpp_2m, 25 steps, CFG 5, batch 4; real-time factor = wall / audio seconds.
 - ``dit_47s``: one DiT forward, batch 1, 1024 latents (no guidance).
 - ``dit_cfg_47s``: one guided DiT call at CFG 7, the unconditional branch batched with the
@@ -26,9 +26,9 @@ Cases:
   variable length; compare with ``dit_cfg_47s``).
 - ``vae_decode_47s``: the VAE decode of 1024 latents to 2,097,152 stereo samples.
 - ``sample_100_47s``: SAO-1.0's model-card call on 47 s: ``dpmpp_3m_sde``, 100 steps, σ 0.3 to
-  500, CFG 7 (``reference_models.samplers.sample_v`` on the guided DiT, batch 1).
+  500, CFG 7 (``t2mbench.reference_models.samplers.sample_v`` on the guided DiT, batch 1).
 - ``diffusers_dit_cfg_47s`` / ``diffusers_100_47s`` (``--only diffusers``): diffusers'
-  ``StableAudioDiTModel`` with our weights converted by ``reference_models.to_diffusers``, one
+  ``StableAudioDiTModel`` with our weights converted by ``t2mbench.reference_models.to_diffusers``, one
   CFG step batched as ``StableAudioPipeline`` batches it (null and real conditions in one batch
   of 2), and 100 of them in a loop (no scheduler arithmetic: a lower bound on the pipeline's
   denoising time). The null condition is stable-audio-tools' (all cross-attention tokens zero,
@@ -52,10 +52,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import t2mbench.reference_models
 import torch
-
-import reference_models
-from reference_models.guidance import GuidedModel
+from t2mbench.reference_models.guidance import GuidedModel
 
 ROOT = Path(__file__).resolve().parents[1]
 UPSTREAM_SCRIPT = ROOT / "benchmarks" / "upstream" / "sat_time.py"
@@ -80,13 +79,13 @@ def sao10_part(part: str, device: str, dtype: torch.dtype) -> torch.nn.Module:
     """SAO-1.0 built on the meta device with the benchmark's seeded weights in ``part``
     (``model`` = DiT, ``pretransform`` = VAE) and nothing allocated elsewhere."""
     sat_weights, sat_time = _support()
-    model = reference_models.build("sao-1.0", device="meta")
+    model = t2mbench.reference_models.build("sao-1.0", device="meta")
     module = getattr(model, part)
     shapes = {f"{part}.{k}": tuple(v.shape) for k, v in module.state_dict().items()}
     state = {
         k[len(part) + 1 :]: torch.from_numpy(v) for k, v in sat_weights.seeded_state_dict(shapes, sat_time.SEED).items()
     }
-    reference_models.load_checkpoint(module, state)
+    t2mbench.reference_models.load_checkpoint(module, state)
     del state
     setattr(model, part, module.to(device=device, dtype=dtype))
     return model
@@ -156,15 +155,15 @@ def compare(ours_s: float, ours_out: torch.Tensor, up: dict, ours_cpu_s: float |
 def tiny_job(device: str, dtype: torch.dtype):
     """The tiny model (seeded weights) and a call generating 4 clips of 10 s with it."""
     sat_weights, _ = _support()
-    model = reference_models.build("tiny", device="meta")
+    model = t2mbench.reference_models.build("tiny", device="meta")
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     state = {k: torch.from_numpy(v) for k, v in sat_weights.seeded_state_dict(shapes, 7).items()}
-    reference_models.load_checkpoint(model, state)
+    t2mbench.reference_models.load_checkpoint(model, state)
     model.to(device=device, dtype=dtype)
     prompts = ["a calm piano piece", "fast drums and bass", "a string quartet in D minor", "a jazz trio with brushes"]
     kw = dict(sampler="dpmpp_2m", steps=25, cfg_scale=5.0, seconds=10.0, seed=0, batch_size=4, device=device)
-    reference_models.generate(model, prompts[:1], **{**kw, "steps": 1, "seconds": 1.0})  # load MiniLM, warm up
-    return lambda: reference_models.generate(model, prompts, **kw)
+    t2mbench.reference_models.generate(model, prompts[:1], **{**kw, "steps": 1, "seconds": 1.0})  # load MiniLM, warm up
+    return lambda: t2mbench.reference_models.generate(model, prompts, **kw)
 
 
 def tiny_info(result) -> dict:
@@ -188,7 +187,7 @@ def vae_job(model, device: str, dtype: torch.dtype):
 
 def sample_job(model, device: str, dtype: torch.dtype):
     """SAO-1.0's recommended call on 47 s: dpmpp_3m_sde, 100 steps, σ 0.3-500, CFG 7."""
-    from reference_models.samplers import sample_v
+    from t2mbench.reference_models.samplers import sample_v
 
     d = inputs(1, LATENTS_47S, device, dtype)
     guided = GuidedModel(model, {"cross_attn_cond": d["cross"], "global_cond": d["global"]}, scale=7.0)
@@ -205,7 +204,7 @@ def diffusers_job(model, device: str, dtype: torch.dtype, steps: int):
 
     state = {k: v for k, v in model.state_dict().items() if k.startswith("model.model.")}
     dit = diffusers.StableAudioDiTModel().to(device=device, dtype=dtype).eval()  # defaults = SAO-1.0
-    dit.load_state_dict(reference_models.to_diffusers(state)["transformer"], strict=True)
+    dit.load_state_dict(t2mbench.reference_models.to_diffusers(state)["transformer"], strict=True)
     d = inputs(1, LATENTS_47S, device, dtype)
     rope = [r.to(device=device, dtype=dtype) for r in get_1d_rotary_pos_embed(
         dit.config.attention_head_dim // 2, LATENTS_47S + 1, use_real=True, repeat_interleave_real=False)]  # fmt: skip

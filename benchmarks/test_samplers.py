@@ -18,11 +18,10 @@ import subprocess
 import time
 
 import pytest
+import t2mbench.reference_models as rm
 import torch
-
-import reference_models as rm
-from reference_models.guidance import GuidedModel
-from reference_models.samplers import (
+from t2mbench.reference_models.guidance import GuidedModel
+from t2mbench.reference_models.samplers import (
     SAMPLERS,
     VDenoiser,
     alpha_bar,

@@ -5,7 +5,7 @@
 The generated set is 44.1 kHz stereo (the rate Stable Audio Open writes), the reference 48 kHz
 stereo, so the reference side is resampled (soxr HQ to 44.1 kHz for STFT/mel/SI-SDR, and
 torchaudio's Hann sinc to 44.1 kHz for MuseControlLite's melody accuracy). One round of
-:func:`metrics.scoring.score` (no embedding metrics, so no cache); ``extra_info`` records seconds
+:func:`t2mbench.metrics.scoring.score` (no embedding metrics, so no cache); ``extra_info`` records seconds
 per clip and the share of the run spent decoding and resampling (from the run's own timers).
 """
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from t2mbench.metrics.scoring import score
 
-from metrics.scoring import score
-from t2mbench.audio import save_audio
-from t2mbench.manifest import ClipRecord, write_manifest
+from t2mbench.core.audio import save_audio
+from t2mbench.core.manifest import ClipRecord, write_manifest
 
 CLIPS, SECONDS = 64, 10.0
 METRICS = ["stft", "mel", "sisdr", "melody_acc"]

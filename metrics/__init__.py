@@ -2,11 +2,11 @@
 
 Entry points:
 
-- :func:`frechet_distance` (``metrics.frechet``) for embedding arrays [N, D] and [M, D];
-- :func:`get_metric` / :func:`available` (``metrics.registry``): streaming metrics by name;
-- :func:`score` (``metrics.scoring``): the engine behind ``t2mbench score``;
-- :func:`compare_runs` (``metrics.compare``): paired difference of two scored runs, with its CI;
-- :func:`get_embedder` (``metrics.embedders``): the embedding networks.
+- :func:`frechet_distance` (``t2mbench.metrics.frechet``) for embedding arrays [N, D] and [M, D];
+- :func:`get_metric` / :func:`available` (``t2mbench.metrics.registry``): streaming metrics by name;
+- :func:`score` (``t2mbench.metrics.scoring``): the engine behind ``t2mbench score``;
+- :func:`compare_runs` (``t2mbench.metrics.compare``): paired difference of two scored runs, with its CI;
+- :func:`get_embedder` (``t2mbench.metrics.embedders``): the embedding networks.
 
 The registry and the engine are imported on first use, so ``import metrics`` stays light.
 """
@@ -16,14 +16,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from metrics.embedders import get_embedder
-from metrics.frechet import frechet_distance
+from t2mbench.metrics.embedders import get_embedder
+from t2mbench.metrics.frechet import frechet_distance
 
 _LAZY = {
-    "get_metric": "metrics.registry",
-    "available": "metrics.registry",
-    "score": "metrics.scoring",
-    "compare_runs": "metrics.compare",
+    "get_metric": "t2mbench.metrics.registry",
+    "available": "t2mbench.metrics.registry",
+    "score": "t2mbench.metrics.scoring",
+    "compare_runs": "t2mbench.metrics.compare",
 }
 
 

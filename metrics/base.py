@@ -9,7 +9,7 @@ never a mean of batch means. Two families:
   accuracy's raw pitch, raw chroma and overall accuracy); the first is the main one.
 - set-level metrics (Fréchet distance) that stream statistics and report one value.
 
-The scoring engine (:mod:`metrics.scoring`) drives metrics through :meth:`Metric.prepare`
+The scoring engine (:mod:`t2mbench.metrics.scoring`) drives metrics through :meth:`Metric.prepare`
 (load weights: fails before any clip is read) and :meth:`Metric.feed` (one
 :class:`ScoringItem` per clip id, sharing decoded audio); users can call each metric's own
 ``update`` with arrays instead.
@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from t2mbench.metrics.bootstrap import CONFIDENCE, MEAN_RESAMPLES, mean_ci
 
-from metrics.bootstrap import CONFIDENCE, MEAN_RESAMPLES, mean_ci
-from t2mbench.errors import ConfigError, T2MBenchError
+from t2mbench.core.errors import ConfigError, T2MBenchError
 
 if TYPE_CHECKING:
-    from metrics.cache import EmbeddingCache
-    from metrics.clip_audio import ClipAudio
+    from t2mbench.metrics.cache import EmbeddingCache
+    from t2mbench.metrics.clip_audio import ClipAudio
 
 
 class MetricError(T2MBenchError, ValueError):
@@ -76,7 +76,7 @@ class Metric(ABC):
     :meth:`feed`, :meth:`compute` and :meth:`reset`, plus a typed ``update``.
 
     Attributes:
-        name: registry name (set by :func:`metrics.registry.get_metric`).
+        name: registry name (set by :func:`t2mbench.metrics.registry.get_metric`).
         protocol_version: changes whenever the numbers would change.
         higher_is_better: the metric's direction.
         paired: needs the generated and reference clip of every id.

@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-
-from metrics.frechet import GaussianStats, psd_factor
+from t2mbench.metrics.frechet import GaussianStats, psd_factor
 
 MEAN_RESAMPLES = 10_000
 FD_RESAMPLES = 100

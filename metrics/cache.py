@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from t2mbench.files import write_bytes_atomic
-from t2mbench.weights import home
+from t2mbench.core.files import write_bytes_atomic
+from t2mbench.core.weights import home
 
 MAGIC = b"T2MEMB1\n"
 _DIGEST = 32

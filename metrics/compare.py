@@ -1,11 +1,11 @@
 """Paired comparison of two scored runs on the same prompts (the CI of the difference).
 
 :func:`compare_runs` reads the per-clip rows of two results tables (``scores.parquet`` from
-:func:`metrics.scoring.score`, or the DataFrames themselves) and, for every metric that has
+:func:`t2mbench.metrics.scoring.score`, or the DataFrames themselves) and, for every metric that has
 per-clip scores in both, gives mean(a) − mean(b) over the clip ids with a seeded paired
-bootstrap CI (:func:`metrics.bootstrap.paired_difference_ci`: the same resampled prompts for
+bootstrap CI (:func:`t2mbench.metrics.bootstrap.paired_difference_ci`: the same resampled prompts for
 both systems). Set-level FD has no per-clip scores: compare FD with
-:func:`metrics.bootstrap.fd_difference_ci` on the two systems' embedding frames.
+:func:`t2mbench.metrics.bootstrap.fd_difference_ci` on the two systems' embedding frames.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 
 import pandas as pd
+from t2mbench.metrics.bootstrap import CONFIDENCE, MEAN_RESAMPLES, paired_difference_ci
 
-from metrics.bootstrap import CONFIDENCE, MEAN_RESAMPLES, paired_difference_ci
-from t2mbench.errors import ManifestError
+from t2mbench.core.errors import ManifestError
 
 COLUMNS = ["metric", "system_a", "system_b", "n_clips", "mean_a", "mean_b", "difference", "ci_low", "ci_high"]
 

@@ -1,7 +1,7 @@
 """Parity of t2mbench's embedders with the upstream packages, on the same audio and weights.
 
 Ours runs in-process; the upstream package runs in a subprocess under another python (one
-that has it), through a standalone runner script in :mod:`metrics.upstream`. Runner
+that has it), through a standalone runner script in :mod:`t2mbench.metrics.upstream`. Runner
 convention, shared by every embedder::
 
     PYTHON RUNNER --weights W --in in.npz --out out.npz [embedder-specific flags]
@@ -30,15 +30,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from t2mbench.metrics.clap_score import clap_score
+from t2mbench.metrics.embedders import get_embedder
+from t2mbench.metrics.frechet import frechet_distance
+from t2mbench.metrics.kl import kl_divergence
 
-from metrics.clap_score import clap_score
-from metrics.embedders import get_embedder
-from metrics.frechet import frechet_distance
-from metrics.kl import kl_divergence
-from t2mbench.audio import load_audio, peak_normalize
-from t2mbench.errors import ConfigError
-from t2mbench.weights import get as get_weights
-from t2mbench.weights import hash_file, resolve
+from t2mbench.core.audio import load_audio, peak_normalize
+from t2mbench.core.errors import ConfigError
+from t2mbench.core.weights import get as get_weights
+from t2mbench.core.weights import hash_file, resolve
 
 UPSTREAM_DIR = Path(__file__).parent / "upstream"
 
@@ -70,7 +70,7 @@ class Upstream:
 
     Attributes:
         runner: default runner script in :data:`UPSTREAM_DIR`.
-        weights: registered weight-file name (:mod:`t2mbench.weights`) of the default checkpoint.
+        weights: registered weight-file name (:mod:`t2mbench.core.weights`) of the default checkpoint.
         modules: what the upstream python must be able to import for the default runner.
         install: ``pip install`` arguments for the upstream python when they are missing, and
             ``install_note``: what pip alone cannot do.
@@ -258,7 +258,7 @@ def run_parity(
             f"the upstream python {python} cannot import {', '.join(missing)} (needed by {script.name}): "
             f"install with `{python} -m pip install {up.install}` ({up.install_note})"
         )
-    importlib.import_module(f"metrics.embedders.{embedder}")  # registers its weight file
+    importlib.import_module(f"t2mbench.metrics.embedders.{embedder}")  # registers its weight file
     weights = resolve(up.weights, checkpoint, verify=verify)
 
     groups = _load_groups(audio_paths)

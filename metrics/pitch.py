@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from metrics.base import ClipMeanMetric, MetricError, ScoringItem
-from metrics.melody import melody_scores
+from t2mbench.metrics.base import ClipMeanMetric, MetricError, ScoringItem
+from t2mbench.metrics.melody import melody_scores
 
 SAMPLE_RATE = 44_100
 HOP = 441

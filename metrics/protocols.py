@@ -1,9 +1,9 @@
 """The embedding protocols of stable-audio-metrics (SAM), on any embedder: FD, KL, CLAP score.
 
 Each metric here is the preprocessing and aggregation of a published protocol; the embedder
-(``metrics.embedders.<name>``) does the network-specific part. A protocol is parameterised by
+(``t2mbench.metrics.embedders.<name>``) does the network-specific part. A protocol is parameterised by
 the embedder's name, so ``fd_openl3`` and a later ``fd_evaluator`` are the same class with
-different settings (see :mod:`metrics.registry`).
+different settings (see :mod:`t2mbench.metrics.registry`).
 
 Preprocessing (:class:`EmbeddingProtocol`), per clip:
 
@@ -19,8 +19,8 @@ Preprocessing (:class:`EmbeddingProtocol`), per clip:
   is embedded as is.
 
 Policies: digital silence cannot be peak-normalised (SAM produces NaN): it raises
-:class:`~t2mbench.errors.AudioError` naming the file. Embeddings (and caption embeddings) are
-cached by content (:mod:`metrics.cache`).
+:class:`~t2mbench.core.errors.AudioError` naming the file. Embeddings (and caption embeddings) are
+cached by content (:mod:`t2mbench.metrics.cache`).
 """
 
 from __future__ import annotations
@@ -29,13 +29,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
-
-from metrics.base import ClipMeanMetric, Metric, MetricError, MetricResult, ScoringItem
-from metrics.bootstrap import CONFIDENCE, FD_RESAMPLES, fd_ci
-from metrics.cache import EmbeddingCache, entry_key
-from metrics.clap_score import clap_score
-from metrics.embedders import Embedder, get_embedder
-from metrics.frechet import (
+from t2mbench.metrics.base import ClipMeanMetric, Metric, MetricError, MetricResult, ScoringItem
+from t2mbench.metrics.bootstrap import CONFIDENCE, FD_RESAMPLES, fd_ci
+from t2mbench.metrics.cache import EmbeddingCache, entry_key
+from t2mbench.metrics.clap_score import clap_score
+from t2mbench.metrics.embedders import Embedder, get_embedder
+from t2mbench.metrics.frechet import (
     METHODS,
     GaussianStats,
     Method,
@@ -44,12 +43,13 @@ from metrics.frechet import (
     frechet_distance_from_stats,
     per_song_fd,
 )
-from metrics.kl import KINDS, Kind, kl_divergence
-from t2mbench.errors import AudioError, ConfigError
-from t2mbench.files import sha256_bytes
+from t2mbench.metrics.kl import KINDS, Kind, kl_divergence
+
+from t2mbench.core.errors import AudioError, ConfigError
+from t2mbench.core.files import sha256_bytes
 
 if TYPE_CHECKING:
-    from metrics.clip_audio import ClipAudio
+    from t2mbench.metrics.clip_audio import ClipAudio
 
 PeakStage = Literal["native", "resampled"]
 PEAK_DB = -1.0
@@ -59,14 +59,14 @@ class EmbeddingProtocol:
     """Loads an embedder once, preprocesses clips as SAM does, and caches the embeddings.
 
     Args:
-        embedder: registry name, or an :class:`~metrics.embedders.Embedder` instance (tests).
+        embedder: registry name, or an :class:`~t2mbench.metrics.embedders.Embedder` instance (tests).
         sample_rate: rate the embedder is fed at (``None``: the embedder's own rate).
         channels: 2 (L, R; mono duplicated) or 1 (channel mean).
         peak_stage: normalise on the ``"native"``-rate file or on the ``"resampled"`` signal;
             ``peak_db=None`` skips normalisation.
         audio_output / text_output: the embedder methods that give the protocol's vectors
             (``embed`` and ``embed_text``; the evaluator uses others).
-        checkpoint, embedder_options: passed to :func:`metrics.embedders.get_embedder`.
+        checkpoint, embedder_options: passed to :func:`t2mbench.metrics.embedders.get_embedder`.
     """
 
     version = "sam-1"
@@ -205,7 +205,7 @@ class FrechetMetric(Metric):
     """Fréchet distance between the embedding frames of the generated and reference sets.
 
     Frames of all clips are stacked (longer clips weigh more, as SAM). Statistics stream
-    (:class:`~metrics.frechet.StatsAccumulator`); the generated clips' frames are also kept
+    (:class:`~t2mbench.metrics.frechet.StatsAccumulator`); the generated clips' frames are also kept
     (float32, N_frames × D × 4 bytes) when the bootstrap CI, per-song FD or FAD-∞ needs them.
     ``reference_stats`` (an ``.npz`` with ``mu_ref``/``sigma_ref`` as SAM ships, or
     ``mu``/``sigma``) replaces reference audio.
@@ -335,7 +335,7 @@ def _load_stats(path: str) -> GaussianStats:
 
 
 class KLMetric(ClipMeanMetric):
-    """KL(generated ‖ reference) of classifier outputs per id (:func:`metrics.kl.kl_divergence`),
+    """KL(generated ‖ reference) of classifier outputs per id (:func:`t2mbench.metrics.kl.kl_divergence`),
     mean over pairs. ``update(gen_logits [B, C], ref_logits [B, C], ids)`` for arrays."""
 
     paired = True

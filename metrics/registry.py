@@ -1,7 +1,7 @@
 """The metric registry: names, one-line descriptions, and the settings behind each name.
 
 A name is a metric class plus default settings, so a new embedder reuses a protocol with one
-line (e.g. ``fd_evaluator`` = :class:`~metrics.protocols.FrechetMetric` with
+line (e.g. ``fd_evaluator`` = :class:`~t2mbench.metrics.protocols.FrechetMetric` with
 ``embedder="evaluator"``). Settings passed to :func:`get_metric` override the defaults.
 """
 
@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from metrics.base import Metric
-from metrics.melody import MelodyAccuracy
-from metrics.pitch import PitchAccuracy
-from metrics.protocols import ClapScoreMetric, FrechetMetric, KLMetric
-from metrics.sisdr import SISDR
-from metrics.spectral import SpectralDistance
-from t2mbench.errors import ConfigError
+from t2mbench.metrics.base import Metric
+from t2mbench.metrics.melody import MelodyAccuracy
+from t2mbench.metrics.pitch import PitchAccuracy
+from t2mbench.metrics.protocols import ClapScoreMetric, FrechetMetric, KLMetric
+from t2mbench.metrics.sisdr import SISDR
+from t2mbench.metrics.spectral import SpectralDistance
+
+from t2mbench.core.errors import ConfigError
 
 FD_OPENL3 = {"embedder": "openl3", "sample_rate": 44_100, "channels": 2, "peak_stage": "native"}
 KL_PASST = {"embedder": "passt", "sample_rate": 32_000, "channels": 1, "peak_stage": "resampled"}

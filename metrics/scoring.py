@@ -1,10 +1,10 @@
 """The scoring engine: clip sets in, one long results table out.
 
-:func:`score` loads the generated and reference clip sets (:func:`t2mbench.manifest.load_clipset`),
+:func:`score` loads the generated and reference clip sets (:func:`t2mbench.core.manifest.load_clipset`),
 builds the metrics, loads every embedder before reading any clip (a missing weight file fails
 first, with its error), then walks the clip ids once: each clip is decoded once and resampled
-once per rate and resampler (:class:`~metrics.clip_audio.ClipAudio`), every metric is fed from
-the same audio, and embeddings go through the on-disk cache (:mod:`metrics.cache`), so a
+once per rate and resampler (:class:`~t2mbench.metrics.clip_audio.ClipAudio`), every metric is fed from
+the same audio, and embeddings go through the on-disk cache (:mod:`t2mbench.metrics.cache`), so a
 re-run does no embedding work and a killed run resumes where it stopped.
 
 Results (``out_dir``):
@@ -16,11 +16,11 @@ Results (``out_dir``):
   scalar extras (``fd_openl3.fad_inf``) are rows of their own.
 - ``summary.json``: per metric its value, CI, protocol version, settings, weights sha256 and
   warnings; cache counts; timings (decode and resample shares).
-- ``provenance.json``: :func:`t2mbench.provenance.collect` with the input manifests' hashes,
+- ``provenance.json``: :func:`t2mbench.core.provenance.collect` with the input manifests' hashes,
   the embedders' weights and the bootstrap seed.
 
 Id policy: paired metrics (KL, STFT, mel, SI-SDR, melody) need identical id sets and raise
-:class:`~t2mbench.errors.ManifestError` listing the differences; FD alone accepts different sets.
+:class:`~t2mbench.core.errors.ManifestError` listing the differences; FD alone accepts different sets.
 """
 
 from __future__ import annotations
@@ -35,16 +35,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from t2mbench.metrics.base import Metric, MetricError, MetricResult, ScoringItem
+from t2mbench.metrics.cache import EmbeddingCache
+from t2mbench.metrics.clip_audio import AudioTimer, ClipAudio
+from t2mbench.metrics.registry import get_metric
 
-from metrics.base import Metric, MetricError, MetricResult, ScoringItem
-from metrics.cache import EmbeddingCache
-from metrics.clip_audio import AudioTimer, ClipAudio
-from metrics.registry import get_metric
-from t2mbench import provenance
-from t2mbench.errors import ConfigError, T2MBenchError
-from t2mbench.files import atomic_path, write_json
-from t2mbench.manifest import ClipRecord, ClipSet, load_clipset, match_ids
-from t2mbench.progress import progress_bar
+from t2mbench.core import provenance
+from t2mbench.core.errors import ConfigError, T2MBenchError
+from t2mbench.core.files import atomic_path, write_json
+from t2mbench.core.manifest import ClipRecord, ClipSet, load_clipset, match_ids
+from t2mbench.core.progress import progress_bar
 
 COLUMNS = ["run_id", "system", "sampler", "steps", "cfg", "seed", "clip_id", "metric", "kind", "value", "ci_low",
            "ci_high"]
@@ -78,10 +78,10 @@ def score(
     """Score ``generated`` against ``reference`` with ``metrics`` and write the results to ``out_dir``.
 
     Args:
-        generated, reference: clip sets (folders or manifests; see :mod:`t2mbench.manifest`);
+        generated, reference: clip sets (folders or manifests; see :mod:`t2mbench.core.manifest`);
             ``reference`` may be ``None`` when no metric reads it (``clap``, ``pitch_acc``).
         metrics: registry names or metric objects.
-        settings: per-name settings for :func:`metrics.registry.get_metric`.
+        settings: per-name settings for :func:`t2mbench.metrics.registry.get_metric`.
         system: label of the generated system (default: the generated folder's name).
         run_id: label of the run (default: a hash of the inputs, metrics and settings).
         cache: embedding cache (default: ``$T2MBENCH_HOME/cache/embeddings``); ``use_cache=False`` disables it.

@@ -18,9 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from metrics.base import ClipMeanMetric, ScoringItem
-from metrics.pairs import paired_signals
+from t2mbench.metrics.base import ClipMeanMetric, ScoringItem
+from t2mbench.metrics.pairs import paired_signals
 
 EPS = 1e-8
 

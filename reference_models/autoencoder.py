@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from t2mbench.errors import ConfigError
+from t2mbench.core.errors import ConfigError
 
 DILATIONS = (1, 3, 9)
 

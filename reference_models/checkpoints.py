@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from t2mbench.errors import WeightsError
-from t2mbench.weights import WeightFile, register, register_shipped
+from t2mbench.core.errors import WeightsError
+from t2mbench.core.weights import WeightFile, register, register_shipped
 
 HF = "https://huggingface.co/stabilityai"
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"

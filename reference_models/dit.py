@@ -12,7 +12,7 @@ Forward (x ``[B, C, L]`` latents, t ``[B]`` in [0, 1]):
 
 There is no cross-attention mask: padded text tokens are zero vectors that still take part
 in attention, as upstream. Classifier-free guidance is not done here: the caller batches
-``[cond; uncond]`` (see :mod:`reference_models.guidance`).
+``[cond; uncond]`` (see :mod:`t2mbench.reference_models.guidance`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ from __future__ import annotations
 import math
 
 import torch
+from t2mbench.reference_models.autoencoder import pointwise_conv
+from t2mbench.reference_models.transformer import ContinuousTransformer
 from torch import nn
-
-from reference_models.autoencoder import pointwise_conv
-from reference_models.transformer import ContinuousTransformer
 
 TIMESTEP_FEATURES = 256
 

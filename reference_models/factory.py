@@ -27,16 +27,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from t2mbench.reference_models.autoencoder import (
+    AutoencoderPretransform,
+    OobleckAutoencoder,
+    OobleckDecoder,
+    OobleckEncoder,
+)
+from t2mbench.reference_models.conditioners import MultiConditioner, NumberConditioner, TextConditioner
+from t2mbench.reference_models.dit import DiffusionTransformer
+from t2mbench.reference_models.model import LatentDiffusionModel, ModelInfo
+from t2mbench.reference_models.objectives import OBJECTIVES, get_objective
+from t2mbench.reference_models.text_encoders import MiniLMEncoder, T5Encoder
+from t2mbench.reference_models.transformer import QK_NORMS
 from torch import nn
 
-from reference_models.autoencoder import AutoencoderPretransform, OobleckAutoencoder, OobleckDecoder, OobleckEncoder
-from reference_models.conditioners import MultiConditioner, NumberConditioner, TextConditioner
-from reference_models.dit import DiffusionTransformer
-from reference_models.model import LatentDiffusionModel, ModelInfo
-from reference_models.objectives import OBJECTIVES, get_objective
-from reference_models.text_encoders import MiniLMEncoder, T5Encoder
-from reference_models.transformer import QK_NORMS
-from t2mbench.errors import ConfigError
+from t2mbench.core.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 CONFIG_FILENAME = "model_config.json"
@@ -373,7 +378,7 @@ def build(
     weights, in eval mode.
 
     ``device="meta"`` allocates nothing (load weights afterwards with
-    :func:`reference_models.checkpoints.load_checkpoint`, which assigns them). ``name_or_path``
+    :func:`t2mbench.reference_models.checkpoints.load_checkpoint`, which assigns them). ``name_or_path``
     may also be a config dict.
     """
     if isinstance(name_or_path, Mapping):

@@ -1,9 +1,9 @@
-"""Text-to-audio generation with a :class:`~reference_models.model.LatentDiffusionModel`: the
+"""Text-to-audio generation with a :class:`~t2mbench.reference_models.model.LatentDiffusionModel`: the
 Python API behind ``t2mbench generate``, so that bench code never shells out.
 
 Pipeline per batch: text encoding (conditioners) -> denoising (a sampler of
-:mod:`reference_models.samplers`, classifier-free guidance batched with the conditional
-branch by :mod:`reference_models.guidance`) -> decoding (VAE), each stage timed.
+:mod:`t2mbench.reference_models.samplers`, classifier-free guidance batched with the conditional
+branch by :mod:`t2mbench.reference_models.guidance`) -> decoding (VAE), each stage timed.
 
 Variable length: only the latents that ``seconds`` needs are generated,
 L = ⌈seconds·sample_rate / downsampling_ratio⌉ (rounded up to whole DiT patches), and the audio is cut to
@@ -32,13 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from reference_models.checkpoints import load_checkpoint
-from reference_models.conditioners import TextConditioner
-from reference_models.factory import CONFIG_FILENAME, build, load_config
-from reference_models.guidance import GuidedModel, null_condition
-from reference_models.model import LatentDiffusionModel
-from reference_models.samplers import (
+from t2mbench.reference_models.checkpoints import load_checkpoint
+from t2mbench.reference_models.conditioners import TextConditioner
+from t2mbench.reference_models.factory import CONFIG_FILENAME, build, load_config
+from t2mbench.reference_models.guidance import GuidedModel, null_condition
+from t2mbench.reference_models.model import LatentDiffusionModel
+from t2mbench.reference_models.samplers import (
     SAMPLERS,
     EpsDenoiser,
     NFECounter,
@@ -50,8 +49,9 @@ from reference_models.samplers import (
     timesteps,
     v_alpha_bar,
 )
-from t2mbench.errors import ConfigError
-from t2mbench.weights import hash_file, resolve
+
+from t2mbench.core.errors import ConfigError
+from t2mbench.core.weights import hash_file, resolve
 
 STAGES = ("text_encoding", "denoising", "decoding")
 DISCRETE_T = 1000
@@ -81,7 +81,7 @@ def checkpoint_path(
 ) -> Path:
     """The weight file for ``model``: ``checkpoint`` if given, else ``model.safetensors`` /
     ``model.ckpt`` beside a config folder, else the registered file of the model
-    (:class:`~t2mbench.errors.MissingWeightsError` naming the file and where to put it)."""
+    (:class:`~t2mbench.core.errors.MissingWeightsError` naming the file and where to put it)."""
     if checkpoint is not None:
         return Path(checkpoint)
     folder = Path(source)

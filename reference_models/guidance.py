@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from t2mbench.errors import ConfigError
+from t2mbench.core.errors import ConfigError
 
 Cond = Mapping[str, torch.Tensor | None]
 OBJECTIVES = ("v", "rectified_flow")

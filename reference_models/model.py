@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from t2mbench.reference_models.autoencoder import AutoencoderPretransform
+from t2mbench.reference_models.conditioners import MultiConditioner
+from t2mbench.reference_models.dit import DiffusionTransformer
+from t2mbench.reference_models.objectives import Objective
 from torch import nn
-
-from reference_models.autoencoder import AutoencoderPretransform
-from reference_models.conditioners import MultiConditioner
-from reference_models.dit import DiffusionTransformer
-from reference_models.objectives import Objective
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class ModelInfo:
 
     ``sample_size`` is the training window in audio samples (the longest output);
     ``generation`` holds the recommended sampler settings; ``weights`` names the registered
-    weight file (:mod:`t2mbench.weights`) or is None.
+    weight file (:mod:`t2mbench.core.weights`) or is None.
     """
 
     name: str

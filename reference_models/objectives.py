@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from t2mbench.errors import ConfigError
+from t2mbench.core.errors import ConfigError
 
 
 def _b(t: torch.Tensor) -> torch.Tensor:

@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from t2mbench.errors import MissingWeightsError
-from t2mbench.weights import ENV_HOME, weights_dir
+from t2mbench.core.errors import MissingWeightsError
+from t2mbench.core.weights import ENV_HOME, weights_dir
 
 
 @contextlib.contextmanager

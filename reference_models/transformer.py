@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from t2mbench.errors import ConfigError
+from t2mbench.core.errors import ConfigError
 
 QK_NORMS = ("none", "ln")
 

@@ -34,7 +34,7 @@ examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from bench.cli import HelpFormatter
+    from t2mbench.core.cli_format import HelpFormatter
 
     parser = subparsers.add_parser(
         "corpus",
@@ -73,8 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from bench.corpus import build_corpus
-    from bench.corpus.check import check_set
+    from t2mbench.bench.corpus import build_corpus
+    from t2mbench.bench.corpus.check import check_set
 
     result = build_corpus(args.out, args.clips, args.seconds, args.seed, workers=args.workers, split=args.split)
     print(f"built {len(result.clips)} clips in {result.out} ({len(result.rendered)} rendered, "
@@ -87,7 +87,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from bench.corpus.check import check_set
+    from t2mbench.bench.corpus.check import check_set
 
     print(check_set(args.path, verify_hashes=not args.no_hash).text())
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.cli import HelpFormatter
+from t2mbench.core.cli_format import HelpFormatter
 
 EXAMPLE = """example:
   t2mbench demo --out runs/demo
@@ -16,7 +16,7 @@ sweep.png and provenance.json into --out; a killed run resumes there."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from bench.demo import DemoSettings
+    from t2mbench.bench.demo import DemoSettings
 
     d = DemoSettings()
     p = sub.add_parser(
@@ -36,8 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.demo import DemoSettings, run_demo
-    from t2mbench.errors import ConfigError
+    from t2mbench.bench.demo import DemoSettings, run_demo
+
+    from t2mbench.core.errors import ConfigError
 
     try:
         steps = tuple(int(s) for s in args.steps.split(","))

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from t2mbench.errors import ConfigError, ManifestError
-from t2mbench.files import read_jsonl
+from t2mbench.core.errors import ConfigError, ManifestError
+from t2mbench.core.files import read_jsonl
 
 EPILOG = """\
 examples:
@@ -35,8 +35,9 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from bench.cli import HelpFormatter
-    from reference_models.factory import config_names
+    from t2mbench.reference_models.factory import config_names
+
+    from t2mbench.core.cli_format import HelpFormatter
 
     p = subparsers.add_parser(
         "generate",
@@ -52,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--checkpoint", help="weight file (.safetensors/.ckpt, stable-audio-tools layout); unset: the registered file"
     )
     p.add_argument("--prompts", required=True, metavar="FILE", help="prompts: .txt, .jsonl, .csv or a clip-set folder")
-    p.add_argument("--sampler", help="sampler name (reference_models.samplers.SAMPLERS); unset: the model's default")
+    p.add_argument("--sampler", help="sampler name (README: Reference models); unset: the model's default")
     p.add_argument("--steps", type=int, help="sampler steps; unset: the model's default")
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale; unset: the model's default")
     p.add_argument("--seconds", type=float, required=True, help="clip length (also the seconds_total conditioning)")
@@ -115,8 +116,8 @@ def read_prompts(path: str | Path) -> list[dict[str, str | None]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.generation import PromptRow, write_generation
-    from reference_models.generate import generate, load_model
+    from t2mbench.bench.generation import PromptRow, write_generation
+    from t2mbench.reference_models.generate import generate, load_model
 
     rows = read_prompts(args.prompts)
     if args.batch < 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from metrics.parity import UPSTREAMS, run_parity
+from t2mbench.metrics.parity import UPSTREAMS, run_parity
 
 PARITY_EPILOG = """\
 The upstream package runs in a subprocess under --upstream-python (a python that has it) through
@@ -20,7 +20,7 @@ examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from bench.cli import HelpFormatter
+    from t2mbench.core.cli_format import HelpFormatter
 
     parser = subparsers.add_parser(
         "metrics",

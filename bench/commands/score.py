@@ -1,4 +1,4 @@
-"""``t2mbench score``: score a generated clip set against a reference set (see :mod:`metrics.scoring`)."""
+"""``t2mbench score``: score a generated clip set against a reference set (see :mod:`t2mbench.metrics.scoring`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from t2mbench.errors import ConfigError
+from t2mbench.core.errors import ConfigError
 
 EPILOG = """\
 Writes OUT/scores.parquet and OUT/scores.csv (one row per clip and metric, plus aggregate rows
@@ -22,7 +22,7 @@ examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from bench.cli import HelpFormatter
+    from t2mbench.core.cli_format import HelpFormatter
 
     parser = subparsers.add_parser(
         "score",
@@ -65,9 +65,9 @@ def parse_settings(items: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from metrics.cache import EmbeddingCache
-    from metrics.registry import available
-    from metrics.scoring import score
+    from t2mbench.metrics.cache import EmbeddingCache
+    from t2mbench.metrics.registry import available
+    from t2mbench.metrics.scoring import score
 
     if args.list:
         names = available()

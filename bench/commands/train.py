@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.cli import HelpFormatter
-from bench.train.data import read_train_config
-from bench.train.loop import train
+from t2mbench.bench.train.data import read_train_config
+from t2mbench.bench.train.loop import train
+
+from t2mbench.core.cli_format import HelpFormatter
 
 CONFIGS = Path(__file__).resolve().parents[1] / "train" / "configs"
 DEFAULTS = {"vae": CONFIGS / "tiny-vae.json", "dit": CONFIGS / "tiny-dit.json", "evaluator": CONFIGS / "evaluator.json"}
@@ -44,8 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from bench.train.ship import run_info, upstream_run
-    from t2mbench.errors import ConfigError
+    from t2mbench.bench.train.ship import run_info, upstream_run
+
+    from t2mbench.core.errors import ConfigError
 
     if args.ship and args.task == "vae":
         raise ConfigError("the VAE ships inside the tiny model's checkpoint: pass --ship to `t2mbench train dit`")
@@ -74,13 +76,13 @@ def run(args: argparse.Namespace) -> int:
 def _build_task(args: argparse.Namespace, task_block: dict, model_block: dict, progress: bool):
     """The training task of ``args.task`` from its config's ``task`` and ``model`` blocks."""
     if args.task == "vae":
-        from bench.train.vae import VaeTask
+        from t2mbench.bench.train.vae import VaeTask
 
         return VaeTask(args.corpus, task_block, model_block, progress=progress)
     if args.task == "dit":
-        from bench.train.dit import DitTask
+        from t2mbench.bench.train.dit import DitTask
 
         return DitTask(args.corpus, task_block, model_block, vae=args.vae, progress=progress)
-    from bench.train.evaluator import EvaluatorTask, TaskSettings
+    from t2mbench.bench.train.evaluator import EvaluatorTask, TaskSettings
 
     return EvaluatorTask(args.corpus, TaskSettings.from_block(task_block), model_block, progress=progress)

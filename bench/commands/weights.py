@@ -6,15 +6,15 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from bench.cli import HelpFormatter
+from t2mbench.core.cli_format import HelpFormatter
 
 # modules whose import registers their weight files
 WEIGHT_MODULES = (
-    "metrics.embedders.openl3",
-    "metrics.embedders.passt",
-    "metrics.embedders.clap",
-    "metrics.embedders.evaluator",
-    "reference_models.checkpoints",
+    "t2mbench.metrics.embedders.openl3",
+    "t2mbench.metrics.embedders.passt",
+    "t2mbench.metrics.embedders.clap",
+    "t2mbench.metrics.embedders.evaluator",
+    "t2mbench.reference_models.checkpoints",
 )
 
 EXAMPLE = """examples:
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load_registry() -> dict:
-    from t2mbench.weights import registered
+    from t2mbench.core.weights import registered
 
     for module in WEIGHT_MODULES:
         importlib.import_module(module)
@@ -46,8 +46,8 @@ def _load_registry() -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from t2mbench import weights as W
-    from t2mbench.errors import ChecksumError, ConfigError
+    from t2mbench.core import weights as W
+    from t2mbench.core.errors import ChecksumError, ConfigError
 
     table = _load_registry()
     unknown = [n for n in args.names if n not in table]

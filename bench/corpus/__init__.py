@@ -3,13 +3,13 @@ per clip from a seed (instruments, tempo, transposition, pan), rendered with the
 MIDI soundfont inside pretty_midi through tinysoundfont, with SAO-style captions and
 per-clip ground truth (melody, beats, tempo, key, programs, note density, loudness).
 
-Modules: :mod:`~bench.corpus.scores` (the versioned piece table, parsing),
-:mod:`~bench.corpus.arrange` (per-clip choices and timing), :mod:`~bench.corpus.render`
-(MIDI to audio), :mod:`~bench.corpus.captions`, :mod:`~bench.corpus.truth`,
-:mod:`~bench.corpus.build` (orchestration and resume) and :mod:`~bench.corpus.check`
+Modules: :mod:`~t2mbench.bench.corpus.scores` (the versioned piece table, parsing),
+:mod:`~t2mbench.bench.corpus.arrange` (per-clip choices and timing), :mod:`~t2mbench.bench.corpus.render`
+(MIDI to audio), :mod:`~t2mbench.bench.corpus.captions`, :mod:`~t2mbench.bench.corpus.truth`,
+:mod:`~t2mbench.bench.corpus.build` (orchestration and resume) and :mod:`~t2mbench.bench.corpus.check`
 (validating any clip set, ours or external).
 """
 
-from bench.corpus.build import BuildResult, build_corpus
+from t2mbench.bench.corpus.build import BuildResult, build_corpus
 
 __all__ = ["BuildResult", "build_corpus"]

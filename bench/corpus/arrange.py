@@ -28,8 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from bench.corpus.scores import PieceInfo, Score
+from t2mbench.bench.corpus.scores import PieceInfo, Score
 
 TEMPO_MIN, TEMPO_MAX = 60, 160
 TRANSPOSE_MAX = 5

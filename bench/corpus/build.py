@@ -3,7 +3,7 @@
 Output folder::
 
     audio/<id>.wav      stereo 44.1 kHz PCM_16, exactly ``seconds`` long
-    truth/<id>.npz      ground truth (see :mod:`bench.corpus.truth`)
+    truth/<id>.npz      ground truth (see :mod:`t2mbench.bench.corpus.truth`)
     records/<id>.json   the clip's manifest row and the settings that made it
     provenance.json     seeds, versions (music21, pretty_midi, tinysoundfont), soundfont sha256
     manifest.jsonl      one row per clip, written last (plus manifest.parquet)
@@ -42,15 +42,15 @@ from typing import Any
 
 import numpy as np
 import pretty_midi
+from t2mbench.bench.corpus import arrange as arr
+from t2mbench.bench.corpus import captions, render, scores, truth
 
-from bench.corpus import arrange as arr
-from bench.corpus import captions, render, scores, truth
-from t2mbench import provenance
-from t2mbench.audio import loudness_normalize, peak_normalize, save_audio
-from t2mbench.errors import ConfigError
-from t2mbench.files import read_json, sha256_file, write_json
-from t2mbench.manifest import ClipRecord, write_manifest
-from t2mbench.progress import progress_bar
+from t2mbench.core import provenance
+from t2mbench.core.audio import loudness_normalize, peak_normalize, save_audio
+from t2mbench.core.errors import ConfigError
+from t2mbench.core.files import read_json, sha256_file, write_json
+from t2mbench.core.manifest import ClipRecord, write_manifest
+from t2mbench.core.progress import progress_bar
 
 RECIPE = 1  # bump whenever a change alters what a clip renders to
 SAMPLE_RATE = render.SAMPLE_RATE

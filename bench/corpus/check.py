@@ -1,6 +1,6 @@
 """Validating a clip set (a built corpus or an external set) and summarising it.
 
-Accepted sets are those :func:`t2mbench.manifest.load_clipset` reads. An external set is a
+Accepted sets are those :func:`t2mbench.core.manifest.load_clipset` reads. An external set is a
 folder of audio plus one ``.csv`` or ``.jsonl`` table with columns ``id``, ``caption`` and
 optionally ``path`` (relative to the table's folder, or absolute); without ``path`` the
 audio is ``<folder>/<id>.wav`` (or .flac, .ogg, .mp3). This is how MusicCaps or Song
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import soundfile as sf
 
-from t2mbench.errors import ManifestError
-from t2mbench.files import sha256_file
-from t2mbench.manifest import _listing, load_clipset
+from t2mbench.core.errors import ManifestError
+from t2mbench.core.files import sha256_file
+from t2mbench.core.manifest import _listing, load_clipset
 
 
 @dataclass

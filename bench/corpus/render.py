@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from t2mbench.errors import T2MBenchError
-from t2mbench.files import sha256_file
+from t2mbench.core.errors import T2MBenchError
+from t2mbench.core.files import sha256_file
 
 SAMPLE_RATE = 44_100
 SOUNDFONT = "TimGM6mb.sf2"

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from t2mbench.errors import ConfigError
-from t2mbench.files import write_bytes_atomic
+from t2mbench.core.errors import ConfigError
+from t2mbench.core.files import write_bytes_atomic
 
 PIECES_FILE = Path(__file__).with_name("pieces.json")
 

@@ -31,9 +31,9 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from t2mbench.bench.corpus.arrange import ClipNotes
 
-from bench.corpus.arrange import ClipNotes
-from t2mbench.files import atomic_path
+from t2mbench.core.files import atomic_path
 
 FRAME_RATE = 100
 LOUDNESS_WINDOW_S = 0.05

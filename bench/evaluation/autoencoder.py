@@ -13,16 +13,16 @@ Rows:
   16 kHz. Why this baseline: it keeps exactly as many values per second as the VAE's latent
   (1000 Hz × 1 channel = 31.25 Hz × 32 channels), so the table shows what the learned code buys
   over the plainest code of equal size (a 500 Hz band limit). The resampler is torchaudio's
-  default Hann-windowed sinc (:func:`metrics.resample_hann.resample_hann`), because
-  :func:`t2mbench.audio.resample` (soxr) refuses rates below 4 kHz.
+  default Hann-windowed sinc (:func:`t2mbench.metrics.resample_hann.resample_hann`), because
+  :func:`t2mbench.core.audio.resample` (soxr) refuses rates below 4 kHz.
 
 Both are scored against the 16 kHz input (not the corpus files at their native rate) with the
-registered ``stft``, ``mel`` and ``sisdr`` metrics at 16 kHz through :func:`metrics.scoring.score`
+registered ``stft``, ``mel`` and ``sisdr`` metrics at 16 kHz through :func:`t2mbench.metrics.scoring.score`
 (mean over clips, seeded bootstrap 95% CIs). The input and both reconstructions are written as
 32-bit float wavs with manifests under ``DIR/audio/{reference,vae,baseline}`` and the scores
 under ``DIR/scores/{vae,baseline}``.
 
-Command: ``python -m bench.evaluation.autoencoder --corpus CORPUS --vae VAE.safetensors --out DIR
+Command: ``python -m t2mbench.bench.evaluation.autoencoder --corpus CORPUS --vae VAE.safetensors --out DIR
 [--clips N]`` writes ``autoencoder.json``, ``autoencoder.csv``, ``autoencoder.md`` and
 ``autoencoder.png`` (log-magnitude spectrograms of one test clip: input, VAE, baseline) and
 prints the Markdown table.
@@ -42,21 +42,21 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import load_file
+from t2mbench.bench.plots import pyplot, save_figure
+from t2mbench.bench.tables import markdown
+from t2mbench.bench.train.data import load_split_audio, split_clips
+from t2mbench.bench.train.vae import stft_magnitude
+from t2mbench.metrics.resample_hann import resample_hann
+from t2mbench.metrics.scoring import score
+from t2mbench.reference_models import LatentDiffusionModel, build
+from t2mbench.reference_models.autoencoder import OobleckAutoencoder
 
-from bench.plots import pyplot, save_figure
-from bench.tables import markdown
-from bench.train.data import load_split_audio, split_clips
-from bench.train.vae import stft_magnitude
-from metrics.resample_hann import resample_hann
-from metrics.scoring import score
-from reference_models import LatentDiffusionModel, build
-from reference_models.autoencoder import OobleckAutoencoder
-from t2mbench.allocator import tune_allocator
-from t2mbench.audio import fit_length, save_audio
-from t2mbench.errors import ConfigError, ManifestError
-from t2mbench.files import atomic_path, sha256_file, write_json
-from t2mbench.manifest import ClipRecord, write_manifest
-from t2mbench.progress import progress_bar
+from t2mbench.core.allocator import tune_allocator
+from t2mbench.core.audio import fit_length, save_audio
+from t2mbench.core.errors import ConfigError, ManifestError
+from t2mbench.core.files import atomic_path, sha256_file, write_json
+from t2mbench.core.manifest import ClipRecord, write_manifest
+from t2mbench.core.progress import progress_bar
 
 CONFIG = "tiny"
 SPLIT = "test"
@@ -219,8 +219,10 @@ def plot_spectrograms(signals: Mapping[str, np.ndarray], sample_rate: int, png: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bench.evaluation.autoencoder``: write the table and plot, print the Markdown."""
-    parser = argparse.ArgumentParser(prog="python -m bench.evaluation.autoencoder", description=__doc__.split("\n")[0])
+    """``python -m t2mbench.bench.evaluation.autoencoder``: write the table and plot, print the Markdown."""
+    parser = argparse.ArgumentParser(
+        prog="python -m t2mbench.bench.evaluation.autoencoder", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--corpus", required=True, help="corpus folder (manifest.jsonl with a test split)")
     parser.add_argument("--vae", required=True, help="VAE state (safetensors), e.g. runs/tiny-vae/ema.safetensors")
     parser.add_argument("--out", required=True, help="folder for autoencoder.{json,csv,md,png}, audio and scores")

@@ -14,9 +14,9 @@ Rows (each scored against the test split's clips, as the paper scores against Mu
 
 Then the trained DiT's audio is scored again with its captions shuffled (a seeded derangement),
 and the paired bootstrap CI of ``clap_evaluator(true) − clap_evaluator(shuffled)`` over the
-same clips is reported (:func:`metrics.compare.compare_runs`).
+same clips is reported (:func:`t2mbench.metrics.compare.compare_runs`).
 
-Command: ``python -m bench.evaluation.closed_loop --corpus CORPUS --out DIR`` writes
+Command: ``python -m t2mbench.bench.evaluation.closed_loop --corpus CORPUS --out DIR`` writes
 ``closed_loop.json`` / ``.csv`` / ``.md`` and ``closed_loop.png``. Every generated and scored
 set stays in ``DIR`` and is reused when the command is run again.
 """
@@ -33,21 +33,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from t2mbench.bench.evaluation.autoencoder import roundtrip_split, write_clips
+from t2mbench.bench.generation import PromptRow, write_generation
+from t2mbench.bench.plots import pyplot, save_figure
+from t2mbench.bench.tables import markdown
+from t2mbench.bench.train.data import split_clips
+from t2mbench.metrics.compare import compare_runs
+from t2mbench.metrics.scoring import score
+from t2mbench.reference_models import build, generate, load_model
+from t2mbench.reference_models.generate import default_cfg_scale
+from t2mbench.reference_models.model import LatentDiffusionModel
 
-from bench.evaluation.autoencoder import roundtrip_split, write_clips
-from bench.generation import PromptRow, write_generation
-from bench.plots import pyplot, save_figure
-from bench.tables import markdown
-from bench.train.data import split_clips
-from metrics.compare import compare_runs
-from metrics.scoring import score
-from reference_models import build, generate, load_model
-from reference_models.generate import default_cfg_scale
-from reference_models.model import LatentDiffusionModel
-from t2mbench.allocator import tune_allocator
-from t2mbench.errors import ConfigError
-from t2mbench.files import atomic_path, read_json, write_json
-from t2mbench.manifest import ClipRecord, load_clipset, write_manifest
+from t2mbench.core.allocator import tune_allocator
+from t2mbench.core.errors import ConfigError
+from t2mbench.core.files import atomic_path, read_json, write_json
+from t2mbench.core.manifest import ClipRecord, load_clipset, write_manifest
 
 EVALUATOR_METRICS = ("fd_evaluator", "kl_evaluator", "clap_evaluator")
 SIGNAL_METRICS = ("stft", "mel", "sisdr")
@@ -60,7 +60,7 @@ class LoopSettings:
 
     sampler: str = "ddim"
     steps: int = 50
-    # the tiny config's generation default: the scale bench.evaluation.guidance_sweep picks on train clips
+    # the tiny config's generation default: the scale t2mbench.bench.evaluation.guidance_sweep picks on train clips
     cfg_scale: float = default_cfg_scale("tiny")
     seed: int = 0
     batch_size: int = 16

@@ -9,10 +9,10 @@ with the clean train-split clips (a different set of pieces, so the clean baseli
   attenuation is that of a 16th-order filter), at the file's rate.
 
 Each degraded clip is made mono at 32 kHz, peak-normalised to -1 dBFS and embedded, as the
-``fd_evaluator`` metric feeds it, and the registered metric (``metrics.registry.get_metric``)
+``fd_evaluator`` metric feeds it, and the registered metric (``t2mbench.metrics.registry.get_metric``)
 stacks every window of every clip and computes the distance.
 
-Command: ``python -m bench.evaluation.degradation --corpus CORPUS --out DIR`` writes
+Command: ``python -m t2mbench.bench.evaluation.degradation --corpus CORPUS --out DIR`` writes
 ``degradation.json`` (rows and the monotonicity verdict), ``degradation.csv`` and ``degradation.png``.
 """
 
@@ -27,17 +27,17 @@ from typing import Any
 
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
+from t2mbench.bench.plots import pyplot, save_figure
+from t2mbench.bench.train.data import split_clips
+from t2mbench.metrics.embedders.evaluator import SAMPLE_RATE, EvaluatorEmbedder, load_evaluator, protocol_input
+from t2mbench.metrics.registry import get_metric
 
-from bench.plots import pyplot, save_figure
-from bench.train.data import split_clips
-from metrics.embedders.evaluator import SAMPLE_RATE, EvaluatorEmbedder, load_evaluator, protocol_input
-from metrics.registry import get_metric
-from t2mbench.allocator import tune_allocator
-from t2mbench.audio import load_audio
-from t2mbench.errors import AudioError
-from t2mbench.files import atomic_path, write_json
-from t2mbench.manifest import ClipRecord
-from t2mbench.progress import progress_bar
+from t2mbench.core.allocator import tune_allocator
+from t2mbench.core.audio import load_audio
+from t2mbench.core.errors import AudioError
+from t2mbench.core.files import atomic_path, write_json
+from t2mbench.core.manifest import ClipRecord
+from t2mbench.core.progress import progress_bar
 
 NOISE_SNRS_DB = (40.0, 30.0, 20.0, 10.0)
 LOWPASS_HZ = (8000.0, 4000.0, 2000.0, 1000.0)
@@ -187,8 +187,10 @@ def plot(table: dict[str, Any], png: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bench.evaluation.degradation``: write the table (JSON, CSV) and the plot."""
-    parser = argparse.ArgumentParser(prog="python -m bench.evaluation.degradation", description=__doc__.split("\n")[0])
+    """``python -m t2mbench.bench.evaluation.degradation``: write the table (JSON, CSV) and the plot."""
+    parser = argparse.ArgumentParser(
+        prog="python -m t2mbench.bench.evaluation.degradation", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--corpus", required=True, help="corpus folder (manifest.jsonl with splits)")
     parser.add_argument("--out", required=True, help="folder for degradation.{json,csv,png}")
     parser.add_argument("--max-reference", type=int, default=256, help="reference (train) clips used")

@@ -3,10 +3,10 @@
 For every k-th clip of the corpus's train split (``clips`` of them), the trained model generates
 one clip from its caption (its ``seconds_total``, the closed loop's sampler, steps and seeds) at
 each scale; each set is scored with ``fd_evaluator`` and ``clap_evaluator`` against those same
-train clips. The scale with the lowest FD is the one :mod:`bench.evaluation.closed_loop` runs at
+train clips. The scale with the lowest FD is the one :mod:`t2mbench.bench.evaluation.closed_loop` runs at
 (FD, unlike the CLAP score, also pays for the diversity that strong guidance removes).
 
-Command: ``python -m bench.evaluation.guidance_sweep --corpus CORPUS --out DIR --cfg 2 3 5 7``
+Command: ``python -m t2mbench.bench.evaluation.guidance_sweep --corpus CORPUS --out DIR --cfg 2 3 5 7``
 writes ``guidance_sweep.json`` / ``.md`` and ``guidance_sweep.png``; the generated and scored
 sets stay in ``DIR`` and are reused when the command is run again.
 """
@@ -21,16 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from t2mbench.bench.evaluation.closed_loop import LoopSettings, clip_set, generated_set, scored
+from t2mbench.bench.plots import pyplot, save_figure
+from t2mbench.bench.tables import markdown
+from t2mbench.bench.train.data import split_clips
+from t2mbench.reference_models import load_model
 
-from bench.evaluation.closed_loop import LoopSettings, clip_set, generated_set, scored
-from bench.plots import pyplot, save_figure
-from bench.tables import markdown
-from bench.train.data import split_clips
-from reference_models import load_model
-from t2mbench.allocator import tune_allocator
-from t2mbench.errors import ConfigError
-from t2mbench.files import atomic_path, write_json
-from t2mbench.manifest import ClipRecord
+from t2mbench.core.allocator import tune_allocator
+from t2mbench.core.errors import ConfigError
+from t2mbench.core.files import atomic_path, write_json
+from t2mbench.core.manifest import ClipRecord
 
 METRICS = ("fd_evaluator", "clap_evaluator")
 

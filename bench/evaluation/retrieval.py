@@ -16,7 +16,7 @@ split (the ``test`` split holds pieces never seen in training), each next to its
 
 Audio is fed as the evaluator metrics feed it: mono at 32 kHz, peak-normalised to -1 dBFS.
 
-Command: ``python -m bench.evaluation.retrieval --corpus CORPUS --split test --out retrieval.json``
+Command: ``python -m t2mbench.bench.evaluation.retrieval --corpus CORPUS --split test --out retrieval.json``
 """
 
 from __future__ import annotations
@@ -31,9 +31,8 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from bench.train.data import split_clips
-from metrics.embedders.evaluator import (
+from t2mbench.bench.train.data import split_clips
+from t2mbench.metrics.embedders.evaluator import (
     SAMPLE_RATE,
     AttributeHead,
     EvaluatorEmbedder,
@@ -41,11 +40,12 @@ from metrics.embedders.evaluator import (
     load_evaluator,
     protocol_input,
 )
-from t2mbench.allocator import tune_allocator
-from t2mbench.audio import load_audio
-from t2mbench.files import write_json
-from t2mbench.manifest import ClipRecord
-from t2mbench.progress import progress_bar
+
+from t2mbench.core.allocator import tune_allocator
+from t2mbench.core.audio import load_audio
+from t2mbench.core.files import write_json
+from t2mbench.core.manifest import ClipRecord
+from t2mbench.core.progress import progress_bar
 
 KS = (1, 10)
 
@@ -176,8 +176,10 @@ def evaluate(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bench.evaluation.retrieval``: write the scores as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.evaluation.retrieval", description=__doc__.split("\n")[0])
+    """``python -m t2mbench.bench.evaluation.retrieval``: write the scores as JSON."""
+    parser = argparse.ArgumentParser(
+        prog="python -m t2mbench.bench.evaluation.retrieval", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--corpus", required=True, help="corpus folder (manifest.jsonl with splits)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--checkpoint", default=None, help="evaluator checkpoint (default: the shipped one)")

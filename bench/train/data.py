@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from t2mbench.bench.train.loop import TrainConfig
 
-from bench.train.loop import TrainConfig
-from t2mbench.audio import load_audio
-from t2mbench.errors import ConfigError, ManifestError
-from t2mbench.files import read_json
-from t2mbench.manifest import ClipRecord, load_clipset
-from t2mbench.progress import progress_bar
+from t2mbench.core.audio import load_audio
+from t2mbench.core.errors import ConfigError, ManifestError
+from t2mbench.core.files import read_json
+from t2mbench.core.manifest import ClipRecord, load_clipset
+from t2mbench.core.progress import progress_bar
 
 CONFIG_BLOCKS = ("task", "model", "train")
 

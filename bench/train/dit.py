@@ -3,7 +3,7 @@
 Before step 0 (exact precomputations; nothing trained sits before them):
 
 - every clip of the ``train`` split is decoded at the model's rate, padded to whole latent
-  frames and DiT patches (:func:`reference_models.generate.latent_length`) and encoded by the
+  frames and DiT patches (:func:`t2mbench.reference_models.generate.latent_length`) and encoded by the
   trained VAE into its posterior (mean, std); a step samples z = mean + std·ε, as
   stable-audio-tools encodes through its sampling bottleneck each step;
 - every caption goes through the frozen text encoder (all-MiniLM-L6-v2 for ``tiny``) once.
@@ -30,17 +30,17 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file
+from t2mbench.bench.train.data import load_split_audio, split_clips
+from t2mbench.bench.train.ship import ship
+from t2mbench.reference_models import build
+from t2mbench.reference_models.autoencoder import vae_posterior
+from t2mbench.reference_models.generate import latent_length
+from t2mbench.reference_models.model import LatentDiffusionModel
+from t2mbench.reference_models.objectives import TimestepSampler, diffusion_loss
+from t2mbench.reference_models.text_encoders import TextEncoder
 
-from bench.train.data import load_split_audio, split_clips
-from bench.train.ship import ship
-from reference_models import build
-from reference_models.autoencoder import vae_posterior
-from reference_models.generate import latent_length
-from reference_models.model import LatentDiffusionModel
-from reference_models.objectives import TimestepSampler, diffusion_loss
-from reference_models.text_encoders import TextEncoder
-from t2mbench.errors import ConfigError
-from t2mbench.progress import progress_bar
+from t2mbench.core.errors import ConfigError
+from t2mbench.core.progress import progress_bar
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "tiny-dit.json"
 _ENCODE_CHUNK = 32
@@ -68,7 +68,7 @@ class CachedTextEncoder(TextEncoder):
 
 
 class DitTask:
-    """The :class:`bench.train.loop.TrainTask` of a model config's DiT on a trained VAE."""
+    """The :class:`t2mbench.bench.train.loop.TrainTask` of a model config's DiT on a trained VAE."""
 
     name = "dit"
 

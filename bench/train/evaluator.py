@@ -1,8 +1,8 @@
-"""Training task for the corpus evaluator (:mod:`metrics.embedders.evaluator`) and its export.
+"""Training task for the corpus evaluator (:mod:`t2mbench.metrics.embedders.evaluator`) and its export.
 
 Data: the clips of one split (``train``) of a corpus folder (``t2mbench corpus build``). Each
 clip is loaded once, made mono at 32 kHz and peak-normalised to -1 dBFS as the evaluator
-metrics feed it (:func:`~metrics.embedders.evaluator.protocol_input`) and turned into its whole
+metrics feed it (:func:`~t2mbench.metrics.embedders.evaluator.protocol_input`) and turned into its whole
 features ``[76, frames]`` (log-mel and log-chroma) by the evaluator's own front end;
 each caption into ``caption_variants`` frozen MiniLM sentence embeddings: the caption itself and
 variants with its comma-separated parts shuffled and each dropped with probability
@@ -37,10 +37,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-
-from bench.train.data import split_clips
-from bench.train.ship import ship
-from metrics.embedders.evaluator import (
+from t2mbench.bench.train.data import split_clips
+from t2mbench.bench.train.ship import ship
+from t2mbench.metrics.embedders.evaluator import (
     CHECKPOINT_FILE,
     N_FEATURES,
     WINDOW_FRAMES,
@@ -52,11 +51,12 @@ from metrics.embedders.evaluator import (
     build_net,
     protocol_input,
 )
-from reference_models.text_encoders import MiniLMEncoder
-from t2mbench.audio import load_audio
-from t2mbench.errors import ConfigError, ManifestError
-from t2mbench.manifest import ClipRecord
-from t2mbench.progress import progress_bar
+from t2mbench.reference_models.text_encoders import MiniLMEncoder
+
+from t2mbench.core.audio import load_audio
+from t2mbench.core.errors import ConfigError, ManifestError
+from t2mbench.core.manifest import ClipRecord
+from t2mbench.core.progress import progress_bar
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "evaluator.json"
 IGNORE = -100
@@ -95,7 +95,7 @@ class TaskSettings:
 
 
 class EvaluatorTask:
-    """The :class:`bench.train.loop.TrainTask` of the evaluator over a corpus folder's split."""
+    """The :class:`t2mbench.bench.train.loop.TrainTask` of the evaluator over a corpus folder's split."""
 
     name = "evaluator"
 

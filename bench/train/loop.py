@@ -35,13 +35,13 @@ from typing import Any, Protocol
 
 import torch
 from safetensors.torch import load_file, save_file
+from t2mbench.bench.plots import pyplot, save_figure
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from bench.plots import pyplot, save_figure
-from t2mbench import provenance
-from t2mbench.errors import ConfigError
-from t2mbench.files import atomic_path, write_bytes_atomic, write_json
-from t2mbench.progress import progress_bar
+from t2mbench.core import provenance
+from t2mbench.core.errors import ConfigError
+from t2mbench.core.files import atomic_path, write_bytes_atomic, write_json
+from t2mbench.core.progress import progress_bar
 
 MODEL_FILE, EMA_FILE, STATE_FILE = "model.safetensors", "ema.safetensors", "state.pt"
 CRITIC_FILE = "critic.safetensors"

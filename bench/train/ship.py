@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from t2mbench import provenance
-from t2mbench.files import atomic_path, read_json, sha256_file, write_json
+from t2mbench.core import provenance
+from t2mbench.core.files import atomic_path, read_json, sha256_file, write_json
 
 MANIFEST = "manifest.json"
 

@@ -11,7 +11,7 @@ averaged over FFT sizes, as auraloss's ``MultiResolutionSTFTLoss``), mel is
 :func:`multi_scale_mel_loss` (DAC's multi-scale log-mel L1) and KL is the VAE bottleneck's term.
 Stable Audio's VAEs add A-weighting, sum/difference channels (stereo only) and an adversarial +
 feature-matching loss. The adversarial part is here (a ``discriminator`` block: EnCodec's
-multi-scale STFT discriminator, :mod:`bench.train.discriminator`), but the shipped tiny VAE is
+multi-scale STFT discriminator, :mod:`t2mbench.bench.train.discriminator`), but the shipped tiny VAE is
 trained without it: on this 2-core CPU it loses at equal time. From the same 2000-step
 checkpoint, 1000 more steps of the mel recipe reached autoencoded fd_evaluator 176, the 400
 steps with a 16-filter discriminator that fit in the same time 216. On an H100 the
@@ -40,19 +40,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from bench.train.data import load_split_audio, split_clips
-from bench.train.discriminator import MultiScaleSTFTDiscriminator, adversarial_losses
-from metrics.filterbanks import mel_filterbank
-from reference_models.autoencoder import (
+from t2mbench.bench.train.data import load_split_audio, split_clips
+from t2mbench.bench.train.discriminator import MultiScaleSTFTDiscriminator, adversarial_losses
+from t2mbench.metrics.filterbanks import mel_filterbank
+from t2mbench.reference_models.autoencoder import (
     OobleckAutoencoder,
     ResidualUnit,
     WNConv1d,
     WNConvTranspose1d,
     vae_posterior,
 )
-from reference_models.factory import PRETRANSFORMS, load_config
-from t2mbench.errors import ConfigError
+from t2mbench.reference_models.factory import PRETRANSFORMS, load_config
+
+from t2mbench.core.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "tiny-vae.json"
 DISCRIMINATOR_KEYS = ("ffts", "filters", "adv_weight", "fm_weight")
@@ -163,7 +163,7 @@ def _output_std(
 
 
 class VaeTask:
-    """The :class:`bench.train.loop.TrainTask` of a model config's Oobleck VAE."""
+    """The :class:`t2mbench.bench.train.loop.TrainTask` of a model config's Oobleck VAE."""
 
     name = "vae"
 

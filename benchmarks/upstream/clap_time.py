@@ -1,5 +1,5 @@
 """Time one CLAP audio embedding of a mono 48 kHz clip, upstream (laion-clap through the runner's
-stable-audio-metrics call) or ours (``metrics.embedders.clap``), in a fresh process; prints JSON.
+stable-audio-metrics call) or ours (``t2mbench.metrics.embedders.clap``), in a fresh process; prints JSON.
 
     python benchmarks/upstream/clap_time.py --side upstream --weights W.pt --tokenizer DIR [--seconds 60] [--repeats 3]
 
@@ -44,7 +44,7 @@ def embedder(side: str, weights: str, tokenizer: str):
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from metrics.embedders.clap import load_clap
+    from t2mbench.metrics.embedders.clap import load_clap
 
     model = load_clap(weights, tokenizer=tokenizer, seed=0)
     return lambda wave: model.embed(torch.from_numpy(wave)[None, None], SR)

@@ -1,4 +1,4 @@
-"""Embedding networks, one file each, behind :class:`metrics.embedders.base.Embedder`.
+"""Embedding networks, one file each, behind :class:`t2mbench.metrics.embedders.base.Embedder`.
 
 Networks are imported lazily so that ``import metrics`` stays light.
 """
@@ -8,15 +8,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from metrics.embedders.base import Embedder, TextEmbedder
-from t2mbench.errors import ConfigError
+from t2mbench.metrics.embedders.base import Embedder, TextEmbedder
+
+from t2mbench.core.errors import ConfigError
 
 # name -> (module, factory, one-line description)
 _EMBEDDERS: dict[str, tuple[str, str, str]] = {
-    "openl3": ("metrics.embedders.openl3", "load_openl3", "OpenL3 mel256/512 frames, SAM front end"),
-    "passt": ("metrics.embedders.passt", "load_passt", "PaSST-S AudioSet logits [B, 527] over 10 s windows"),
-    "clap": ("metrics.embedders.clap", "load_clap", "LAION-CLAP HTSAT-tiny fusion audio/text embeddings [B, 512]"),
-    "evaluator": ("metrics.embedders.evaluator", "load_evaluator", "t2mbench's corpus evaluator"),
+    "openl3": ("t2mbench.metrics.embedders.openl3", "load_openl3", "OpenL3 mel256/512 frames, SAM front end"),
+    "passt": ("t2mbench.metrics.embedders.passt", "load_passt", "PaSST-S AudioSet logits [B, 527] over 10 s windows"),
+    "clap": ("t2mbench.metrics.embedders.clap", "load_clap", "LAION-CLAP HTSAT-tiny fusion audio/text [B, 512]"),
+    "evaluator": ("t2mbench.metrics.embedders.evaluator", "load_evaluator", "the corpus evaluator"),
 }
 
 

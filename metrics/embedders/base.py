@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from t2mbench.audio import resample
+from t2mbench.core.audio import resample
 
 
 class Embedder(ABC):

@@ -15,7 +15,7 @@ to 48 kHz → int16 round trip (truncation) → per clip, LAION's ``get_audio_fe
 - non-fusion checkpoints take a random 10 s crop of a longer clip and compute the torchlibrosa
   log-mel inside HTSAT from the checkpoint's DFT kernels and ``melW``;
 
-then HTSAT (:mod:`metrics.embedders.htsat`) → ``audio_projection`` → L2 normalisation.
+then HTSAT (:mod:`t2mbench.metrics.embedders.htsat`) → ``audio_projection`` → L2 normalisation.
 
 Random draws: upstream uses numpy's global RNG unseeded (chunks and crops vary run to run).
 Here each clip gets a fresh ``numpy.random.RandomState(seed)``, drawn in upstream's order
@@ -45,14 +45,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from t2mbench.metrics.embedders.base import TextEmbedder, state_dict_mismatch, state_dict_sha256
+from t2mbench.metrics.embedders.htsat import FRAMES, HTSAT, N_MELS
+from t2mbench.metrics.filterbanks import mel_filterbank
 from torch import nn
 
-from metrics.embedders.base import TextEmbedder, state_dict_mismatch, state_dict_sha256
-from metrics.embedders.htsat import FRAMES, HTSAT, N_MELS
-from metrics.filterbanks import mel_filterbank
-from t2mbench.audio import int16_roundtrip
-from t2mbench.errors import AudioError, ConfigError, ManifestError, MissingWeightsError, WeightsError
-from t2mbench.weights import WeightFile, hash_file, register, resolve, weights_dir
+from t2mbench.core.audio import int16_roundtrip
+from t2mbench.core.errors import AudioError, ConfigError, ManifestError, MissingWeightsError, WeightsError
+from t2mbench.core.weights import WeightFile, hash_file, register, resolve, weights_dir
 
 SAMPLE_RATE = 48_000
 MAX_SAMPLES = 480_000  # 10 s

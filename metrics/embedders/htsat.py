@@ -18,7 +18,7 @@ the 8D-wide clip embedding ``[B, 8D]`` (D = 96 for HTSAT-tiny, 128 for HTSAT-bas
    ``head``) only produces AudioSet outputs and is not built.
 
 Non-fusion checkpoints compute the log-mel inside the tower from the checkpoint's torchlibrosa
-DFT kernels and ``melW`` (:meth:`HTSAT.logmel`); fusion front ends live in ``metrics.embedders.clap``.
+DFT kernels and ``melW`` (:meth:`HTSAT.logmel`); fusion front ends live in ``t2mbench.metrics.embedders.clap``.
 Module names follow the upstream state dict, so checkpoints load without renaming.
 """
 

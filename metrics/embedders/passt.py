@@ -30,12 +30,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch, state_dict_sha256
+from t2mbench.metrics.filterbanks import kaldi_mel_banks
 from torch import nn
 
-from metrics.embedders.base import Embedder, state_dict_mismatch, state_dict_sha256
-from metrics.filterbanks import kaldi_mel_banks
-from t2mbench.errors import AudioError, ConfigError, WeightsError
-from t2mbench.weights import WeightFile, hash_file, register, resolve
+from t2mbench.core.errors import AudioError, ConfigError, WeightsError
+from t2mbench.core.weights import WeightFile, hash_file, register, resolve
 
 SAMPLE_RATE = 32_000
 WINDOW = 10 * SAMPLE_RATE  # stable-audio-metrics: 10 s analysis windows ...

@@ -16,7 +16,7 @@ Per clip, as ``stable-audio-metrics/src/clap_score.py`` after its loading and no
 ``numpy.random.seed(seed)`` → ``CLAP_Module.get_audio_embedding_from_data(x=[1, T], use_tensor=True)``.
 stable-audio-metrics does not seed numpy; seeding right before each clip makes the fusion chunks
 of clips longer than 10 s (and the non-fusion random crop) reproducible, and is what
-``metrics.embedders.clap`` does. Captions go through ``get_text_embedding(use_tensor=True)``.
+``t2mbench.metrics.embedders.clap`` does. Captions go through ``get_text_embedding(use_tensor=True)``.
 
 Offline construction (nothing is downloaded): laion-clap builds its text tower with
 ``RobertaModel.from_pretrained("roberta-base")`` and then overwrites every tensor from the

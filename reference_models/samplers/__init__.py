@@ -11,7 +11,7 @@ Every sampler counts its model evaluations (wrap the model in ``NFECounter`` to 
 validates its schedule (ConfigError naming the step) and stops with ``NonFiniteSampleError`` naming the step
 where NaN/inf appears. Example::
 
-    from reference_models.samplers import get_sampler, get_sigmas, VDenoiser, NFECounter
+    from t2mbench.reference_models.samplers import get_sampler, get_sigmas, VDenoiser, NFECounter
     d = NFECounter(VDenoiser(v_model))
     sigmas = get_sigmas("polyexponential", 100, 0.3, 500.0, 1.0)
     x0 = get_sampler("dpmpp_3m_sde")(d, torch.randn(1, 64, 1024) * sigmas[0], sigmas, generator=g)
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from t2mbench.errors import ConfigError
+from t2mbench.core.errors import ConfigError
 
 from .common import NFECounter, NonFiniteSampleError, ancestral_step, to_d
 from .denoisers import DiscreteDenoiser, EpsDenoiser, RFDenoiser, VDenoiser, continuous_time, v_sigma_to_t

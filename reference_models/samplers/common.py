@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from t2mbench.errors import ConfigError, T2MBenchError
+from t2mbench.core.errors import ConfigError, T2MBenchError
 
 Callback = Callable[[dict[str, Any]], None]
 NoiseSampler = Callable[[float, float], torch.Tensor]

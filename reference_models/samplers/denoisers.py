@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from t2mbench.errors import ConfigError
+from t2mbench.core.errors import ConfigError
 
 from .schedules import sigma_table
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from t2mbench.errors import ConfigError
+from t2mbench.core.errors import ConfigError
 
 from .common import Callback, NFECounter, StepGuard, counted, gaussian
 from .schedules import check_timesteps

@@ -2,7 +2,7 @@
 
 Shared signature: ``sampler(denoiser, x, sigmas, *, generator=None, callback=None, **knobs) -> Tensor``.
 - ``denoiser(x, sigma)``: x ``[B, ...]``, sigma ``[B]`` (dtype and device of x) → the clean-sample estimate D,
-  shape of x. Wrap v-, eps- or rectified-flow models with ``reference_models.samplers.denoisers``.
+  shape of x. Wrap v-, eps- or rectified-flow models with ``t2mbench.reference_models.samplers.denoisers``.
 - ``x``: the start, noise scaled by ``sigmas[0]`` (x = x0 + σ·ε convention); any float dtype.
 - ``sigmas``: strictly decreasing 1-D tensor ending in 0 (``get_sigmas``); n steps = len(sigmas) − 1.
 - ``generator``: the torch.Generator the stochastic samplers draw their N(0, I) noise from, one draw per
@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import torch
 
-from t2mbench.errors import ConfigError
+from t2mbench.core.errors import ConfigError
 
 from .common import (
     Callback,

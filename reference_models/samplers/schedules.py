@@ -18,7 +18,7 @@ import math
 import numpy as np
 import torch
 
-from t2mbench.errors import ConfigError
+from t2mbench.core.errors import ConfigError
 
 SIGMA_SCHEDULES = ("karras", "exponential", "polyexponential")
 BETA_SCHEDULES = ("linear", "scaled_linear", "cosine")

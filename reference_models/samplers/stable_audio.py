@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from t2mbench.errors import ConfigError
+from t2mbench.core.errors import ConfigError
 
 from .common import Callback, NoiseSampler, batch_of, begin, noise_source
 from .denoisers import VDenoiser

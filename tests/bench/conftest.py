@@ -1,9 +1,8 @@
 import pytest
 import torch
 from safetensors.torch import save_file
-
-from bench.corpus import build_corpus
-from reference_models import build
+from t2mbench.bench.corpus import build_corpus
+from t2mbench.reference_models import build
 
 
 @pytest.fixture(scope="session")

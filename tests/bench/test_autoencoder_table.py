@@ -5,14 +5,14 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
+from t2mbench.bench.evaluation.autoencoder import autoencoder_table, main, resample_roundtrip
+from t2mbench.bench.train.data import load_split_audio, split_clips
+from t2mbench.metrics.resample_hann import resample_hann
+from t2mbench.metrics.spectral import mel_distance, stft_distance
+from t2mbench.reference_models import build
 
-from bench.evaluation.autoencoder import autoencoder_table, main, resample_roundtrip
-from bench.train.data import load_split_audio, split_clips
-from metrics.resample_hann import resample_hann
-from metrics.spectral import mel_distance, stft_distance
-from reference_models import build
-from t2mbench.audio import load_audio
-from t2mbench.errors import ConfigError
+from t2mbench.core.audio import load_audio
+from t2mbench.core.errors import ConfigError
 
 SR = 16_000
 BASELINE = "resample to 1 kHz and back"

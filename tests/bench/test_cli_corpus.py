@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from bench.cli import main
-from t2mbench.audio import save_audio
+from t2mbench.cli import main
+from t2mbench.core.audio import save_audio
 
 
 def test_build_then_check(tmp_path, capsys, monkeypatch):

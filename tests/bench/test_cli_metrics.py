@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 import torch
 from support.passt_weights import passt_weights
+from t2mbench.metrics.embedders.passt import load_passt
+from t2mbench.metrics.kl import kl_divergence
 
-from metrics.embedders.passt import load_passt
-from metrics.kl import kl_divergence
-from t2mbench.audio import load_audio, peak_normalize, save_audio
+from t2mbench.core.audio import load_audio, peak_normalize, save_audio
 
 FIX = np.load(Path(__file__).parents[1] / "fixtures" / "passt" / "passt.npz")
 OFFSET = 0.5  # the fake runner adds --offset to logit 0 of the second file (exact in float32)
 
 
 def t2mbench(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    """Run the CLI as a user does, in a fresh process (``python -m bench``) outside the source tree."""
+    """Run the CLI as a user does, in a fresh process (``python -m t2mbench``) outside the source tree."""
     return subprocess.run(
-        [sys.executable, "-m", "bench", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **env}
+        [sys.executable, "-m", "t2mbench", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **env}
     )
 
 
@@ -61,7 +61,7 @@ FAKE_RUNNER = """\
     import argparse
     import numpy as np
     import torch
-    from metrics.embedders.passt import load_passt
+    from t2mbench.metrics.embedders.passt import load_passt
 
     parser = argparse.ArgumentParser()
     for flag in ("--weights", "--in", "--out"):

@@ -5,10 +5,10 @@ import json
 import pandas as pd
 import pytest
 from support.scoring_sets import write_pair
+from t2mbench.bench.commands.score import parse_settings
 
-from bench.cli import main
-from bench.commands.score import parse_settings
-from t2mbench.errors import ConfigError
+from t2mbench.cli import main
+from t2mbench.core.errors import ConfigError
 
 
 def test_scores_a_set_and_prints_the_aggregates(tmp_path, capsys, monkeypatch):

@@ -17,7 +17,7 @@ CONFIG = {
 
 
 def _command(corpus, out, config):
-    return [sys.executable, "-m", "bench", "train", "vae", "--corpus", str(corpus), "--out", str(out),
+    return [sys.executable, "-m", "t2mbench", "train", "vae", "--corpus", str(corpus), "--out", str(out),
             "--config", str(config), "--no-progress"]
 
 
@@ -50,7 +50,7 @@ def test_kill_9_then_the_same_command_gives_the_uninterrupted_result(rendered_co
 
 
 def test_dit_without_a_vae_is_one_line_and_exit_2(rendered_corpus, capsys):
-    from bench.cli import main
+    from t2mbench.cli import main
 
     assert main(["train", "dit", "--corpus", str(rendered_corpus), "--out", "unused", "--steps", "1"]) == 2
     err = capsys.readouterr().err
@@ -59,7 +59,7 @@ def test_dit_without_a_vae_is_one_line_and_exit_2(rendered_corpus, capsys):
 
 
 def test_a_bad_task_block_names_the_config_file(rendered_corpus, tmp_path, capsys):
-    from bench.cli import main
+    from t2mbench.cli import main
 
     config = tmp_path / "bad-vae.json"
     config.write_text(json.dumps({**CONFIG, "task": {**CONFIG["task"], "init": "lsuv"}}))

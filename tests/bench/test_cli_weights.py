@@ -1,8 +1,8 @@
 import pytest
 
-from bench.cli import main
-from t2mbench.files import sha256_file
-from t2mbench.weights import get
+from t2mbench.cli import main
+from t2mbench.core.files import sha256_file
+from t2mbench.core.weights import get
 
 
 @pytest.fixture(autouse=True)

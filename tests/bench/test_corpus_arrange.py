@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
-
-from bench.corpus import arrange as arr
-from bench.corpus import scores
+from t2mbench.bench.corpus import arrange as arr
+from t2mbench.bench.corpus import scores
 
 SR = 44_100
 

@@ -10,15 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from t2mbench.bench.corpus import arrange as arr
+from t2mbench.bench.corpus import build, render, scores, truth
+from t2mbench.bench.corpus.build import build_corpus, split_of
+from t2mbench.bench.corpus.check import check_set
 
-from bench.corpus import arrange as arr
-from bench.corpus import build, render, scores, truth
-from bench.corpus.build import build_corpus, split_of
-from bench.corpus.check import check_set
-from t2mbench.audio import loudness
-from t2mbench.errors import ConfigError
-from t2mbench.files import sha256_file
-from t2mbench.manifest import load_clipset
+from t2mbench.core.audio import loudness
+from t2mbench.core.errors import ConfigError
+from t2mbench.core.files import sha256_file
+from t2mbench.core.manifest import load_clipset
 
 SEED, CLIPS, SECONDS = 33, 4, 3.0  # seed 33 draws a Bach chorale and three folk tunes: quick to parse
 SR = 44_100
@@ -246,7 +246,7 @@ def test_a_crash_leaves_no_partial_files_and_the_rerun_finishes(built, tmp_path,
 def test_a_build_killed_mid_way_leaves_only_whole_files_and_resumes(built, tmp_path):
     out, _ = built
     work, clips = tmp_path / "c", 8  # clips 4-7 of seed 33 are short pieces too
-    code = f"from bench.corpus import build_corpus; build_corpus({str(work)!r}, {clips}, {SECONDS}, {SEED})"
+    code = f"from t2mbench.bench.corpus import build_corpus; build_corpus({str(work)!r}, {clips}, {SECONDS}, {SEED})"
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "T2MBENCH_NO_PROGRESS": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

@@ -2,8 +2,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
-from bench.corpus import captions
+from t2mbench.bench.corpus import captions
 
 FIELDS = {
     "composer": "J.S. Bach",

@@ -4,8 +4,7 @@ import sys
 
 import numpy as np
 import pytest
-
-from bench.corpus.render import SAMPLE_RATE, MissingDependencyError, Notes, render, soundfont_path
+from t2mbench.bench.corpus.render import SAMPLE_RATE, MissingDependencyError, Notes, render, soundfont_path
 
 SR = SAMPLE_RATE
 
@@ -54,7 +53,7 @@ def test_render_is_byte_identical_in_another_process():
     here = hashlib.sha256(_one_note(key=60, program=40).tobytes()).hexdigest()
     code = (
         "import hashlib, numpy as np;"
-        "from bench.corpus.render import Notes, render, SAMPLE_RATE as SR;"
+        "from t2mbench.bench.corpus.render import Notes, render, SAMPLE_RATE as SR;"
         "n = Notes(np.array([0]), np.array([int(0.25 * SR)]), np.array([int(1.25 * SR)]),"
         " np.array([60]), np.array([100]));"
         "print(hashlib.sha256(render(n, [40], [64], int(1.5 * SR)).tobytes()).hexdigest())"

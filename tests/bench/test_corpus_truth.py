@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
 from music21 import analysis
-
-from bench.corpus import scores, truth
-from bench.corpus.arrange import ClipNotes
+from t2mbench.bench.corpus import scores, truth
+from t2mbench.bench.corpus.arrange import ClipNotes
 
 SR = 44_100
 

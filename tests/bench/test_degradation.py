@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
+from t2mbench.bench.evaluation.degradation import CONDITIONS, add_noise, fd_evaluator, is_rising, low_pass
+from t2mbench.metrics.frechet import frechet_distance
 
-from bench.evaluation.degradation import CONDITIONS, add_noise, fd_evaluator, is_rising, low_pass
-from metrics.frechet import frechet_distance
-from t2mbench.errors import AudioError
+from t2mbench.core.errors import AudioError
 
 
 def _tone(hz, sr=44_100, seconds=2.0):

@@ -1,6 +1,5 @@
 import pandas as pd
-
-from bench.demo import METRICS, DemoSettings, render_report
+from t2mbench.bench.demo import METRICS, DemoSettings, render_report
 
 
 def _table(fd: dict[tuple[str, int], float], half_width: float) -> pd.DataFrame:

@@ -1,11 +1,11 @@
 import json
 
 import pytest
+from t2mbench.bench.evaluation.closed_loop import LoopSettings
+from t2mbench.bench.evaluation.guidance_sweep import guidance_sweep, render, train_subset
+from t2mbench.bench.train.data import split_clips
 
-from bench.evaluation.closed_loop import LoopSettings
-from bench.evaluation.guidance_sweep import guidance_sweep, render, train_subset
-from bench.train.data import split_clips
-from t2mbench.errors import ConfigError
+from t2mbench.core.errors import ConfigError
 
 
 def test_subset_takes_train_clips_only(rendered_corpus):

@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 import torch
 from support.evaluator_clips import tiny_corpus
-
-from bench.evaluation.retrieval import (
+from t2mbench.bench.evaluation.retrieval import (
     average_precision,
     embed_clips,
     evaluate,
@@ -11,10 +10,11 @@ from bench.evaluation.retrieval import (
     recall_at_k,
     single_label_scores,
 )
-from bench.train.data import split_clips
-from metrics.embedders.evaluator import AttributeHead, load_evaluator
-from t2mbench.errors import ManifestError
-from t2mbench.manifest import ClipRecord
+from t2mbench.bench.train.data import split_clips
+from t2mbench.metrics.embedders.evaluator import AttributeHead, load_evaluator
+
+from t2mbench.core.errors import ManifestError
+from t2mbench.core.manifest import ClipRecord
 
 
 def test_recall_at_k_counts_ties_for_the_caption():

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 import torch
+from t2mbench.bench.generation import PromptRow
+from t2mbench.bench.sweep import Cell, parse_cells, pivot, run_sweep
+from t2mbench.bench.train.data import split_clips
+from t2mbench.reference_models import build, generate
 
-from bench.generation import PromptRow
-from bench.sweep import Cell, parse_cells, pivot, run_sweep
-from bench.train.data import split_clips
-from reference_models import build, generate
-from t2mbench.audio import load_audio
-from t2mbench.errors import ConfigError
+from t2mbench.core.audio import load_audio
+from t2mbench.core.errors import ConfigError
 
 SECONDS = 1.0
 

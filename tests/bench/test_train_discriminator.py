@@ -2,8 +2,12 @@ import math
 
 import pytest
 import torch
-
-from bench.train.discriminator import MultiScaleSTFTDiscriminator, STFTDiscriminator, WNConv2d, adversarial_losses
+from t2mbench.bench.train.discriminator import (
+    MultiScaleSTFTDiscriminator,
+    STFTDiscriminator,
+    WNConv2d,
+    adversarial_losses,
+)
 
 
 def _audio(seed, shape=(2, 1, 4096)):

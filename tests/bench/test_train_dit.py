@@ -1,11 +1,10 @@
 import pytest
 import torch
 from safetensors.torch import load_file
-
-from bench.train.data import load_split_audio
-from bench.train.dit import DitTask
-from bench.train.loop import TrainConfig, step_generator, train
-from reference_models import build
+from t2mbench.bench.train.data import load_split_audio
+from t2mbench.bench.train.dit import DitTask
+from t2mbench.bench.train.loop import TrainConfig, step_generator, train
+from t2mbench.reference_models import build
 
 TASK = {"batch_size": 3, "cfg_dropout": 0.5}
 

@@ -3,10 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
+from t2mbench.bench.train.loop import TrainConfig, bfloat16_autocast, step_generator, train
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import profile
-
-from bench.train.loop import TrainConfig, bfloat16_autocast, step_generator, train
 
 
 class Regression:
@@ -189,7 +188,7 @@ def test_critic_has_its_own_optimiser_and_clipping(tmp_path):
 
 
 def test_compile_needs_a_task_that_can_and_a_cxx_compiler(tmp_path, monkeypatch):
-    from bench.train import loop
+    from t2mbench.bench.train import loop
 
     cfg = TrainConfig(steps=1, compile=True)
     with pytest.raises(ValueError, match="toy: this task cannot compile its model; set the train block's compile"):

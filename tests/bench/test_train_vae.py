@@ -2,22 +2,22 @@ import math
 
 import pytest
 import torch
-
-from bench.train.loop import bfloat16_autocast
-from bench.train.vae import (
+from t2mbench.bench.train.loop import bfloat16_autocast
+from t2mbench.bench.train.vae import (
     VaeTask,
     data_dependent_init,
     multi_resolution_stft_loss,
     multi_scale_mel_loss,
     stft_magnitude,
 )
-from metrics.filterbanks import mel_filterbank
-from metrics.spectral import stft_distance
-from t2mbench.errors import ConfigError
+from t2mbench.metrics.filterbanks import mel_filterbank
+from t2mbench.metrics.spectral import stft_distance
+
+from t2mbench.core.errors import ConfigError
 
 
 def test_single_resolution_loss_is_auraloss_stft_distance():
-    # metrics.spectral is proven equal to auraloss 0.4.0's STFTLoss by its golden fixture;
+    # t2mbench.metrics.spectral is proven equal to auraloss 0.4.0's STFTLoss by its golden fixture;
     # one clip with sc_scope="batch" is auraloss's reduction, which the training loss uses
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(1, 2, 8192, generator=g), torch.randn(1, 2, 8192, generator=g)
@@ -86,7 +86,7 @@ def _task(corpus, crop=8192, **extra):
 
 
 def test_data_dependent_init_sets_each_conv_output_scale(rendered_corpus):
-    from reference_models.autoencoder import ResidualUnit, WNConv1d, WNConvTranspose1d, vae_posterior
+    from t2mbench.reference_models.autoencoder import ResidualUnit, WNConv1d, WNConvTranspose1d, vae_posterior
 
     task = _task(rendered_corpus, init="data_dependent")
     model, audio = task.build(), task.init_batch()
@@ -143,8 +143,7 @@ def test_losses_add_the_weighted_mel_and_adversarial_terms(rendered_corpus):
 
 
 def test_losses_take_each_stft_once_for_both_spectral_losses(rendered_corpus, monkeypatch):
-    import bench.train.vae as vae
-
+    import t2mbench.bench.train.vae as vae
     task = _task(rendered_corpus, crop=2048, ffts=[512, 256, 128], mel_weight=1.0, mel_ffts=[256, 64], mel_bins=[20, 8])
     model, batch = task.build(), task.batch(0, torch.Generator().manual_seed(0))
     calls = []

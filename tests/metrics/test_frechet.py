@@ -7,9 +7,8 @@ import mpmath as mp
 import numpy as np
 import pytest
 from scipy.linalg import sqrtm
-
-from metrics import frechet_distance as exported
-from metrics.frechet import (
+from t2mbench.metrics import frechet_distance as exported
+from t2mbench.metrics.frechet import (
     METHODS,
     GaussianStats,
     StatsAccumulator,

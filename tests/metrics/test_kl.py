@@ -4,9 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from metrics.kl import kl_divergence, kl_from_probabilities
-from metrics.registry import get_metric
+from t2mbench.metrics.kl import kl_divergence, kl_from_probabilities
+from t2mbench.metrics.registry import get_metric
 
 FIX = np.load(Path(__file__).parents[1] / "fixtures" / "metrics" / "kl_clap.npz")
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from t2mbench.metrics.chroma import chroma_filters, estimate_tuning, power_spectrogram
+from t2mbench.metrics.clip_audio import ClipAudio
+from t2mbench.metrics.melody import melody_accuracy, melody_classes, melody_scores
+from t2mbench.metrics.registry import get_metric
+from t2mbench.metrics.resample_hann import resample_hann
 
-from metrics.chroma import chroma_filters, estimate_tuning, power_spectrogram
-from metrics.clip_audio import ClipAudio
-from metrics.melody import melody_accuracy, melody_classes, melody_scores
-from metrics.registry import get_metric
-from metrics.resample_hann import resample_hann
-from t2mbench.manifest import ClipRecord
+from t2mbench.core.manifest import ClipRecord
 
 FIX = Path(__file__).parents[1] / "fixtures" / "metrics"
 MEL = np.load(FIX / "melody.npz")
@@ -40,7 +40,7 @@ def test_accuracy_equals_musecontrollite(classes, gen, ref):
 
 
 def test_metric_feeds_from_shared_audio_and_averages_clips():
-    from metrics.base import ScoringItem
+    from t2mbench.metrics.base import ScoringItem
 
     m = get_metric("melody_acc", ci_resamples=0)
     for i, (g, r) in enumerate(PAIRS[:2]):

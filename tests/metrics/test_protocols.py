@@ -8,11 +8,10 @@ import pytest
 import torch
 from support.scoring_sets import write_pair, write_set
 from support.stand_in_embedder import StandInEmbedder
-
-from metrics.base import MetricError, ScoringItem
-from metrics.cache import EmbeddingCache
-from metrics.clip_audio import ClipAudio
-from metrics.frechet import (
+from t2mbench.metrics.base import MetricError, ScoringItem
+from t2mbench.metrics.cache import EmbeddingCache
+from t2mbench.metrics.clip_audio import ClipAudio
+from t2mbench.metrics.frechet import (
     GaussianStats,
     embedding_stats,
     fad_inf,
@@ -20,12 +19,13 @@ from metrics.frechet import (
     frechet_distance_from_stats,
     per_song_fd,
 )
-from metrics.kl import kl_divergence
-from metrics.protocols import EmbeddingProtocol
-from metrics.registry import CLAP, FD_OPENL3, KL_PASST, get_metric
-from t2mbench.audio import int16_roundtrip
-from t2mbench.errors import AudioError, ConfigError
-from t2mbench.manifest import ClipRecord, load_clipset
+from t2mbench.metrics.kl import kl_divergence
+from t2mbench.metrics.protocols import EmbeddingProtocol
+from t2mbench.metrics.registry import CLAP, FD_OPENL3, KL_PASST, get_metric
+
+from t2mbench.core.audio import int16_roundtrip
+from t2mbench.core.errors import AudioError, ConfigError
+from t2mbench.core.manifest import ClipRecord, load_clipset
 
 FIX = Path(__file__).parents[1] / "fixtures" / "metrics"
 SAM = np.load(FIX / "sam_load.npz")

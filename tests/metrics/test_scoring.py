@@ -7,18 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import t2mbench.metrics.clip_audio as clip_audio
 from support.scoring_sets import write_pair, write_set
 from support.stand_in_embedder import StandInEmbedder
+from t2mbench.metrics.base import MetricError
+from t2mbench.metrics.cache import EmbeddingCache
+from t2mbench.metrics.registry import get_metric
+from t2mbench.metrics.scoring import COLUMNS, score
+from t2mbench.metrics.sisdr import si_sdr
+from t2mbench.metrics.spectral import stft_distance
 
-import metrics.clip_audio as clip_audio
-from metrics.base import MetricError
-from metrics.cache import EmbeddingCache
-from metrics.registry import get_metric
-from metrics.scoring import COLUMNS, score
-from metrics.sisdr import si_sdr
-from metrics.spectral import stft_distance
-from t2mbench.audio import load_audio, save_audio
-from t2mbench.errors import AudioError, ConfigError, ManifestError, MissingWeightsError
+from t2mbench.core.audio import load_audio, save_audio
+from t2mbench.core.errors import AudioError, ConfigError, ManifestError, MissingWeightsError
 
 SIGNAL = ["stft", "mel", "sisdr", "melody_acc", "pitch_acc"]
 

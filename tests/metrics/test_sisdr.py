@@ -4,9 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from metrics.registry import get_metric
-from metrics.sisdr import si_sdr
+from t2mbench.metrics.registry import get_metric
+from t2mbench.metrics.sisdr import si_sdr
 
 FIX = np.load(Path(__file__).parents[1] / "fixtures" / "metrics" / "spectral.npz")
 

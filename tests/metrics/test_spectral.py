@@ -5,9 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from metrics.registry import get_metric
-from metrics.spectral import mel_distance, spectral_terms, stft_distance
+from t2mbench.metrics.registry import get_metric
+from t2mbench.metrics.spectral import mel_distance, spectral_terms, stft_distance
 
 FIX = np.load(Path(__file__).parents[1] / "fixtures" / "metrics" / "spectral.npz")
 SR = 44_100

@@ -8,8 +8,7 @@ import pytest
 import torch
 from support import sat_cases
 from support.sat_models import golden, reduced_model
-
-from reference_models.autoencoder import SnakeBeta, WNConv1d, WNConvTranspose1d
+from t2mbench.reference_models.autoencoder import SnakeBeta, WNConv1d, WNConvTranspose1d
 
 TOL = 1e-4  # max abs, float32
 
@@ -76,7 +75,7 @@ def test_snake_beta_formula():
 
 
 def test_snake_beta_backward_is_the_formulas_gradient():
-    from reference_models.autoencoder import _SnakeBetaFunction
+    from t2mbench.reference_models.autoencoder import _SnakeBetaFunction
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, 40, generator=g, dtype=torch.float64, requires_grad=True)

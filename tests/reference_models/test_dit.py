@@ -10,10 +10,9 @@ import pytest
 import torch
 from support import sat_cases
 from support.sat_models import conditioning_inputs, golden, reduced_model
-
-from reference_models.dit import patchify, unpatchify
-from reference_models.guidance import GuidedModel, null_condition
-from reference_models.transformer import Attention, RotaryEmbedding, apply_rotary
+from t2mbench.reference_models.dit import patchify, unpatchify
+from t2mbench.reference_models.guidance import GuidedModel, null_condition
+from t2mbench.reference_models.transformer import Attention, RotaryEmbedding, apply_rotary
 
 TOL = 1e-4  # max abs, float32
 
@@ -119,7 +118,7 @@ def test_grouped_kv_heads_serve_consecutive_query_heads():
 def test_residual_branches_start_at_zero():
     """Fresh DiT: zero-initialised attention/FF outputs and 1×1 convs make every block an
     identity, so the output is project_out(project_in(x)) (the prepended token dropped)."""
-    from reference_models import build
+    from t2mbench.reference_models import build
 
     model = build(sat_cases.config("small"))
     dit = model.dit
@@ -149,7 +148,7 @@ def test_patch_tokens_follow_upstream_channel_major_layout():
 def test_patched_dit_maps_each_patch_through_the_transformer_projections():
     """Fresh DiT with patch_size 2: every block is an identity, so the output is
     unpatchify(project_out(project_in(patchify(x)))); frames of one patch share a token."""
-    from reference_models import build
+    from t2mbench.reference_models import build
 
     config = sat_cases.config("small")
     config["model"]["diffusion"]["config"]["patch_size"] = 2

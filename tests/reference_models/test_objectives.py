@@ -4,15 +4,15 @@ import math
 
 import pytest
 import torch
-
-from reference_models.objectives import (
+from t2mbench.reference_models.objectives import (
     TimestepSampler,
     cfg_dropout,
     diffusion_loss,
     get_objective,
     shift_timesteps,
 )
-from t2mbench.errors import ConfigError
+
+from t2mbench.core.errors import ConfigError
 
 
 @pytest.mark.parametrize("name", ["v", "eps", "rectified_flow", "rf_denoiser"])

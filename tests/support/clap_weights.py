@@ -1,6 +1,6 @@
 """Seeded random LAION-CLAP weights, test clips and an offline RoBERTa-layout tokenizer, shared by
 ``tools/fixtures/make_clap.py`` (numpy 1.26, loads them into laion-clap) and the tests (numpy 2.x,
-loads them into ``metrics.embedders.clap``).
+loads them into ``t2mbench.metrics.embedders.clap``).
 
 - Weights: every key and shape of the upstream model comes from the committed manifests
   ``tests/fixtures/clap/keys_<variant>.json`` (dumped from laion-clap itself). Float tensors are

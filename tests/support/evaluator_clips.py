@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from t2mbench.audio import save_audio
-from t2mbench.files import sha256_file
-from t2mbench.manifest import ClipRecord, write_manifest
+from t2mbench.core.audio import save_audio
+from t2mbench.core.files import sha256_file
+from t2mbench.core.manifest import ClipRecord, write_manifest
 
 SAMPLE_RATE = 44_100
 GOLDEN_CAPTIONS = (

@@ -1,7 +1,7 @@
 """Seeded random weights for PaSST-S (``passt_s_swa_p16_128_ap476``) in the upstream layout.
 
 Shared by ``tools/fixtures/make_passt.py`` (numpy 1.26, loads them into hear21passt) and the
-tests (numpy 2.x, loads them into ``metrics.embedders.passt``): both must draw the very same
+tests (numpy 2.x, loads them into ``t2mbench.metrics.embedders.passt``): both must draw the very same
 numbers, so the values come from PCG64's raw 64-bit output (fixed by the algorithm, unlike
 ``Generator`` methods, whose streams numpy does not promise to keep), split into two 32-bit
 words, each turned into a 24-bit uniform in float32. 86 M values in about half a second.

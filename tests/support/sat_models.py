@@ -37,14 +37,14 @@ def seeded_weights(model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]
 
 def t5_stand_in(dtype: torch.dtype = torch.float32):
     """The seeded random T5 encoder with its word-level tokenizer, as a ``T5Encoder``."""
-    from reference_models.text_encoders import T5Encoder
+    from t2mbench.reference_models.text_encoders import T5Encoder
 
     return T5Encoder("t5-base", 768, tokenizer=sat_cases.t5_tokenizer(), model=sat_cases.t5_model(), dtype=dtype)
 
 
 def reduced_model(name: str):
     """Our build of the reduced model ``name`` with the fixture's seeded weights."""
-    from reference_models import build, load_checkpoint
+    from t2mbench.reference_models import build, load_checkpoint
 
     model = build(sat_cases.config(name))
     load_checkpoint(model, seeded_weights(model, sat_cases.SEED))
@@ -65,7 +65,7 @@ def conditioning_inputs(name: str) -> dict[str, list]:
 
 def tiny_model(seed: int = 7):
     """The ``tiny`` model with seeded random weights (every layer non-zero, real MiniLM)."""
-    from reference_models import build, load_checkpoint
+    from t2mbench.reference_models import build, load_checkpoint
 
     model = build("tiny")
     return load_checkpoint(model, seeded_weights(model, seed))

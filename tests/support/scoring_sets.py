@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from t2mbench.audio import save_audio
-from t2mbench.manifest import ClipRecord, write_manifest
+from t2mbench.core.audio import save_audio
+from t2mbench.core.manifest import ClipRecord, write_manifest
 
 
 def tone(f0: float, seconds: float, sample_rate: int, channels: int, noise: float, seed: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """A small deterministic embedder standing in for OpenL3 / PaSST / CLAP in protocol tests.
 
-It implements :class:`metrics.embedders.base.TextEmbedder` exactly: audio ``[B, C, T]`` at any
+It implements :class:`t2mbench.metrics.embedders.base.TextEmbedder` exactly: audio ``[B, C, T]`` at any
 rate is resampled to its own rate with soxr (``to_rate``), cut into 0.25-s frames, and each
 frame's log-magnitude spectrum (64 bins) goes through a seeded random projection. Outputs:
 
@@ -19,8 +19,7 @@ import hashlib
 
 import numpy as np
 import torch
-
-from metrics.embedders.base import TextEmbedder
+from t2mbench.metrics.embedders.base import TextEmbedder
 
 FRAME_SECONDS = 0.25
 N_BINS = 64

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 from support.clap_weights import clap_clip, clap_weights, manifest, write_tokenizer
-
-from metrics.embedders import get_embedder
-from metrics.embedders.clap import (
+from t2mbench.metrics.embedders import get_embedder
+from t2mbench.metrics.embedders.clap import (
     ClapEmbedder,
     ClapModel,
     Variant,
@@ -20,8 +19,9 @@ from metrics.embedders.clap import (
     load_tokenizer,
     normalise_state_dict,
 )
-from t2mbench.audio import int16_roundtrip
-from t2mbench.errors import AudioError, ManifestError, MissingWeightsError, WeightsError
+
+from t2mbench.core.audio import int16_roundtrip
+from t2mbench.core.errors import AudioError, ManifestError, MissingWeightsError, WeightsError
 
 FIX_DIR = Path(__file__).parents[2] / "fixtures" / "clap"
 FIX = np.load(FIX_DIR / "clap.npz")

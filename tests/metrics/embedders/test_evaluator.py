@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 from support.evaluator_clips import GOLDEN_CAPTIONS, SAMPLE_RATE, chord
-
-from bench.train.ship import ship
-from metrics.chroma import chroma_filters
-from metrics.embedders import get_embedder
-from metrics.embedders.evaluator import (
+from t2mbench.bench.train.ship import ship
+from t2mbench.metrics.chroma import chroma_filters
+from t2mbench.metrics.embedders import get_embedder
+from t2mbench.metrics.embedders.evaluator import (
     CHECKPOINT_DIR,
     HOP,
     MIN_SAMPLES,
@@ -23,11 +22,12 @@ from metrics.embedders.evaluator import (
     read_checkpoint,
     summary_features,
 )
-from metrics.filterbanks import mel_filterbank
-from metrics.kl import kl_divergence
-from t2mbench.audio import resample
-from t2mbench.errors import AudioError, ChecksumError, WeightsError
-from t2mbench.files import sha256_file
+from t2mbench.metrics.filterbanks import mel_filterbank
+from t2mbench.metrics.kl import kl_divergence
+
+from t2mbench.core.audio import resample
+from t2mbench.core.errors import AudioError, ChecksumError, WeightsError
+from t2mbench.core.files import sha256_file
 
 GOLDEN = np.load(Path(__file__).parents[2] / "fixtures" / "evaluator" / "golden.npz")
 

@@ -1,4 +1,4 @@
-"""metrics.embedders.openl3 against openl3 0.4.2 (Keras; front end ``kapre037``) and torchopenl3 1.0.1
+"""t2mbench.metrics.embedders.openl3 against openl3 0.4.2 (Keras; front end ``kapre037``) and torchopenl3 1.0.1
 (front end ``kapre014``) on the same seeded weights and inputs.
 
 Fixtures: tests/fixtures/openl3/ (tools/fixtures/make_openl3_keras.py, make_openl3_torch.py). The
@@ -27,9 +27,8 @@ import numpy as np
 import pytest
 import torch
 from support.openl3_weights import case_clips, fixture_signal, seeded_openl3_state, write_keras_h5
-
-from metrics.embedders import get_embedder
-from metrics.embedders.openl3 import (
+from t2mbench.metrics.embedders import get_embedder
+from t2mbench.metrics.embedders.openl3 import (
     OpenL3Net,
     expected_shapes,
     frame_audio,
@@ -38,10 +37,11 @@ from metrics.embedders.openl3 import (
     load_openl3,
     read_keras_h5,
 )
-from metrics.filterbanks import hz_to_mel, mel_to_hz
-from metrics.frechet import frechet_distance
-from metrics.resample_sinc import output_length, resample_sinc
-from t2mbench.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
+from t2mbench.metrics.filterbanks import hz_to_mel, mel_to_hz
+from t2mbench.metrics.frechet import frechet_distance
+from t2mbench.metrics.resample_sinc import output_length, resample_sinc
+
+from t2mbench.core.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "openl3"
 KERAS = json.loads((FIXTURES / "keras.json").read_text())
@@ -183,7 +183,7 @@ def test_stereo_frames_and_frechet_distance_match_sam(keras_models) -> None:
 
     Against stable-audio-metrics' own FD on the upstream embeddings (float32 mean, np.cov, scipy
     1.10.1 sqrtm) with the same sqrtm formula: measured 1e-5 (mostly scipy versions). The exact FD
-    (metrics.frechet's default) of ours and of the upstream embeddings agree to 2e-7; it differs from
+    (t2mbench.metrics.frechet's default) of ours and of the upstream embeddings agree to 2e-7; it differs from
     SAM's sqrtm by 8e-5 on these rank-deficient covariances (9 frames in 1024 dimensions)."""
     spec = KERAS["cases"]["fd48_stereo"]
     got = sam_stacked(keras_models(), spec)

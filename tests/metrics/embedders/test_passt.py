@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 from support.passt_weights import passt_shapes, passt_weights
+from t2mbench.metrics.embedders import get_embedder
+from t2mbench.metrics.embedders.passt import MIN_SAMPLES, PaSST, PasstEmbedder, load_passt
+from t2mbench.metrics.kl import kl_divergence
 
-from metrics.embedders import get_embedder
-from metrics.embedders.passt import MIN_SAMPLES, PaSST, PasstEmbedder, load_passt
-from metrics.kl import kl_divergence
-from t2mbench.audio import peak_normalize, resample, set_channels
-from t2mbench.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
+from t2mbench.core.audio import peak_normalize, resample, set_channels
+from t2mbench.core.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
 
 FIX_DIR = Path(__file__).parents[2] / "fixtures" / "passt"
 FIX = np.load(FIX_DIR / "passt.npz")
@@ -95,7 +95,7 @@ def test_sam_order_mono_resample_normalise_matches(embedder):
 
 
 def test_kl_from_our_logits_matches_stable_audio_metrics(ours):
-    # metrics.kl against the fixture's torch F.kl_div((p_ref + 1e-6).log(), p_gen, reduction="sum")
+    # t2mbench.metrics.kl against the fixture's torch F.kl_div((p_ref + 1e-6).log(), p_gen, reduction="sum")
     gen, ref = (np.stack([ours[name] for name in side]) for side in FIX["kl_pairs"].T)
     kls = kl_divergence(gen, ref)
     assert rel_err(kls, FIX["kl_per_pair"]) < TOL

@@ -5,8 +5,7 @@ import math
 import pytest
 import torch
 from support.sampler_models import ToyModel
-
-from reference_models.samplers import (
+from t2mbench.reference_models.samplers import (
     SAMPLERS,
     NFECounter,
     NonFiniteSampleError,
@@ -23,8 +22,9 @@ from reference_models.samplers import (
     timesteps,
     v_ddim,
 )
-from reference_models.samplers.common import StepGuard
-from t2mbench.errors import ConfigError
+from t2mbench.reference_models.samplers.common import StepGuard
+
+from t2mbench.core.errors import ConfigError
 
 K_NAMES = [n for n, info in SAMPLERS.items() if info.space == "sigma"]
 X = torch.randn(1, 3, 4)

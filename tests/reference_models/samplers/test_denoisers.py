@@ -6,8 +6,7 @@ import math
 import pytest
 import torch
 from support.sampler_models import ToyModel, max_rel_err
-
-from reference_models.samplers import (
+from t2mbench.reference_models.samplers import (
     EpsDenoiser,
     RFDenoiser,
     VDenoiser,

@@ -11,8 +11,7 @@ from diffusers import (
     EulerDiscreteScheduler,
 )
 from support.sampler_models import ToyModel, max_rel_err
-
-from reference_models.samplers import (
+from t2mbench.reference_models.samplers import (
     DiscreteDenoiser,
     NFECounter,
     alpha_bar,
@@ -23,7 +22,8 @@ from reference_models.samplers import (
     sigmas_from_alpha_bar,
     timesteps,
 )
-from t2mbench.errors import ConfigError
+
+from t2mbench.core.errors import ConfigError
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:diffusers")  # numpy 2's __array__ notice
 

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 from support.sampler_models import ToyModel, max_rel_err
-
-from reference_models.samplers import SAMPLERS, NFECounter, VDenoiser, get_sampler, get_sigmas
+from t2mbench.reference_models.samplers import SAMPLERS, NFECounter, VDenoiser, get_sampler, get_sigmas
 
 FIX = np.load(Path(__file__).parents[2] / "fixtures" / "kdiffusion" / "kdiffusion.npz")
 K_NAMES = ["euler", "euler_ancestral", "heun", "dpm_2", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde"]

@@ -4,8 +4,7 @@ import math
 
 import pytest
 import torch
-
-from reference_models.samplers import (
+from t2mbench.reference_models.samplers import (
     beta_schedule,
     get_sigmas,
     rf_times,
@@ -14,7 +13,8 @@ from reference_models.samplers import (
     v_alpha_bar,
     v_ddim_times,
 )
-from t2mbench.errors import ConfigError
+
+from t2mbench.core.errors import ConfigError
 
 
 def test_rf_times_is_the_sao_logsnr_grid():

@@ -18,8 +18,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from t2mbench.errors import ChecksumError, MissingWeightsError, WeightsError
-from t2mbench.files import sha256_file
+from t2mbench.core.errors import ChecksumError, MissingWeightsError, WeightsError
+from t2mbench.core.files import sha256_file
 
 ENV_HOME = "T2MBENCH_HOME"
 
@@ -176,7 +176,7 @@ def fetch(name: str, *, progress: bool = True, timeout: float = 60.0) -> Path:
             done = 0
         total = resp.headers.get("Content-Length")
         total = int(total) + done if total else wf.size
-        from t2mbench.progress import progress_bar
+        from t2mbench.core.progress import progress_bar
 
         with open(part, "ab" if done else "wb") as f, progress_bar(
             total=total, initial=done, desc=wf.filename, unit="B", unit_scale=True, disable=not progress

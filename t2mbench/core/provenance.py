@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from t2mbench.files import sha256_file, write_json
+from t2mbench.core.files import sha256_file, write_json
 
 FILENAME = "provenance.json"
 _SOURCE_DIR = Path(__file__).resolve().parent.parent

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from t2mbench import weights as W
-from t2mbench.errors import ChecksumError, MissingWeightsError, WeightsError
+from t2mbench.core import weights as W
+from t2mbench.core.errors import ChecksumError, MissingWeightsError, WeightsError
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -3,8 +3,8 @@ import pyloudnorm as pyln
 import pytest
 import soundfile as sf
 
-from t2mbench import audio as A
-from t2mbench.errors import AudioError
+from t2mbench.core import audio as A
+from t2mbench.core.errors import AudioError
 
 
 def _sine(sr=16000, seconds=1.0, freq=440.0, channels=1, amp=0.5):

@@ -20,8 +20,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from t2mbench.errors import AudioError
-from t2mbench.files import atomic_path
+from t2mbench.core.errors import AudioError
+from t2mbench.core.files import atomic_path
 
 SUPPORTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 MIN_SAMPLE_RATE = 4_000

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from t2mbench.audio import save_audio
-from t2mbench.errors import ManifestError
-from t2mbench.manifest import ClipRecord, load_clipset, match_ids, write_manifest
+from t2mbench.core.audio import save_audio
+from t2mbench.core.errors import ManifestError
+from t2mbench.core.manifest import ClipRecord, load_clipset, match_ids, write_manifest
 
 SR = 8000
 

@@ -7,7 +7,7 @@ import pytest
 # prints the minor page faults they cost.
 PROBE = """
 import resource, sys, torch
-from t2mbench.allocator import tune_allocator
+from t2mbench.core.allocator import tune_allocator
 torch.set_num_threads(1)
 if sys.argv[1] == "tuned":
     assert tune_allocator()

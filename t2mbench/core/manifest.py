@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from t2mbench.audio import SUPPORTED_EXTENSIONS
-from t2mbench.errors import ManifestError
-from t2mbench.files import atomic_path, read_jsonl, write_jsonl
+from t2mbench.core.audio import SUPPORTED_EXTENSIONS
+from t2mbench.core.errors import ManifestError
+from t2mbench.core.files import atomic_path, read_jsonl, write_jsonl
 
 MANIFEST_JSONL = "manifest.jsonl"
 MANIFEST_PARQUET = "manifest.parquet"

@@ -3,8 +3,9 @@ import subprocess
 
 import torch
 
-from t2mbench import __version__, provenance
-from t2mbench.files import sha256_file
+from t2mbench import __version__
+from t2mbench.core import provenance
+from t2mbench.core.files import sha256_file
 
 
 def test_record_has_versions_device_seeds_and_hashes(tmp_path):

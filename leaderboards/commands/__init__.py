@@ -1,0 +1,1 @@
+"""The leaderboard and listening-test subcommands; each module defines ``register(subparsers)``."""

@@ -6,7 +6,7 @@ the benchmark corpus, offline, and print it next to the published DDIM-paper tab
 3. For each (sampler, steps) cell generate one clip per test caption (same seeds in every cell)
    and score it against the corpus clips with ``fd_evaluator``, ``kl_evaluator`` and
    ``clap_evaluator``, with bootstrap CIs; time every cell.
-4. Write ``results.parquet`` / ``results.csv`` (one row per cell and metric), ``table.md``,
+4. Write ``results.parquet`` / ``results.csv`` (every cell's rows in the result schema), ``table.md``,
    ``sweep.png`` and ``provenance.json`` into ``out``, and return the printed report.
 
 Every stage resumes from its folder: a killed demo continues where it stopped.
@@ -20,16 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from t2mbench.bench.cells import Scoring, cell_dir
 from t2mbench.bench.corpus import build_corpus
-from t2mbench.bench.generation import PromptRow
+from t2mbench.bench.generation import RUN_FILE
 from t2mbench.bench.plots import pyplot, save_figure
-from t2mbench.bench.sweep import parse_cells, run_sweep
-from t2mbench.bench.tables import few_step_verdict, markdown, published_grid, sweep_grid, time_grid
+from t2mbench.bench.sweep import grid, run_sweep
+from t2mbench.bench.tables import cell_values, few_step_verdict, markdown, published_grid, sweep_grid, time_grid
 from t2mbench.reference_models.generate import default_cfg_scale
 
 from t2mbench.core import provenance
-from t2mbench.core.files import atomic_path
+from t2mbench.core.files import atomic_path, read_json
 
+MODEL = "tiny"
 METRICS = ("fd_evaluator", "kl_evaluator", "clap_evaluator")
 LOWER_IS_BETTER = {"fd_evaluator": True, "kl_evaluator": True, "clap_evaluator": False}
 
@@ -43,36 +45,25 @@ class DemoSettings:
     seed: int = 1
     samplers: tuple[str, ...] = ("ddpm", "ddim", "euler")
     steps: tuple[int, ...] = (10, 50)
-    cfg_scale: float = default_cfg_scale("tiny")
+    cfg_scale: float = default_cfg_scale(MODEL)
     batch_size: int = 16
 
 
 def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), *, progress: bool = True) -> str:
     """Run the main job into ``out``; returns the report it also writes to ``out/table.md``."""
-    from t2mbench.reference_models import load_model
-
     out = Path(out)
     t0 = time.perf_counter()
-    corpus = build_corpus(out / "corpus", settings.clips, settings.seconds, settings.seed, split="test",
-                          progress=progress)  # fmt: skip
+    build_corpus(out / "corpus", settings.clips, settings.seconds, settings.seed, split="test", progress=progress)
     t_corpus = time.perf_counter() - t0
-    model = load_model("tiny")
-    prompts = [PromptRow(c.id, c.caption or "") for c in corpus.clips]
-    cells = parse_cells(settings.samplers, settings.steps)
-    table = run_sweep(
-        model, prompts, out / "corpus", cells, out, metrics=METRICS, cfg_scale=settings.cfg_scale,
-        seconds=settings.seconds, seed=settings.seed, batch_size=settings.batch_size, progress=progress,
-    )
-    table.insert(0, "model", model.info.name)
-    with atomic_path(out / "results.parquet") as tmp:
-        table.to_parquet(tmp, index=False)
-    with atomic_path(out / "results.csv") as tmp:
-        table.to_csv(tmp, index=False)
+    cells = grid(MODEL, settings.samplers, settings.steps, cfg=settings.cfg_scale, seed=settings.seed,
+                 clips=settings.clips, seconds=settings.seconds, batch_size=settings.batch_size)  # fmt: skip
+    scoring = Scoring(prompts=str(out / "corpus"), metrics=METRICS)
+    table = run_sweep(cells, scoring, out, progress=progress)
     plot_sweep(table, out / "sweep.png")
     report = render_report(table, settings, corpus_seconds=t_corpus, total_seconds=time.perf_counter() - t0)
     with atomic_path(out / "table.md") as tmp:
         tmp.write_text(report + "\n", encoding="utf-8")
-    weights = {model.info.name: (model.checkpoint or {}).get("sha256", "")}
+    weights = {MODEL: read_json(cell_dir(out, cells[0]) / RUN_FILE)["weights"].get("sha256", "")}
     provenance.write(
         out,
         provenance.collect(
@@ -120,7 +111,7 @@ def plot_sweep(table: pd.DataFrame, png: Path, metrics: Sequence[str] = METRICS)
 
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
-        rows = table[table["metric"] == metric]
+        rows = cell_values(table, metric)
         for sampler, part in rows.groupby("sampler"):
             part = part.sort_values("steps")
             err = [part["value"] - part["ci_low"], part["ci_high"] - part["value"]]

@@ -38,13 +38,17 @@ def _fmt(v: object, floatfmt: str) -> str:
     return str(v)
 
 
+def cell_values(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One row per cell of a result table: ``metric``'s aggregate (or generation) row."""
+    return table[(table["metric"] == metric) & table["kind"].isin(["aggregate", "generation"])]
+
+
 def sweep_grid(table: pd.DataFrame, metric: str, *, with_ci: bool = True) -> pd.DataFrame:
     """``sampler × steps`` cells of ``metric``: ``value [ci_low, ci_high]`` strings."""
-    rows = table[table["metric"] == metric]
     grid: dict[str, dict[int, str]] = {}
-    for r in rows.itertuples():
+    for r in cell_values(table, metric).itertuples():
         text = f"{r.value:.3g}"
-        if with_ci and r.ci_low is not None and not pd.isna(r.ci_low):
+        if with_ci and not pd.isna(r.ci_low):
             text += f" [{r.ci_low:.3g}, {r.ci_high:.3g}]"
         grid.setdefault(r.sampler, {})[int(r.steps)] = text
     out = pd.DataFrame(grid).T.sort_index(axis=1)
@@ -53,11 +57,12 @@ def sweep_grid(table: pd.DataFrame, metric: str, *, with_ci: bool = True) -> pd.
 
 
 def time_grid(table: pd.DataFrame) -> pd.DataFrame:
-    """``sampler × steps`` cells of generation seconds per clip and NFE."""
-    cells = table.drop_duplicates(["sampler", "steps"])
+    """``sampler × steps`` cells of generation seconds per clip and NFE (the generation rows)."""
+    seconds = cell_values(table, "seconds_per_clip").set_index(["sampler", "steps"])["value"]
+    nfe = cell_values(table, "nfe").set_index(["sampler", "steps"])["value"]
     grid: dict[str, dict[int, str]] = {}
-    for r in cells.itertuples():
-        grid.setdefault(r.sampler, {})[int(r.steps)] = f"{r.seconds_per_clip:.2f} s ({int(r.nfe)} NFE)"
+    for (sampler, steps), s in seconds.items():
+        grid.setdefault(sampler, {})[int(steps)] = f"{s:.2f} s ({int(nfe[(sampler, steps)])} NFE)"
     out = pd.DataFrame(grid).T.sort_index(axis=1)
     out.index.name = "sampler"
     return out
@@ -76,7 +81,7 @@ def few_step_verdict(table: pd.DataFrame, metric: str, few: int, many: int) -> M
     DDPM's gap to DDIM shrinks by ``many`` steps (lower is better for ``metric``).
     ``resolved_at_few_steps``: the two cells' CIs at ``few`` steps are disjoint, so the sign of
     the gap is not within the bootstrap noise of the clip set."""
-    cells = table[table["metric"] == metric].set_index(["sampler", "steps"])
+    cells = cell_values(table, metric).set_index(["sampler", "steps"])
     need = [("ddim", few), ("ddpm", few), ("ddim", many), ("ddpm", many)]
     if not all(k in cells.index for k in need):
         return {"checked": False}

@@ -1,6 +1,6 @@
 """Paired comparison of two scored runs on the same prompts (the CI of the difference).
 
-:func:`compare_runs` reads the per-clip rows of two results tables (``scores.parquet`` from
+:func:`compare_runs` reads the per-clip rows of two result tables (``scores.parquet`` from
 :func:`t2mbench.metrics.scoring.score`, or the DataFrames themselves) and, for every metric that has
 per-clip scores in both, gives mean(a) − mean(b) over the clip ids with a seeded paired
 bootstrap CI (:func:`t2mbench.metrics.bootstrap.paired_difference_ci`: the same resampled prompts for
@@ -15,6 +15,7 @@ import os
 import pandas as pd
 from t2mbench.metrics.bootstrap import CONFIDENCE, MEAN_RESAMPLES, paired_difference_ci
 
+from t2mbench.core import results as results_schema
 from t2mbench.core.errors import ManifestError
 
 COLUMNS = ["metric", "system_a", "system_b", "n_clips", "mean_a", "mean_b", "difference", "ci_low", "ci_high"]
@@ -56,7 +57,7 @@ def compare_runs(
 
 
 def _clip_rows(run: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
-    table = run if isinstance(run, pd.DataFrame) else pd.read_parquet(os.fspath(run))
+    table = results_schema.validate(run) if isinstance(run, pd.DataFrame) else results_schema.read(run)
     return table[table.kind == "clip"]
 
 

@@ -9,11 +9,11 @@ re-run does no embedding work and a killed run resumes where it stopped.
 
 Results (``out_dir``):
 
-- ``scores.parquet`` and ``scores.csv``: one row per (clip, metric) and one aggregate row per
-  metric (``clip_id`` empty, ``kind == "aggregate"``, bootstrap ``ci_low``/``ci_high``), with
-  ``run_id, system, sampler, steps, cfg, seed`` (the last four from the generated manifest's
-  ``attributes`` when present). Components (``pitch_acc.raw_chroma``, ``stft.sc``, …) and
-  scalar extras (``fd_openl3.fad_inf``) are rows of their own.
+- ``scores.parquet`` and ``scores.csv``: the run's rows in the result schema
+  (:mod:`t2mbench.core.results`): one per (clip, metric) and one aggregate per metric with its
+  bootstrap CI, the run attributes (model, sampler and options, steps, cfg, seed) from the
+  generated manifest's clip ``attributes`` when present. Components (``pitch_acc.raw_chroma``,
+  ``stft.sc``, …) and scalar extras (``fd_openl3.fad_inf``) are rows of their own.
 - ``summary.json``: per metric its value, CI, protocol version, settings, weights sha256 and
   warnings; cache counts; timings (decode and resample shares).
 - ``provenance.json``: :func:`t2mbench.core.provenance.collect` with the input manifests' hashes,
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -41,14 +42,16 @@ from t2mbench.metrics.clip_audio import AudioTimer, ClipAudio
 from t2mbench.metrics.registry import get_metric
 
 from t2mbench.core import provenance
+from t2mbench.core import results as results_schema
 from t2mbench.core.errors import ConfigError, T2MBenchError
-from t2mbench.core.files import atomic_path, write_json
+from t2mbench.core.files import write_json
 from t2mbench.core.manifest import ClipRecord, ClipSet, load_clipset, match_ids
 from t2mbench.core.progress import progress_bar
 
-COLUMNS = ["run_id", "system", "sampler", "steps", "cfg", "seed", "clip_id", "metric", "kind", "value", "ci_low",
-           "ci_high"]
-RUN_ATTRIBUTES = ("sampler", "steps", "cfg", "seed")
+SCORES = "scores"  # scores.parquet / scores.csv
+# what a generated manifest's clip attributes say about the run (t2mbench.bench.generation writes them)
+TEXT_ATTRIBUTES = ("model", "sampler", "sampler_options")
+NUMBER_ATTRIBUTES = ("steps", "cfg", "seed")
 
 
 @dataclass
@@ -70,6 +73,7 @@ def score(
     settings: Mapping[str, Mapping[str, Any]] | None = None,
     system: str | None = None,
     run_id: str | None = None,
+    cell: str | None = None,
     cache: EmbeddingCache | None = None,
     use_cache: bool = True,
     seed: int = 0,
@@ -84,6 +88,7 @@ def score(
         settings: per-name settings for :func:`t2mbench.metrics.registry.get_metric`.
         system: label of the generated system (default: the generated folder's name).
         run_id: label of the run (default: a hash of the inputs, metrics and settings).
+        cell: the cell runner's content key of the generated set, for the rows' ``cell`` column.
         cache: embedding cache (default: ``$T2MBENCH_HOME/cache/embeddings``); ``use_cache=False`` disables it.
         seed: bootstrap seed for every metric that has no ``seed`` setting of its own.
         progress: show a progress bar (clips done, ETA).
@@ -130,7 +135,7 @@ def score(
 
     run_id = run_id or _run_id(gen_set, ref_set, built)
     system = system or _system_name(gen_set)
-    table = _table(results, gen_set, run_id, system)
+    table = _table(results, gen_set, run_id, system, cell)
     summary = _summary(results, built, gen_set, ref_set, run_id, system, store, timer, seconds, len(items))
     out = Path(out_dir)
     _write(out, table, summary, gen_set, ref_set, built, seed)
@@ -182,42 +187,47 @@ def _feed(metric: Metric, item: ScoringItem) -> None:
 
 
 def _as_text(value: Any) -> str | None:
-    """Run attributes as text (mixed types would break Parquet): strings as is, others as JSON."""
+    """A text attribute: strings as is, others as canonical JSON."""
     return None if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def _run_attributes(rec: ClipRecord) -> dict[str, str | None]:
-    return {k: _as_text(rec.attributes.get(k)) for k in RUN_ATTRIBUTES}
+def _as_number(value: Any) -> float | int | None:
+    """A numeric attribute, or empty when the manifest holds something else (an external set)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return value if ok else None
 
 
-def _shared_attributes(gen: ClipSet) -> dict[str, str | None]:
+def _run_attributes(rec: ClipRecord) -> dict[str, Any]:
+    attrs = {k: _as_text(rec.attributes.get(k)) for k in TEXT_ATTRIBUTES}
+    return attrs | {k: _as_number(rec.attributes.get(k)) for k in NUMBER_ATTRIBUTES}
+
+
+def _shared_attributes(per_clip: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """The attributes every clip shares (empty where clips differ): the aggregate rows' values."""
     out = {}
-    for k in RUN_ATTRIBUTES:
-        values = {_as_text(c.attributes.get(k)) for c in gen}
-        out[k] = values.pop() if len(values) == 1 else None
+    for k in TEXT_ATTRIBUTES + NUMBER_ATTRIBUTES:
+        values = {json.dumps(a[k]) for a in per_clip.values()}
+        out[k] = json.loads(values.pop()) if len(values) == 1 else None
     return out
 
 
 def _rows(result: MetricResult, attrs: Mapping[str, dict[str, Any]], shared: dict[str, Any], base: dict[str, Any]):
-    yield {**base, **shared, "clip_id": None, "metric": result.name, "kind": "aggregate", "value": result.value,
+    yield {**base, **shared, "metric": result.name, "kind": "aggregate", "value": result.value,
            "ci_low": result.ci_low, "ci_high": result.ci_high}
     for cid, v in result.per_clip.items():
-        yield {**base, **attrs.get(cid, shared), "clip_id": cid, "metric": result.name, "kind": "clip", "value": v,
-               "ci_low": None, "ci_high": None}
+        yield {**base, **attrs.get(cid, shared), "clip_id": cid, "metric": result.name, "kind": "clip", "value": v}
     for key, v in result.extra.items():
-        yield {**base, **shared, "clip_id": None, "metric": f"{result.name}.{key}", "kind": "aggregate", "value": v,
-               "ci_low": None, "ci_high": None}
+        yield {**base, **shared, "metric": f"{result.name}.{key}", "kind": "aggregate", "value": v}
     for comp in result.components:
         yield from _rows(comp, attrs, shared, base)
 
 
-def _table(results: Mapping[str, MetricResult], gen: ClipSet, run_id: str, system: str) -> pd.DataFrame:
+def _table(results: Mapping[str, MetricResult], gen: ClipSet, run_id: str, system: str, cell: str | None) -> pd.DataFrame:
+    """The run's rows in the result schema (:mod:`t2mbench.core.results`)."""
     attrs = {c.id: _run_attributes(c) for c in gen}
-    shared = _shared_attributes(gen)
-    base = {"run_id": run_id, "system": system}
-    rows = [row for r in results.values() for row in _rows(r, attrs, shared, base)]
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    return table.astype({k: object for k in RUN_ATTRIBUTES})
+    shared = _shared_attributes(attrs)
+    base = {"run_id": run_id, "system": system, "cell": cell}
+    return results_schema.frame(row for r in results.values() for row in _rows(r, attrs, shared, base))
 
 
 def _result_summary(r: MetricResult) -> dict[str, Any]:
@@ -257,10 +267,7 @@ def _summary(results, built, gen, ref, run_id, system, store, timer: AudioTimer,
 
 def _write(out: Path, table: pd.DataFrame, summary: dict, gen: ClipSet, ref: ClipSet | None, built, seed: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "scores.parquet") as tmp:
-        table.to_parquet(tmp, index=False)
-    with atomic_path(out / "scores.csv") as tmp:
-        table.to_csv(tmp, index=False)
+    results_schema.write(table, out, SCORES)
     write_json(out / "summary.json", summary)
     inputs = {name: s.source for name, s in (("generated_manifest", gen), ("reference_manifest", ref))
               if s is not None and Path(s.source).is_file()}

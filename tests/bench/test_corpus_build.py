@@ -250,7 +250,8 @@ def test_a_build_killed_mid_way_leaves_only_whole_files_and_resumes(built, tmp_p
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "T2MBENCH_NO_PROGRESS": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline and not list(work.glob("records/*.json")):
+    # wait for a finished record (final name): "records/*.json" also matches a writer's temporary file
+    while proc.poll() is None and time.monotonic() < deadline and not list(work.glob("records/clip*.json")):
         time.sleep(0.002)
     proc.kill()  # SIGKILL: no cleanup runs
     proc.wait()

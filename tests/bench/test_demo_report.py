@@ -1,14 +1,18 @@
 import pandas as pd
 from t2mbench.bench.demo import METRICS, DemoSettings, render_report
+from t2mbench.core import results
 
 
 def _table(fd: dict[tuple[str, int], float], half_width: float) -> pd.DataFrame:
+    """A result-schema table: each metric's aggregate row and the generation rows per cell."""
     rows = []
-    for metric in METRICS:
-        for (sampler, steps), v in fd.items():
-            rows.append({"sampler": sampler, "steps": steps, "metric": metric, "value": v, "ci_low": v - half_width,
-                         "ci_high": v + half_width, "nfe": steps, "seconds_per_clip": steps / 10})
-    return pd.DataFrame(rows)
+    for (sampler, steps), v in fd.items():
+        cell = {"run_id": f"{sampler}-{steps}", "cell": f"{sampler}-{steps}", "sampler": sampler, "steps": steps}
+        rows += [{**cell, "metric": m, "kind": "aggregate", "value": v, "ci_low": v - half_width,
+                  "ci_high": v + half_width} for m in METRICS]  # fmt: skip
+        rows += [{**cell, "metric": "nfe", "kind": "generation", "value": steps},
+                 {**cell, "metric": "seconds_per_clip", "kind": "generation", "value": steps / 10}]  # fmt: skip
+    return results.frame(rows)
 
 
 FD = {("ddpm", 10): 255.0, ("ddim", 10): 248.0, ("ddpm", 50): 249.0, ("ddim", 50): 246.0}

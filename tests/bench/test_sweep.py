@@ -1,71 +1,139 @@
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
-import torch
-from t2mbench.bench.generation import PromptRow
-from t2mbench.bench.sweep import Cell, parse_cells, pivot, run_sweep
-from t2mbench.bench.train.data import split_clips
-from t2mbench.reference_models import build, generate
 
+from t2mbench.bench.cells import Cell, Scoring, cell_dir, run_cell
+from t2mbench.bench.train.data import split_clips
+from t2mbench.bench.sweep import grid, run_sweep
+from t2mbench.bench.tables import sweep_grid, time_grid
+from t2mbench.core import results
 from t2mbench.core.audio import load_audio
 from t2mbench.core.errors import ConfigError
+from t2mbench.core.manifest import load_clipset, write_manifest
+from t2mbench.reference_models import generate, load_model
 
 SECONDS = 1.0
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return build("tiny").eval()
+def prompts(rendered_corpus, tmp_path_factory):
+    """Two train clips of the rendered corpus as the prompt (and reference) set."""
+    folder = tmp_path_factory.mktemp("prompts")
+    write_manifest(folder, split_clips(rendered_corpus, "train")[:2])
+    return folder
 
 
 @pytest.fixture(scope="module")
-def swept(rendered_corpus, model, tmp_path_factory):
+def swept(prompts, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
-    prompts = [PromptRow(c.id, c.caption) for c in split_clips(rendered_corpus, "train")[:2]]
-    calls = []
-    table = run_sweep(
-        model, prompts, rendered_corpus, [Cell("ddim", 2), Cell("euler", 3)], out, metrics=["clap_evaluator"],
-        cfg_scale=3.0, seconds=SECONDS, seed=5, batch_size=2, progress=False, on_cell=lambda c, i: calls.append(c),
-    )  # fmt: skip
-    return out, prompts, table, calls
+    cells = grid("tiny", ["ddim", "euler"], [2, 3], cfg=3.0, seed=5, clips=2, seconds=SECONDS, batch_size=2)
+    scoring = Scoring(prompts=str(prompts), metrics=("clap_evaluator",))
+    done = []
+    table = run_sweep(cells[::3], scoring, out, progress=False, on_cell=lambda c, t: done.append(c))
+    return out, cells[::3], scoring, table, done
 
 
-def test_every_cell_is_the_generation_with_its_settings(swept, model):
-    out, prompts, table, calls = swept
-    assert calls == [Cell("ddim", 2), Cell("euler", 3)]
-    for sampler, steps in (("ddim", 2), ("euler", 3)):
-        direct = generate(model, [p.prompt for p in prompts], sampler=sampler, steps=steps, cfg_scale=3.0,
+def test_grid_is_samplers_times_steps_with_shared_fields():
+    cells = grid("tiny", ["ddpm", "ddim"], [10, 50], cfg=3.0, seed=1, clips=16, seconds=10.0)
+    assert [(c.sampler, c.steps) for c in cells] == [("ddpm", 10), ("ddpm", 50), ("ddim", 10), ("ddim", 50)]
+    assert {(c.model, c.cfg, c.seed, c.clips, c.seconds, c.batch_size) for c in cells} == {("tiny", 3.0, 1, 16, 10.0, 16)}
+    with pytest.raises(ConfigError, match="^unknown samplers nope; known: euler, "):
+        grid("tiny", ["ddim", "nope"], [10], cfg=3.0, seed=1, clips=1, seconds=1.0)
+
+
+def test_a_cell_key_is_its_content_and_stable():
+    a = Cell("tiny", "ddim", 10, 3, 1, 16, 10.0, {"eta": 0.5})
+    assert a == Cell.from_dict(json.loads(json.dumps(a.to_dict())))
+    assert a.key == Cell("tiny", "ddim", 10, 3.0, 1, 16, 10, {"eta": 0.5}).key  # 3 == 3.0 in the key
+    assert a.key.startswith("ddim-10-") and len(a.key) == len("ddim-10-") + 12
+    others = [Cell("tiny", "ddim", 10, 3, 1, 16, 10.0, {"eta": 0.2}), Cell("tiny", "ddim", 10, 3, 2, 16, 10.0),
+              Cell("tiny", "ddim", 10, 3, 1, 16, 10.0, {"eta": 0.5}, batch_size=8)]  # fmt: skip
+    assert len({a.key, *(c.key for c in others)}) == 4
+    # the key is the same in another process (no hash randomisation, no object ids)
+    code = ("from t2mbench.bench.cells import Cell; "
+            "print(Cell('tiny', 'ddim', 10, 3, 1, 16, 10.0, {'eta': 0.5}).key)")  # fmt: skip
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == a.key
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [({"steps": 0}, "cell steps must be an integer >= 1, got 0"), ({"cfg": float("nan")}, "cell cfg must be a finite "
+      "number >= 0, got nan"), ({"seconds": -1.0}, "cell seconds must be a finite number > 0, got -1.0")],
+)  # fmt: skip
+def test_cells_are_validated(change, message):
+    good = Cell("tiny", "ddim", 10, 3.0, 1, 16, 10.0).to_dict()
+    with pytest.raises(ConfigError, match=f"^{message}$"):
+        Cell.from_dict({**good, **change})
+    with pytest.raises(ConfigError, match="^unknown cell keys colour; a cell has batch_size, cfg, checkpoint, "):
+        Cell.from_dict({**good, "colour": 1})
+
+
+def test_every_cell_is_the_generation_with_its_settings(swept, prompts):
+    out, cells, _, _, done = swept
+    assert done == cells
+    model = load_model("tiny")
+    clips = list(load_clipset(prompts))
+    for cell in cells:
+        folder = cell_dir(out, cell)
+        direct = generate(model, [c.caption for c in clips], sampler=cell.sampler, steps=cell.steps, cfg_scale=3.0,
                           seconds=SECONDS, seed=5, batch_size=2)  # fmt: skip
-        for row, audio in zip(prompts, direct.audio):
-            written, sr = load_audio(out / "cells" / f"{sampler}-{steps}" / f"{row.id}.wav")
+        for cid, audio in zip([c.id for c in clips], direct.audio):
+            written, sr = load_audio(folder / f"{cid}.wav")
             assert sr == 16_000 and np.array_equal(written, audio.numpy())
 
 
-def test_table_has_one_row_per_cell_and_metric_with_nfe_and_time(swept):
-    _, _, table, _ = swept
-    assert list(zip(table.sampler, table.steps, table.metric)) == [
-        ("ddim", 2, "clap_evaluator"), ("euler", 3, "clap_evaluator")]  # fmt: skip
-    # CFG batches the unconditional branch, so one model call per step (Euler: N, no 2nd order).
-    assert table.nfe.tolist() == [2, 3]
-    assert (table.seconds_per_clip > 0).all()
-    assert ((table.ci_low <= table.value) & (table.value <= table.ci_high)).all()
-    assert pivot(table, "clap_evaluator").loc["euler", 3] == table.value.iloc[1]
+def test_the_table_is_the_cells_rows_in_the_result_schema(swept):
+    out, cells, _, table, _ = swept
+    pd_read = results.read(out / "results.parquet")
+    assert pd_read.equals(table) and results.read(out / "results.csv").equals(table)
+    assert set(table.cell) == {c.key for c in cells}
+    gen = table[table.kind == "generation"].set_index(["sampler", "metric"])
+    # CFG batches the unconditional branch, so one model call per step (Euler: N, no 2nd order)
+    assert gen.loc[("ddim", "nfe"), "value"] == 2 and gen.loc[("euler", "nfe"), "value"] == 3
+    assert (gen.xs("seconds_per_clip", level="metric")["value"] > 0).all()
+    agg = table[(table.kind == "aggregate") & (table.metric == "clap_evaluator")]
+    assert ((agg.ci_low <= agg.value) & (agg.value <= agg.ci_high)).all() and len(agg) == 2
+    clips = table[(table.kind == "clip") & (table.metric == "clap_evaluator")]
+    assert len(clips) == 4 and set(clips.steps) == {2, 3} and set(clips.cfg) == {3.0} and set(clips.model) == {"tiny"}
+    assert sweep_grid(table, "clap_evaluator").loc["euler", 3].startswith(f"{agg.value.iloc[1]:.3g} [")
+    assert time_grid(table).loc["ddim", 2].endswith("(2 NFE)")
 
 
-def test_a_finished_sweep_is_not_redone(swept, model, rendered_corpus):
-    out, prompts, table, _ = swept
-    calls = []
-    again = run_sweep(
-        model, prompts, rendered_corpus, [Cell("ddim", 2), Cell("euler", 3)], out, metrics=["clap_evaluator"],
-        cfg_scale=3.0, seconds=SECONDS, seed=5, batch_size=2, progress=False, on_cell=lambda c, i: calls.append(c),
-    )  # fmt: skip
-    assert calls == [] and again.equals(table)
+def test_a_finished_cell_is_read_back_not_redone(swept, monkeypatch):
+    out, cells, scoring, table, _ = swept
+    import t2mbench.bench.cells as cells_module
+
+    monkeypatch.setattr(cells_module, "generate", lambda *a, **k: pytest.fail("generated again"))
+    monkeypatch.setattr(cells_module, "score", lambda *a, **k: pytest.fail("scored again"))
+    again = run_sweep(cells, scoring, out, progress=False)
+    assert again.equals(table)
 
 
-def test_cells_are_validated():
-    assert parse_cells(["ddpm", "ddim"], [10, 50]) == [Cell("ddpm", 10), Cell("ddpm", 50), Cell("ddim", 10),
-                                                       Cell("ddim", 50)]  # fmt: skip
-    with pytest.raises(ConfigError, match="unknown samplers nope; known: "):
-        parse_cells(["ddim", "nope"], [10])
-    with pytest.raises(ConfigError, match=r"steps must be >= 1, got \[0\]"):
-        parse_cells(["ddim"], [10, 0])
+def test_a_cell_with_audio_but_no_results_is_only_scored(swept, tmp_path, monkeypatch):
+    out, cells, scoring, table, _ = swept
+    import shutil
+
+    import t2mbench.bench.cells as cells_module
+
+    shutil.copytree(cell_dir(out, cells[0]), cell_dir(tmp_path, cells[0]))
+    for f in ("results.parquet", "results.csv"):
+        (cell_dir(tmp_path, cells[0]) / f).unlink()
+    monkeypatch.setattr(cells_module, "generate", lambda *a, **k: pytest.fail("generated again"))
+    rows = run_cell(cells[0], scoring, tmp_path, progress=False)
+    assert rows.equals(table[table.cell == cells[0].key].reset_index(drop=True))
+
+
+def test_a_folder_scored_another_way_is_refused(swept):
+    out, cells, scoring, _, _ = swept
+    other = Scoring(prompts=scoring.prompts, metrics=("kl_evaluator",))
+    with pytest.raises(ConfigError, match=f"holds cell {cells[0].key} scored another way"):
+        run_cell(cells[0], other, out, progress=False)
+
+
+def test_too_few_prompts_is_an_error(prompts, tmp_path):
+    cell = Cell("tiny", "ddim", 2, 3.0, 5, 3, SECONDS)
+    with pytest.raises(ConfigError, match=f"cell asks for 3 clips; {prompts} has 2 prompts"):
+        run_cell(cell, Scoring(prompts=str(prompts), metrics=("clap_evaluator",)), tmp_path, progress=False)

@@ -3,14 +3,19 @@ import math
 import pandas as pd
 import pytest
 from t2mbench.bench.tables import few_step_verdict, markdown, published_grid, sweep_grid, time_grid
+from t2mbench.core import results
 
 
 def _table(values):
+    """A result-schema table: the fd_evaluator aggregate (CI ± 1), a clip row and the generation rows per cell."""
     rows = []
     for (sampler, steps), v in values.items():
-        rows.append({"sampler": sampler, "steps": steps, "metric": "fd_evaluator", "value": v, "ci_low": v - 1,
-                     "ci_high": v + 1, "nfe": steps, "seconds_per_clip": steps / 10})
-    return pd.DataFrame(rows)
+        cell = {"run_id": f"{sampler}-{steps}", "sampler": sampler, "steps": steps}
+        rows += [{**cell, "metric": "fd_evaluator", "kind": "aggregate", "value": v, "ci_low": v - 1, "ci_high": v + 1},
+                 {**cell, "metric": "clap_evaluator", "kind": "clip", "clip_id": "c0", "value": 0.1},
+                 {**cell, "metric": "nfe", "kind": "generation", "value": steps},
+                 {**cell, "metric": "seconds_per_clip", "kind": "generation", "value": steps / 10}]  # fmt: skip
+    return results.frame(rows)
 
 
 def test_published_grid_holds_the_ddim_paper_values():

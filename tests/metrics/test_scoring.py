@@ -13,7 +13,8 @@ from support.stand_in_embedder import StandInEmbedder
 from t2mbench.metrics.base import MetricError
 from t2mbench.metrics.cache import EmbeddingCache
 from t2mbench.metrics.registry import get_metric
-from t2mbench.metrics.scoring import COLUMNS, score
+from t2mbench.core import results
+from t2mbench.metrics.scoring import score
 from t2mbench.metrics.sisdr import si_sdr
 from t2mbench.metrics.spectral import stft_distance
 
@@ -45,7 +46,8 @@ def full_run(tmp_path_factory):
 def test_long_table_with_per_clip_and_aggregate_rows(full_run):
     root, _, _, run, _ = full_run
     table = run.table
-    assert list(table.columns) == COLUMNS
+    assert list(table.columns) == list(results.COLUMNS)
+    assert set(table.schema_version) == {results.SCHEMA_VERSION}
     agg = table[table.kind == "aggregate"].set_index("metric")
     for name in ["fd_openl3", "kl_passt", "clap", *SIGNAL]:
         assert np.isfinite(agg.loc[name, "value"])
@@ -55,12 +57,11 @@ def test_long_table_with_per_clip_and_aggregate_rows(full_run):
         m: 4 for m in ["kl_passt", "clap", "stft", "stft.sc", "stft.log_mag", "mel", "mel.sc", "mel.log_mag", "sisdr",
                        "melody_acc", "pitch_acc", "pitch_acc.raw_chroma", "pitch_acc.overall"]
     }
-    assert set(clips.sampler) == {"euler"} and set(clips.steps) == {"8"}
-    assert sorted(clips[clips.metric == "sisdr"].seed) == ["200", "201", "202", "203"]
-    # the files hold the same table
-    pd.testing.assert_frame_equal(pd.read_parquet(root / "out" / "scores.parquet"), table, check_dtype=False)
-    csv = pd.read_csv(root / "out" / "scores.csv")
-    np.testing.assert_allclose(csv.value.to_numpy(), table.value.to_numpy(), rtol=1e-12)
+    assert set(clips.sampler) == {"euler"} and set(clips.steps) == {8}
+    assert sorted(clips[clips.metric == "sisdr"].seed) == [200, 201, 202, 203]
+    # the files hold the same table, through the schema's reader
+    pd.testing.assert_frame_equal(results.read(root / "out" / "scores.parquet"), table)
+    pd.testing.assert_frame_equal(results.read(root / "out" / "scores.csv"), table)
 
 
 def test_values_equal_the_functional_twins_on_the_shared_audio(full_run):

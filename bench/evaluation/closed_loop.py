@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.evaluation.autoencoder import roundtrip_split, write_clips
 from t2mbench.bench.generation import PromptRow, write_generation
 from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.bench.tables import markdown
-from t2mbench.bench.train.data import split_clips
 from t2mbench.metrics.compare import compare_runs
 from t2mbench.metrics.scoring import score
 from t2mbench.reference_models import build, generate, load_model

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
+from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.plots import pyplot, save_figure
-from t2mbench.bench.train.data import split_clips
 from t2mbench.metrics.embedders.evaluator import SAMPLE_RATE, EvaluatorEmbedder, load_evaluator, protocol_input
 from t2mbench.metrics.registry import get_metric
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.evaluation.closed_loop import LoopSettings, clip_set, generated_set, scored
 from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.bench.tables import markdown
-from t2mbench.bench.train.data import split_clips
 from t2mbench.reference_models import load_model
 
 from t2mbench.core.allocator import tune_allocator

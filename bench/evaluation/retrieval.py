@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from t2mbench.bench.train.data import split_clips
+from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.metrics.embedders.evaluator import (
     SAMPLE_RATE,
     AttributeHead,

@@ -40,9 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from t2mbench.bench.train.data import load_split_audio, split_clips
+from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.train.discriminator import MultiScaleSTFTDiscriminator, adversarial_losses
 from t2mbench.metrics.filterbanks import mel_filterbank
+from t2mbench.metrics.stft import stft_magnitude
 from t2mbench.reference_models.autoencoder import (
     OobleckAutoencoder,
     ResidualUnit,
@@ -56,13 +57,6 @@ from t2mbench.core.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "tiny-vae.json"
 DISCRIMINATOR_KEYS = ("ffts", "filters", "adv_weight", "fm_weight")
-
-
-def stft_magnitude(x: torch.Tensor, n_fft: int, hop: int, eps: float = 1e-8) -> torch.Tensor:
-    """``sqrt(max(|STFT|², eps))`` of ``[N, T]`` with a periodic Hann of ``n_fft``, centred (reflect)."""
-    window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
-    spec = torch.stft(x, n_fft, hop, n_fft, window, center=True, pad_mode="reflect", return_complex=True)
-    return torch.sqrt(torch.clamp(spec.real**2 + spec.imag**2, min=eps))
 
 
 Spectra = dict[int, tuple[torch.Tensor, torch.Tensor]]

@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 import torch
 from t2mbench.bench.corpus import build_corpus
+from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.demo import DemoSettings
 from t2mbench.bench.evaluation.closed_loop import LoopSettings, closed_loop, derangement, render, untrained_like
-from t2mbench.bench.train.data import split_clips
 from t2mbench.reference_models import build, load_model
 from t2mbench.reference_models.generate import default_cfg_scale
 

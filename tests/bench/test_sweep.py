@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.generation import PromptRow
 from t2mbench.bench.sweep import Cell, parse_cells, pivot, run_sweep
-from t2mbench.bench.train.data import split_clips
 from t2mbench.reference_models import build, generate
 
 from t2mbench.core.audio import load_audio

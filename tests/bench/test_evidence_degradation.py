@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from t2mbench.bench.evaluation.degradation import CONDITIONS, add_noise, fd_evaluator, is_rising, low_pass
+from t2mbench.bench.evidence.degradation import CONDITIONS, add_noise, fd_evaluator, is_rising, low_pass
 from t2mbench.metrics.frechet import frechet_distance
 
 from t2mbench.core.errors import AudioError

@@ -3,7 +3,7 @@ import pytest
 import torch
 from support.evaluator_clips import tiny_corpus
 from t2mbench.bench.corpus.splits import split_clips
-from t2mbench.bench.evaluation.retrieval import (
+from t2mbench.bench.evidence.retrieval import (
     average_precision,
     embed_clips,
     evaluate,

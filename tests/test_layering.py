@@ -134,3 +134,38 @@ def test_the_checker_sees_an_upward_import_and_a_cycle():
     assert layer_of("t2mbench.metrics.x") < layer_of("t2mbench.bench.y")
     assert strongly_connected(fake) == [["t2mbench.bench.y", "t2mbench.metrics.x"]]
     assert layer_of("t2mbench.__main__") == LAYERS.index("cli") and layer_of("t2mbench") == 0
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module that ``start`` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for target in graph.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def training_imports(graph: dict[str, set[str]], package: str) -> list[str]:
+    """``module -> training module`` for every module of ``package`` that reaches
+    ``t2mbench.bench.train`` through its imports."""
+    train = "t2mbench.bench.train"
+    return sorted(
+        f"{m} -> {t}" for m in graph if m == package or m.startswith(package + ".")
+        for t in reachable(graph, m) if t == train or t.startswith(train + ".")
+    )  # fmt: skip
+
+
+def test_the_evidence_studies_never_import_the_training_code(graph):
+    """The studies read a corpus's splits (bench.corpus.splits) and DSP (metrics), not training internals."""
+    assert any(m.startswith("t2mbench.bench.evidence.") for m in graph)
+    assert training_imports(graph, "t2mbench.bench.evidence") == []
+
+
+def test_the_training_check_sees_a_direct_and_an_indirect_import():
+    fake = {"t2mbench.bench.evidence.a": {"t2mbench.bench.train.data"}, "t2mbench.bench.evidence.b": {"t2mbench.x"},
+            "t2mbench.x": {"t2mbench.bench.train"}, "t2mbench.bench.train.data": set(), "t2mbench.bench.train": set()}
+    assert training_imports(fake, "t2mbench.bench.evidence") == [
+        "t2mbench.bench.evidence.a -> t2mbench.bench.train.data", "t2mbench.bench.evidence.b -> t2mbench.bench.train"]

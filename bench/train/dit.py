@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file
-from t2mbench.bench.train.data import load_split_audio, split_clips
+from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.train.ship import ship
 from t2mbench.reference_models import build
 from t2mbench.reference_models.autoencoder import vae_posterior

@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from t2mbench.bench.train.data import split_clips
+from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.train.ship import ship
 from t2mbench.metrics.embedders.evaluator import (
     CHECKPOINT_FILE,

@@ -81,12 +81,9 @@ class TrainConfig:
     ``1 - (1 + step) ** -ema_power`` capped at ``ema_beta``. A task's critic joins at step
     ``critic_start``. ``compile=True`` has the task compile its model's hot modules with
     ``torch.compile`` (TorchInductor, which needs a C++ compiler; the first step pays for the
-    compilation, about 2 min for the tiny VAE on 2 cores). ``autocast="bfloat16"`` runs the
-    forward pass under :func:`bfloat16_autocast` (weights, optimiser and EMA stay float32): about
-    1.7x faster for the DiT on a CPU with AMX, 1.8x on the AVX-512 EPYC (0.76 s against 1.35 s
-    per step for the patch-1 DiT; the shipped patch-2 DiT takes 0.40 s). Not for the compiled
-    tiny VAE: 0.278 against 0.285 s per step in an interleaved A/B, with a 1% higher loss at
-    step 1000 (its task keeps STFTs and losses in float32)."""
+    compilation). ``autocast="bfloat16"`` runs the forward pass under :func:`bfloat16_autocast`
+    (weights, optimiser and EMA stay float32): the DiT recipe uses it for faster steps; the
+    compiled VAE recipe does not, since it is no faster there (docs/timing_history.md)."""
 
     steps: int
     lr: float = 3e-4
@@ -139,11 +136,10 @@ def bfloat16_autocast(enabled: bool = True) -> Iterator[None]:
     """CPU bfloat16 autocast whose attention takes SDPA's math path with bfloat16 reductions.
 
     On a CPU without AMX, SDPA's default (flash) kernel is the slow part of a small transformer's
-    step: one self-attention layer of the tiny DiT's shape ([16, 3, 313, 64]) forward and
-    backward took 50 ms with it, 47 ms with the math path (which upcasts to float32) and 28 ms
-    with the math path kept in bfloat16, the tiny DiT's step 0.91 s against 0.76 s (AMD EPYC,
-    2 threads). The math path is plain autograd over matmul and softmax, so the backward,
-    which runs after this context, needs no setting. The global flag is restored on exit."""
+    step, and the math path kept in bfloat16 is faster than both it and the math path's default
+    upcast to float32 (docs/timing_history.md). The math path is plain autograd over matmul
+    and softmax, so the backward, which runs after this context, needs no setting. The global
+    flag is restored on exit."""
     if not enabled:
         yield
         return

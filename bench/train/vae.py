@@ -11,23 +11,15 @@ averaged over FFT sizes, as auraloss's ``MultiResolutionSTFTLoss``), mel is
 :func:`multi_scale_mel_loss` (DAC's multi-scale log-mel L1) and KL is the VAE bottleneck's term.
 Stable Audio's VAEs add A-weighting, sum/difference channels (stereo only) and an adversarial +
 feature-matching loss. The adversarial part is here (a ``discriminator`` block: EnCodec's
-multi-scale STFT discriminator, :mod:`t2mbench.bench.train.discriminator`), but the shipped tiny VAE is
-trained without it: on this 2-core CPU it loses at equal time. From the same 2000-step
-checkpoint, 1000 more steps of the mel recipe reached autoencoded fd_evaluator 176, the 400
-steps with a 16-filter discriminator that fit in the same time 216. On an H100 the
-discriminator gave a better VAE (117 against 145), the lead that docs/evidence/README.md records.
-The mel term helps for free: 2000 steps at constant LR gave 247 without it and
-236 with it, at no measurable cost per step. ``"compile": true`` in the train block compiles
-the encoder and decoder (a step benchmark: 0.24 s against 0.35 eager; 0.27 s per step in the shipped
-run, 8000 steps in 2303 s; a one-off ~110 s compile).
+multi-scale STFT discriminator, :mod:`t2mbench.bench.train.discriminator`); the shipped config
+trains without it, because at equal training time on a CPU it gives a worse VAE. The mel term
+costs nothing measurable per step and lowers the autoencoded FD. ``"compile": true`` in the
+train block compiles the encoder and decoder (faster steps for a one-off compile at step 0).
 
 Init: with ``"init": "data_dependent"`` (the shipped config) the network starts from
-:func:`data_dependent_init` instead of PyTorch's default, which upstream keeps. With the default
-init the decoder's output is dominated by its biases: decoding zero latents and random latents
-differ by 1.5% of the output's std, and after 4000 steps the decoder barely uses its latents
-(MR-STFT on 16 test clips: 2.12 from their own latents, 2.50 from another clip's, 2.56 from
-zeros). The same 4000 steps from the data-dependent init give 1.84 / 2.64 / 3.56. The H100
-sweep that chose it is docs/measurements/h100_vae_init_sweep_2026-11-25.jsonl.
+:func:`data_dependent_init` instead of PyTorch's default, which upstream keeps: with the default
+init the decoder's output is dominated by its biases and the trained decoder barely uses its
+latents. The reasons are in docs/decisions.md, the measurements in docs/timing_history.md.
 
 Command: ``t2mbench train vae --corpus CORPUS --out runs/tiny-vae [--config bench/train/configs/tiny-vae.json]``.
 """
@@ -40,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from t2mbench.bench.train.data import load_split_audio, split_clips
+from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.train.discriminator import MultiScaleSTFTDiscriminator, adversarial_losses
 from t2mbench.metrics.filterbanks import mel_filterbank
+from t2mbench.metrics.stft import stft_magnitude
 from t2mbench.reference_models.autoencoder import (
     OobleckAutoencoder,
     ResidualUnit,
@@ -56,13 +49,6 @@ from t2mbench.core.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "tiny-vae.json"
 DISCRIMINATOR_KEYS = ("ffts", "filters", "adv_weight", "fm_weight")
-
-
-def stft_magnitude(x: torch.Tensor, n_fft: int, hop: int, eps: float = 1e-8) -> torch.Tensor:
-    """``sqrt(max(|STFT|², eps))`` of ``[N, T]`` with a periodic Hann of ``n_fft``, centred (reflect)."""
-    window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
-    spec = torch.stft(x, n_fft, hop, n_fft, window, center=True, pad_mode="reflect", return_complex=True)
-    return torch.sqrt(torch.clamp(spec.real**2 + spec.imag**2, min=eps))
 
 
 Spectra = dict[int, tuple[torch.Tensor, torch.Tensor]]

@@ -2,12 +2,10 @@
 
 glibc serves every allocation above its mmap threshold (128 KiB at start, at most 32 MiB as it
 adapts) with a fresh ``mmap`` and returns it with ``munmap`` when freed, so each new activation
-tensor of that size is paid again in page faults. A tiny-VAE encoder pass over a batch of
-eight 10 s clips at 16 kHz (82 MB activations) took 2.1 s with the defaults and 0.90 s with
-:func:`tune_allocator` (4.2 M minor page faults against 0.2 M; AMD EPYC, 2 threads). PyTorch's
-CPU tensors come from ``malloc``, so keeping freed blocks in the heap lets later tensors of the
-same size reuse them (a chain of elementwise layers on one such tensor: 120k page faults
-against 200k, tests/t2mbench/test_allocator.py). The cost: a process keeps its peak heap resident until it exits.
+tensor of that size is paid again in page faults. PyTorch's CPU tensors come from ``malloc``,
+so keeping freed blocks in the heap lets later tensors of the same size reuse them, with fewer
+page faults (tests/core/test_allocator.py) and faster passes over activation-sized tensors
+(docs/timing_history.md). The cost: a process keeps its peak heap resident until it exits.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 import json
 
-from t2mbench.bench.evaluation.report import degradation_section, retrieval_section, write_report
+from t2mbench.bench.evidence.report import degradation_section, retrieval_section, write_report
 
 RETRIEVAL = {
     "split": "test", "clips": 4, "weights_sha256": "x",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from t2mbench.bench.cells import Cell, Scoring, cell_dir, run_cell
-from t2mbench.bench.train.data import split_clips
+from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.sweep import grid, run_sweep
 from t2mbench.bench.tables import sweep_grid, time_grid
 from t2mbench.core import results

@@ -8,10 +8,10 @@ from t2mbench.bench.train.vae import (
     data_dependent_init,
     multi_resolution_stft_loss,
     multi_scale_mel_loss,
-    stft_magnitude,
 )
 from t2mbench.metrics.filterbanks import mel_filterbank
 from t2mbench.metrics.spectral import stft_distance
+from t2mbench.metrics.stft import stft_magnitude
 
 from t2mbench.core.errors import ConfigError
 

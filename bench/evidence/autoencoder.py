@@ -22,17 +22,15 @@ registered ``stft``, ``mel`` and ``sisdr`` metrics at 16 kHz through :func:`t2mb
 32-bit float wavs with manifests under ``DIR/audio/{reference,vae,baseline}`` and the scores
 under ``DIR/scores/{vae,baseline}``.
 
-Command: ``python -m t2mbench.bench.evaluation.autoencoder --corpus CORPUS --vae VAE.safetensors --out DIR
-[--clips N]`` writes ``autoencoder.json``, ``autoencoder.csv``, ``autoencoder.md`` and
+Command: ``t2mbench evidence autoencoder --corpus CORPUS --vae VAE.safetensors --out DIR [--clips N]``
+writes ``autoencoder.json``, ``autoencoder.csv``, ``autoencoder.md`` and
 ``autoencoder.png`` (log-magnitude spectrograms of one test clip: input, VAE, baseline) and
 prints the Markdown table.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,16 +40,15 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import load_file
+from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.bench.tables import markdown
-from t2mbench.bench.train.data import load_split_audio, split_clips
-from t2mbench.bench.train.vae import stft_magnitude
 from t2mbench.metrics.resample_hann import resample_hann
 from t2mbench.metrics.scoring import score
+from t2mbench.metrics.stft import stft_magnitude
 from t2mbench.reference_models import LatentDiffusionModel, build
 from t2mbench.reference_models.autoencoder import OobleckAutoencoder
 
-from t2mbench.core.allocator import tune_allocator
 from t2mbench.core.audio import fit_length, save_audio
 from t2mbench.core.errors import ConfigError, ManifestError
 from t2mbench.core.files import atomic_path, sha256_file, write_json
@@ -216,23 +213,3 @@ def plot_spectrograms(signals: Mapping[str, np.ndarray], sample_rate: int, png: 
     fig.colorbar(im, ax=axes[:, 0].tolist(), label="dB")
     fig.suptitle(title)
     return save_figure(fig, png)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m t2mbench.bench.evaluation.autoencoder``: write the table and plot, print the Markdown."""
-    parser = argparse.ArgumentParser(
-        prog="python -m t2mbench.bench.evaluation.autoencoder", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--corpus", required=True, help="corpus folder (manifest.jsonl with a test split)")
-    parser.add_argument("--vae", required=True, help="VAE state (safetensors), e.g. runs/tiny-vae/ema.safetensors")
-    parser.add_argument("--out", required=True, help="folder for autoencoder.{json,csv,md,png}, audio and scores")
-    parser.add_argument("--clips", type=int, default=None, help="first N test clips (default: all)")
-    args = parser.parse_args(argv)
-    tune_allocator()
-    table = autoencoder_table(args.corpus, args.vae, args.out, clips=args.clips)
-    print(markdown_table(table))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 import torch
 from t2mbench.bench.corpus import build_corpus
+from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.demo import DemoSettings
-from t2mbench.bench.evaluation.closed_loop import LoopSettings, closed_loop, derangement, render, untrained_like
-from t2mbench.bench.train.data import split_clips
+from t2mbench.bench.evidence.closed_loop import LoopSettings, closed_loop, derangement, render, untrained_like
 from t2mbench.reference_models import build, load_model
 from t2mbench.reference_models.generate import default_cfg_scale
 
@@ -21,7 +21,7 @@ def test_derangement_moves_every_item_and_is_seeded(n):
 
 
 def test_the_loop_and_the_demo_run_at_the_tiny_config_s_cfg_scale():
-    # 3: the scale t2mbench.bench.evaluation.guidance_sweep picked on train clips, stored once in tiny.json
+    # 3: the scale t2mbench.bench.evidence.guidance_sweep picked on train clips, stored once in tiny.json
     assert LoopSettings().cfg_scale == DemoSettings().cfg_scale == default_cfg_scale("tiny") == 3.0
 
 

@@ -16,15 +16,13 @@ Then the trained DiT's audio is scored again with its captions shuffled (a seede
 and the paired bootstrap CI of ``clap_evaluator(true) − clap_evaluator(shuffled)`` over the
 same clips is reported (:func:`t2mbench.metrics.compare.compare_runs`).
 
-Command: ``python -m t2mbench.bench.evaluation.closed_loop --corpus CORPUS --out DIR`` writes
+Command: ``t2mbench evidence closed-loop --corpus CORPUS --out DIR`` writes
 ``closed_loop.json`` / ``.csv`` / ``.md`` and ``closed_loop.png``. Every generated and scored
 set stays in ``DIR`` and is reused when the command is run again.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,18 +31,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from t2mbench.bench.evaluation.autoencoder import roundtrip_split, write_clips
+from t2mbench.bench.corpus.splits import split_clips
+from t2mbench.bench.evidence.autoencoder import roundtrip_split, write_clips
 from t2mbench.bench.generation import PromptRow, write_generation
 from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.bench.tables import markdown
-from t2mbench.bench.train.data import split_clips
 from t2mbench.metrics.compare import compare_runs
 from t2mbench.metrics.scoring import score
 from t2mbench.reference_models import build, generate, load_model
 from t2mbench.reference_models.generate import default_cfg_scale
 from t2mbench.reference_models.model import LatentDiffusionModel
 
-from t2mbench.core.allocator import tune_allocator
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.files import atomic_path, read_json, write_json
 from t2mbench.core.manifest import ClipRecord, load_clipset, write_manifest
@@ -60,7 +57,7 @@ class LoopSettings:
 
     sampler: str = "ddim"
     steps: int = 50
-    # the tiny config's generation default: the scale t2mbench.bench.evaluation.guidance_sweep picks on train clips
+    # the tiny config's generation default: the scale t2mbench.bench.evidence.guidance_sweep picks on train clips
     cfg_scale: float = default_cfg_scale("tiny")
     seed: int = 0
     batch_size: int = 16
@@ -251,24 +248,3 @@ def plot(table: pd.DataFrame, clap: dict[str, Any], png: Path) -> Path:
     b.set_title(f"clap_evaluator, diff CI [{clap['ci_low']:.3f}, {clap['ci_high']:.3f}]", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, png)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", required=True, help="corpus folder with train and test splits")
-    p.add_argument("--out", required=True, help="output folder (reused when run again)")
-    p.add_argument("--model", default="tiny", help="model name or path with trained weights")
-    d = LoopSettings()
-    p.add_argument("--sampler", default=d.sampler)
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--cfg", type=float, default=d.cfg_scale)
-    p.add_argument("--seed", type=int, default=d.seed)
-    args = p.parse_args(argv)
-    tune_allocator()
-    settings = LoopSettings(sampler=args.sampler, steps=args.steps, cfg_scale=args.cfg, seed=args.seed)
-    print(render(closed_loop(args.corpus, args.out, settings, model=args.model)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

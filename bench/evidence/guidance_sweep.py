@@ -3,31 +3,28 @@
 For every k-th clip of the corpus's train split (``clips`` of them), the trained model generates
 one clip from its caption (its ``seconds_total``, the closed loop's sampler, steps and seeds) at
 each scale; each set is scored with ``fd_evaluator`` and ``clap_evaluator`` against those same
-train clips. The scale with the lowest FD is the one :mod:`t2mbench.bench.evaluation.closed_loop` runs at
+train clips. The scale with the lowest FD is the one :mod:`t2mbench.bench.evidence.closed_loop` runs at
 (FD, unlike the CLAP score, also pays for the diversity that strong guidance removes).
 
-Command: ``python -m t2mbench.bench.evaluation.guidance_sweep --corpus CORPUS --out DIR --cfg 2 3 5 7``
+Command: ``t2mbench evidence guidance-sweep --corpus CORPUS --out DIR --cfg 2 3 5 7``
 writes ``guidance_sweep.json`` / ``.md`` and ``guidance_sweep.png``; the generated and scored
 sets stay in ``DIR`` and are reused when the command is run again.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from t2mbench.bench.evaluation.closed_loop import LoopSettings, clip_set, generated_set, scored
+from t2mbench.bench.corpus.splits import split_clips
+from t2mbench.bench.evidence.closed_loop import LoopSettings, clip_set, generated_set, scored
 from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.bench.tables import markdown
-from t2mbench.bench.train.data import split_clips
 from t2mbench.reference_models import load_model
 
-from t2mbench.core.allocator import tune_allocator
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.files import atomic_path, write_json
 from t2mbench.core.manifest import ClipRecord
@@ -97,20 +94,3 @@ def plot(result: dict[str, Any], png: Path) -> Path:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, png)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", required=True, help="corpus folder with a train split")
-    p.add_argument("--out", required=True, help="output folder (reused when run again)")
-    p.add_argument("--cfg", type=float, nargs="+", required=True, help="CFG scales to try")
-    p.add_argument("--clips", type=int, default=108, help="train clips to generate per scale")
-    p.add_argument("--model", default="tiny", help="model name or path with trained weights")
-    args = p.parse_args(argv)
-    tune_allocator()
-    print(render(guidance_sweep(args.corpus, args.out, args.cfg, clips=args.clips, model=args.model)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

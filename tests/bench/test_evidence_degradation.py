@@ -1,6 +1,15 @@
+import json
+
 import numpy as np
 import pytest
-from t2mbench.bench.evaluation.degradation import CONDITIONS, add_noise, fd_evaluator, is_rising, low_pass
+from t2mbench.bench.evidence.degradation import (
+    CONDITIONS,
+    add_noise,
+    fd_evaluator,
+    is_rising,
+    low_pass,
+    write_outputs,
+)
 from t2mbench.metrics.frechet import frechet_distance
 
 from t2mbench.core.errors import AudioError
@@ -50,3 +59,16 @@ def test_fd_evaluator_is_the_frechet_distance_of_the_stacked_windows():
     ref = [rng.normal(0.5, 1.0, size=(9, 4)).astype(np.float32) for _ in range(20)]
     expected = frechet_distance(np.concatenate(gen).astype(np.float64), np.concatenate(ref).astype(np.float64))
     assert fd_evaluator(gen, ref) == pytest.approx(expected, rel=1e-9)
+
+
+def test_write_outputs_writes_json_csv_and_plot(tmp_path):
+    rows = [{"condition": c.label, "kind": c.kind, "value": c.value, "fd_evaluator": float(i + 1)}
+            for i, c in enumerate(CONDITIONS)]  # fmt: skip
+    table = {"reference": {"split": "train", "clips": 4, "windows": 8},
+             "evaluated": {"split": "test", "clips": 2, "windows": 4}, "rows": rows,
+             "monotonic": {"noise": True, "lowpass": True}}  # fmt: skip
+    assert write_outputs(table, tmp_path) == tmp_path / "degradation.json"
+    assert json.loads((tmp_path / "degradation.json").read_text()) == table
+    csv = (tmp_path / "degradation.csv").read_text().splitlines()
+    assert csv[0] == "condition,fd_evaluator" and csv[1] == "clean,1" and len(csv) == len(CONDITIONS) + 1
+    assert (tmp_path / "degradation.png").stat().st_size > 0

@@ -5,12 +5,13 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
-from t2mbench.bench.evaluation.autoencoder import autoencoder_table, main, resample_roundtrip
-from t2mbench.bench.train.data import load_split_audio, split_clips
+from t2mbench.bench.corpus.splits import load_split_audio, split_clips
+from t2mbench.bench.evidence.autoencoder import autoencoder_table, resample_roundtrip
 from t2mbench.metrics.resample_hann import resample_hann
 from t2mbench.metrics.spectral import mel_distance, stft_distance
 from t2mbench.reference_models import build
 
+from t2mbench.cli import main
 from t2mbench.core.audio import load_audio
 from t2mbench.core.errors import ConfigError
 
@@ -101,9 +102,12 @@ def test_resample_roundtrip_keeps_below_500_hz_and_removes_above():
     assert np.sqrt(np.mean(resample_roundtrip(high, SR, 1_000)[0, middle] ** 2)) < 1e-3
 
 
-def test_main_prints_the_table_and_rejects_zero_clips(rendered_corpus, vae_file, tmp_path, capsys):
-    assert main(["--corpus", str(rendered_corpus), "--vae", str(vae_file), "--out", str(tmp_path), "--clips", "1"]) == 0
+def test_the_command_prints_the_table_and_rejects_zero_clips(rendered_corpus, vae_file, tmp_path, capsys):
+    argv = ["evidence", "autoencoder", "--corpus", str(rendered_corpus), "--vae", str(vae_file), "--out", str(tmp_path)]
+    assert main([*argv, "--clips", "1"]) == 0
     printed = capsys.readouterr().out
     assert "| tiny VAE (ours) |" in printed and f"| {BASELINE} |" in printed
     with pytest.raises(ConfigError, match="clips must be >= 1, got 0"):
         autoencoder_table(rendered_corpus, vae_file, tmp_path, clips=0, progress=False)
+    assert main([*argv, "--clips", "0"]) == 2
+    assert capsys.readouterr().err == "t2mbench evidence: error: clips must be >= 1, got 0\n"

@@ -16,13 +16,11 @@ split (the ``test`` split holds pieces never seen in training), each next to its
 
 Audio is fed as the evaluator metrics feed it: mono at 32 kHz, peak-normalised to -1 dBFS.
 
-Command: ``python -m t2mbench.bench.evaluation.retrieval --corpus CORPUS --split test --out retrieval.json``
+Command: ``t2mbench evidence retrieval --corpus CORPUS --split test --out retrieval.json``
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from t2mbench.bench.train.data import split_clips
+from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.metrics.embedders.evaluator import (
     SAMPLE_RATE,
     AttributeHead,
@@ -41,9 +39,7 @@ from t2mbench.metrics.embedders.evaluator import (
     protocol_input,
 )
 
-from t2mbench.core.allocator import tune_allocator
 from t2mbench.core.audio import load_audio
-from t2mbench.core.files import write_json
 from t2mbench.core.manifest import ClipRecord
 from t2mbench.core.progress import progress_bar
 
@@ -173,22 +169,3 @@ def evaluate(
     clips = split_clips(corpus, split, need_captions=True)
     result = score(embedder, embed_clips(embedder, clips, progress=progress), clips)
     return {"split": split, "weights_sha256": embedder.weights_sha256, **result}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m t2mbench.bench.evaluation.retrieval``: write the scores as JSON."""
-    parser = argparse.ArgumentParser(
-        prog="python -m t2mbench.bench.evaluation.retrieval", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--corpus", required=True, help="corpus folder (manifest.jsonl with splits)")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--checkpoint", default=None, help="evaluator checkpoint (default: the shipped one)")
-    parser.add_argument("--out", required=True, help="JSON file to write")
-    args = parser.parse_args(argv)
-    tune_allocator()
-    write_json(args.out, evaluate(args.corpus, args.split, checkpoint=args.checkpoint))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,9 @@
 import json
 
 import pytest
-from t2mbench.bench.evaluation.closed_loop import LoopSettings
-from t2mbench.bench.evaluation.guidance_sweep import guidance_sweep, render, train_subset
-from t2mbench.bench.train.data import split_clips
+from t2mbench.bench.corpus.splits import split_clips
+from t2mbench.bench.evidence.closed_loop import LoopSettings
+from t2mbench.bench.evidence.guidance_sweep import guidance_sweep, render, train_subset
 
 from t2mbench.core.errors import ConfigError
 

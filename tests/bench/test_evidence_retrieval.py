@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 from support.evaluator_clips import tiny_corpus
-from t2mbench.bench.evaluation.retrieval import (
+from t2mbench.bench.corpus.splits import split_clips
+from t2mbench.bench.evidence.retrieval import (
     average_precision,
     embed_clips,
     evaluate,
@@ -10,7 +11,6 @@ from t2mbench.bench.evaluation.retrieval import (
     recall_at_k,
     single_label_scores,
 )
-from t2mbench.bench.train.data import split_clips
 from t2mbench.metrics.embedders.evaluator import AttributeHead, load_evaluator
 
 from t2mbench.core.errors import ManifestError

@@ -12,14 +12,12 @@ Each degraded clip is made mono at 32 kHz, peak-normalised to -1 dBFS and embedd
 ``fd_evaluator`` metric feeds it, and the registered metric (``t2mbench.metrics.registry.get_metric``)
 stacks every window of every clip and computes the distance.
 
-Command: ``python -m t2mbench.bench.evaluation.degradation --corpus CORPUS --out DIR`` writes
+Command: ``t2mbench evidence degradation --corpus CORPUS --out DIR`` writes
 ``degradation.json`` (rows and the monotonicity verdict), ``degradation.csv`` and ``degradation.png``.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +25,11 @@ from typing import Any
 
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
+from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.plots import pyplot, save_figure
-from t2mbench.bench.train.data import split_clips
 from t2mbench.metrics.embedders.evaluator import SAMPLE_RATE, EvaluatorEmbedder, load_evaluator, protocol_input
 from t2mbench.metrics.registry import get_metric
 
-from t2mbench.core.allocator import tune_allocator
 from t2mbench.core.audio import load_audio
 from t2mbench.core.errors import AudioError
 from t2mbench.core.files import atomic_path, write_json
@@ -162,6 +159,18 @@ def is_rising(rows: Sequence[dict[str, Any]], kind: str) -> bool:
     return all(a < b for a, b in zip(series, series[1:]))
 
 
+def write_outputs(table: dict[str, Any], out: str | Path) -> Path:
+    """``table`` (:func:`degradation_table`) as ``out/degradation.json``, ``degradation.csv`` and
+    ``degradation.png``; returns the JSON file."""
+    out = Path(out)
+    write_json(out / "degradation.json", table)
+    with atomic_path(out / "degradation.csv") as tmp:
+        lines = [f"{r['condition']},{r['fd_evaluator']:.6g}" for r in table["rows"]]
+        tmp.write_text("\n".join(["condition,fd_evaluator", *lines]) + "\n")
+    plot(table, out / "degradation.png")
+    return out / "degradation.json"
+
+
 def plot(table: dict[str, Any], png: str | Path) -> Path:
     """Two panels: FD against SNR and against cut-off, the clean FD as a dashed line."""
     plt = pyplot()
@@ -184,33 +193,3 @@ def plot(table: dict[str, Any], png: str | Path) -> Path:
     fig.suptitle(f"fd_evaluator: {ev['split']} ({ev['clips']} clips) degraded vs clean {ref['split']} ({ref['clips']})")
     fig.tight_layout()
     return save_figure(fig, png)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m t2mbench.bench.evaluation.degradation``: write the table (JSON, CSV) and the plot."""
-    parser = argparse.ArgumentParser(
-        prog="python -m t2mbench.bench.evaluation.degradation", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--corpus", required=True, help="corpus folder (manifest.jsonl with splits)")
-    parser.add_argument("--out", required=True, help="folder for degradation.{json,csv,png}")
-    parser.add_argument("--max-reference", type=int, default=256, help="reference (train) clips used")
-    parser.add_argument("--max-eval", type=int, default=None, help="evaluated (test) clips used (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="noise seed")
-    parser.add_argument("--checkpoint", default=None, help="evaluator checkpoint (default: the shipped one)")
-    args = parser.parse_args(argv)
-    tune_allocator()
-    out = Path(args.out)
-    table = degradation_table(
-        args.corpus, max_reference=args.max_reference, max_eval=args.max_eval, seed=args.seed,
-        checkpoint=args.checkpoint,
-    )  # fmt: skip
-    write_json(out / "degradation.json", table)
-    with atomic_path(out / "degradation.csv") as tmp:
-        lines = [f"{r['condition']},{r['fd_evaluator']:.6g}" for r in table["rows"]]
-        tmp.write_text("\n".join(["condition,fd_evaluator", *lines]) + "\n")
-    plot(table, out / "degradation.png")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,6 +16,10 @@ Then the trained DiT's audio is scored again with its captions shuffled (a seede
 and the paired bootstrap CI of ``clap_evaluator(true) − clap_evaluator(shuffled)`` over the
 same clips is reported (:func:`t2mbench.metrics.compare.compare_runs`).
 
+The two DiT rows are cells of the cell runner (:mod:`t2mbench.bench.cells`, folders
+``DIR/cells/<key>``); the untrained model is a weight file (``DIR/sets/untrained.safetensors``)
+that its cell names, so nothing but plain data crosses the seam.
+
 Command: ``t2mbench evidence closed-loop --corpus CORPUS --out DIR`` writes
 ``closed_loop.json`` / ``.csv`` / ``.md`` and ``closed_loop.png``. Every generated and scored
 set stays in ``DIR`` and is reused when the command is run again.
@@ -31,14 +35,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from safetensors.torch import save_file
+from t2mbench.bench.cells import Cell, Scoring, cell_dir, run_cell
 from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.evidence.autoencoder import roundtrip_split, write_clips
-from t2mbench.bench.generation import PromptRow, write_generation
 from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.bench.tables import markdown
 from t2mbench.metrics.compare import compare_runs
 from t2mbench.metrics.scoring import score
-from t2mbench.reference_models import build, generate, load_model
+from t2mbench.reference_models import build, load_model
 from t2mbench.reference_models.generate import default_cfg_scale
 from t2mbench.reference_models.model import LatentDiffusionModel
 
@@ -101,23 +106,32 @@ def untrained_like(model: LatentDiffusionModel) -> LatentDiffusionModel:
     return fresh.eval()
 
 
-def generated_set(
-    model: LatentDiffusionModel, test: Sequence[ClipRecord], out: Path, settings: LoopSettings, reference: Path
-) -> Path:
-    """One clip per test caption (length = the test clip's), written once into ``out``."""
-    if (out / "manifest.jsonl").is_file():
-        return out
-    seconds = float(test[0].seconds or 10.0)
-    result = generate(
-        model, [c.caption or "" for c in test], sampler=settings.sampler, steps=settings.steps,
-        cfg_scale=settings.cfg_scale, seconds=seconds, seed=settings.seed, batch_size=settings.batch_size,
-    )  # fmt: skip
-    write_generation(
-        out, [PromptRow(c.id, c.caption or "") for c in test], result, model, seconds=seconds, seed=settings.seed,
-        prompts_source=reference,
-        attributes={"sampler": settings.sampler, "steps": settings.steps, "cfg": settings.cfg_scale},
-    )  # fmt: skip
-    return out
+def dit_cell(settings: LoopSettings, prompts: Sequence[ClipRecord], model: str,
+             checkpoint: Path | None = None) -> Cell:  # fmt: skip
+    """The cell that generates one clip per prompt clip (its caption, the first clip's length)."""
+    seconds = float(prompts[0].seconds or 10.0)
+    return Cell(model, settings.sampler, settings.steps, settings.cfg_scale, settings.seed, len(prompts), seconds,
+                checkpoint=None if checkpoint is None else str(checkpoint), batch_size=settings.batch_size)  # fmt: skip
+
+
+def generated_and_scored(cell: Cell, reference: Path, metrics: Sequence[str], out: Path,
+                         progress: bool) -> tuple[Path, dict[str, Any], float]:  # fmt: skip
+    """Run ``cell`` through the cell runner with ``reference`` as prompts and reference; returns
+    its folder, its scoring summary and its generation seconds per clip."""
+    table = run_cell(cell, Scoring(prompts=str(reference), metrics=tuple(metrics)), out, progress=progress)
+    folder = cell_dir(out, cell)
+    seconds = table[(table.kind == "generation") & (table.metric == "seconds_per_clip")]["value"].iloc[0]
+    return folder, read_json(folder / "scores" / "summary.json"), float(seconds)
+
+
+def untrained_checkpoint(trained: LatentDiffusionModel, path: Path) -> Path:
+    """The untrained model (:func:`untrained_like`) as a weight file, written once, so that a cell
+    can name it."""
+    if not path.is_file():
+        state = {k: v.contiguous() for k, v in untrained_like(trained).state_dict().items()}
+        with atomic_path(path) as tmp:
+            save_file(state, str(tmp))
+    return path
 
 
 def autoencoded_set(model: LatentDiffusionModel, test: Sequence[ClipRecord], out: Path,
@@ -169,21 +183,18 @@ def closed_loop(corpus: str | Path, out: str | Path, settings: LoopSettings = Lo
                     {m: {"sample_rate": trained.sample_rate} for m in SIGNAL_METRICS})  # fmt: skip
     rows.append(_row("autoencoded test data", {"metrics": {**s["metrics"], **signal["metrics"]}}, ae_seconds))
 
-    systems = {
-        f"tiny DiT, trained ({settings.sampler} {settings.steps}, CFG {settings.cfg_scale:g})": ("trained", trained),
-        f"tiny DiT, untrained ({settings.sampler} {settings.steps}, CFG {settings.cfg_scale:g})": (
-            "untrained", untrained_like(trained)),
-    }  # fmt: skip
-    for system, (key, net) in systems.items():
-        gen = generated_set(net, test, out / "sets" / key, settings, reference)
-        s = scored(gen, reference, EVALUATOR_METRICS, out / "scores" / key, system, progress)
-        timing = read_json(gen / "generation.json")["timings_seconds"]["total"] / len(test)
-        rows.append(_row(system, s, timing))
+    untrained = untrained_checkpoint(trained, out / "sets" / "untrained.safetensors")
+    cells = {"trained": dit_cell(settings, test, model), "untrained": dit_cell(settings, test, model, untrained)}
+    folders = {}
+    for key, cell in cells.items():
+        folders[key], s, seconds = generated_and_scored(cell, reference, EVALUATOR_METRICS, out, progress)
+        system = f"tiny DiT, {key} ({settings.sampler} {settings.steps}, CFG {settings.cfg_scale:g})"
+        rows.append(_row(system, s, seconds))
 
-    shuffled = shuffled_captions(out / "sets" / "trained", out / "sets" / "trained-shuffled", settings.shuffle_seed)
+    shuffled = shuffled_captions(folders["trained"], out / "sets" / "trained-shuffled", settings.shuffle_seed)
     scored(shuffled, None, ("clap_evaluator",), out / "scores" / "trained-shuffled", "trained, shuffled captions",
            progress)  # fmt: skip
-    comparison = compare_runs(out / "scores" / "trained" / "scores.parquet",
+    comparison = compare_runs(folders["trained"] / "scores" / "scores.parquet",
                               out / "scores" / "trained-shuffled" / "scores.parquet", seed=settings.seed)  # fmt: skip
     clap = comparison[comparison.metric == "clap_evaluator"].iloc[0].to_dict()
 

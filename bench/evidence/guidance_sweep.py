@@ -7,8 +7,8 @@ train clips. The scale with the lowest FD is the one :mod:`t2mbench.bench.eviden
 (FD, unlike the CLAP score, also pays for the diversity that strong guidance removes).
 
 Command: ``t2mbench evidence guidance-sweep --corpus CORPUS --out DIR --cfg 2 3 5 7``
-writes ``guidance_sweep.json`` / ``.md`` and ``guidance_sweep.png``; the generated and scored
-sets stay in ``DIR`` and are reused when the command is run again.
+writes ``guidance_sweep.json`` / ``.md`` and ``guidance_sweep.png``; each scale is a cell of the
+cell runner (``DIR/cells/<key>``), reused when the command is run again.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ from typing import Any
 
 import pandas as pd
 from t2mbench.bench.corpus.splits import split_clips
-from t2mbench.bench.evidence.closed_loop import LoopSettings, clip_set, generated_set, scored
+from t2mbench.bench.evidence.closed_loop import LoopSettings, clip_set, dit_cell, generated_and_scored
 from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.bench.tables import markdown
-from t2mbench.reference_models import load_model
 
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.files import atomic_path, write_json
@@ -52,12 +51,10 @@ def guidance_sweep(corpus: str | Path, out: str | Path, scales: Sequence[float],
     out = Path(out)
     subset = train_subset(corpus, clips)
     reference = clip_set(out / "sets" / "reference", subset)
-    net = load_model(model).eval()
     rows = []
     for scale in scales:
-        name = f"cfg{scale:g}"
-        gen = generated_set(net, subset, out / "sets" / name, replace(settings, cfg_scale=scale), reference)
-        summary = scored(gen, reference, METRICS, out / "scores" / name, name, progress)
+        cell = dit_cell(replace(settings, cfg_scale=scale), subset, model)
+        _, summary, _ = generated_and_scored(cell, reference, METRICS, out, progress)
         rows.append({"cfg_scale": scale, **{m: summary["metrics"][m]["value"] for m in METRICS}})
     best = min(rows, key=lambda r: r["fd_evaluator"])["cfg_scale"]
     result = {"rows": rows, "best_cfg_scale": best, "settings": settings.__dict__, "clips": len(subset),

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -75,14 +77,26 @@ def test_rows_are_the_stable_audio_table_layout(loop, loop_corpus):
     assert (result["test_clips"], result["train_clips"]) == (3, 9)
 
 
+def trained_cell(out):
+    """The trained DiT's cell folder (the untrained one names a checkpoint)."""
+    (folder,) = [p.parent for p in out.glob("cells/*/cell.json") if '"checkpoint": null' in p.read_text()]
+    return folder
+
+
+def test_the_dit_rows_are_cells_and_the_untrained_one_names_its_checkpoint(loop):
+    out, _ = loop
+    cells = sorted(json.loads(p.read_text())["cell"]["checkpoint"] or "" for p in out.glob("cells/*/cell.json"))
+    assert cells == ["", str(out / "sets" / "untrained.safetensors")]
+
+
 def test_shuffled_run_scores_the_same_audio_with_other_captions(loop):
     out, result = loop
-    true, shuffled = load_clipset(out / "sets" / "trained"), load_clipset(out / "sets" / "trained-shuffled")
+    true, shuffled = load_clipset(trained_cell(out)), load_clipset(out / "sets" / "trained-shuffled")
     assert [c.path for c in true] == [c.path for c in shuffled]
     assert sorted(c.caption for c in true) == sorted(c.caption for c in shuffled)
     assert all(a.caption != b.caption for a, b in zip(true, shuffled))
     clap = result["clap_shuffle"]
-    per_clip = pd.read_parquet(out / "scores" / "trained" / "scores.parquet")
+    per_clip = pd.read_parquet(trained_cell(out) / "scores" / "scores.parquet")
     per_clip = per_clip[(per_clip.metric == "clap_evaluator") & per_clip.clip_id.notna()]
     assert clap["mean_a"] == pytest.approx(per_clip.value.mean())
     assert clap["difference"] == pytest.approx(clap["mean_a"] - clap["mean_b"])
@@ -90,9 +104,9 @@ def test_shuffled_run_scores_the_same_audio_with_other_captions(loop):
 
 def test_a_finished_loop_is_read_back_not_redone(loop, loop_corpus):
     out, result = loop
-    stamp = (out / "sets" / "trained" / "generation.json").stat().st_mtime_ns
+    stamp = (trained_cell(out) / "generation.json").stat().st_mtime_ns
     again = closed_loop(loop_corpus, out, LoopSettings(sampler="ddim", steps=3, cfg_scale=3.0, seed=2,
                                                            batch_size=4), progress=False)  # fmt: skip
-    assert (out / "sets" / "trained" / "generation.json").stat().st_mtime_ns == stamp
+    assert (trained_cell(out) / "generation.json").stat().st_mtime_ns == stamp
     assert again["table"] == result["table"]
     assert "fd_evaluator untrained / trained = " in render(again)

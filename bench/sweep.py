@@ -41,11 +41,12 @@ class Cell:
 
 def parse_cells(samplers: Sequence[str], steps: Sequence[int]) -> list[Cell]:
     """The grid ``samplers × steps`` (validated: known samplers, steps ≥ 1)."""
-    from t2mbench.reference_models.samplers import SAMPLERS
+    from t2mbench.reference_models.samplers import registered
 
-    unknown = [s for s in samplers if s not in SAMPLERS]
+    known = registered()
+    unknown = [s for s in samplers if s not in known]
     if unknown:
-        raise ConfigError(f"unknown samplers {', '.join(unknown)}; known: {', '.join(SAMPLERS)}")
+        raise ConfigError(f"unknown samplers {', '.join(unknown)}; known: {', '.join(known)}")
     bad = [n for n in steps if n < 1]
     if bad:
         raise ConfigError(f"steps must be >= 1, got {bad}")

@@ -14,7 +14,8 @@ is quadratic) and ~4.7× less decoding. ``full_window=True`` reproduces the refe
 behaviour (the DiT then sees the same sequence length it was trained on).
 
 Seeding: clip i (0-based, over the whole prompt list) draws its initial noise, and the
-per-step noise of the stochastic σ-space and ping-pong samplers, from its own generator
+per-step noise of the samplers that take a noise sampler (``SamplerInfo.takes_noise_sampler``: the
+stochastic σ-space ones and ping-pong), from its own generator
 seeded with ``seed + i``, so its audio does not depend on the batch size or on the other
 prompts (DDPM and DDIM with η > 0 draw their step noise batch-wide from a generator seeded
 with ``seed + first index of the batch``).
@@ -23,6 +24,7 @@ with ``seed + first index of the batch``).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -162,14 +164,14 @@ def resolve_settings(
     number >= 0."""
     defaults = model.info.generation
     steps = steps if steps is not None else defaults.get("steps")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
         raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
     cfg_scale = float(cfg_scale if cfg_scale is not None else default_cfg_scale(model))
     if not (math.isfinite(cfg_scale) and cfg_scale >= 0):
         raise ConfigError(f"cfg_scale must be a finite number >= 0, got {cfg_scale}")
     chosen = resolve_sampler(sampler if sampler is not None else defaults.get("sampler"), model.objective.name)
     grid = Grid(
-        steps,
+        int(steps),
         float(sigma_min if sigma_min is not None else defaults.get("sigma_min", 0.3)),
         float(sigma_max if sigma_max is not None else defaults.get("sigma_max", 500.0)),
     )
@@ -314,7 +316,7 @@ def generate(
         raise ConfigError("no prompts to generate")
     if negative_prompts is not None and len(negative_prompts) != len(prompts):
         raise ConfigError(f"{len(negative_prompts)} negative prompts for {len(prompts)} prompts; give one per prompt")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ConfigError(f"batch size must be an integer >= 1, got {batch_size!r}")
     settings = resolve_settings(
         model, sampler=sampler, steps=steps, cfg_scale=cfg_scale, sigma_min=sigma_min, sigma_max=sigma_max,

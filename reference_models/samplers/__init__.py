@@ -31,7 +31,17 @@ from collections.abc import Callable
 
 import torch
 
-from .common import NFECounter, NonFiniteSampleError, ancestral_step, to_d
+from .common import (
+    Callback,
+    NFECounter,
+    NoiseSampler,
+    NonFiniteSampleError,
+    ancestral_step,
+    batch_of,
+    begin,
+    noise_source,
+    to_d,
+)
 from .denoisers import DiscreteDenoiser, EpsDenoiser, RFDenoiser, VDenoiser, continuous_time, v_sigma_to_t
 from .discrete import ddim, ddpm
 from .registry import (
@@ -74,9 +84,10 @@ def get_sampler(name: str) -> Callable[..., torch.Tensor]:
 
 
 __all__ = [
-    "SAMPLERS", "DiscreteDenoiser", "EpsDenoiser", "Grid", "NFECounter", "NonFiniteSampleError", "Option",
-    "RFDenoiser", "Runner", "Sampler", "SamplerInfo", "VDenoiser", "alpha_bar", "ancestral_step", "beta_schedule",
-    "choice", "continuous_time", "ddim", "ddpm", "discrete_time", "get_sampler", "get_sigmas", "lookup", "number",
+    "SAMPLERS", "Callback", "DiscreteDenoiser", "EpsDenoiser", "Grid", "NFECounter", "NoiseSampler",
+    "NonFiniteSampleError", "Option", "RFDenoiser", "Runner", "Sampler", "SamplerInfo", "VDenoiser", "alpha_bar",
+    "ancestral_step", "batch_of", "begin", "beta_schedule", "choice", "continuous_time", "ddim", "ddpm",
+    "discrete_time", "get_sampler", "get_sigmas", "lookup", "noise_source", "number",
     "registered", "resolve", "rf_euler", "rf_pingpong", "rf_time", "rf_times", "sample_rf", "sample_v",
     "sigma_runners", "sigma_space", "sigma_table", "sigmas_from_alpha_bar", "timesteps", "to_d", "v_alpha_bar",
     "v_ddim", "v_ddim_times", "v_sigma_to_t", "v_time",

@@ -20,6 +20,10 @@ Third-party samplers: a distribution declares an entry point of group ``t2mbench
 
     [project.entry-points."t2mbench.samplers"]
     my_euler = "my_pkg.samplers:MY_EULER"   # SamplerInfo(my_euler, "sigma", "...", sigma_runners(), options=...)
+
+The package exports what such a sampler needs: ``SamplerInfo``, the runners, ``Option``/``number``/``choice``, and
+the plumbing the built-ins use (``begin`` for the counted model, the validated schedule and the step guard;
+``noise_source``, ``batch_of``, ``to_d``, ``ancestral_step``).
 """
 
 from __future__ import annotations
@@ -281,8 +285,8 @@ def sample_rf(model: Model, noise: torch.Tensor, *, sampler: str = "rf_pingpong"
     """Sample a rectified-flow model from N(0, I) ``noise`` ``[B, C, L]`` as stable-audio-tools' ``sample_rf`` does.
 
     ts = ``rf_times(steps, t_max)`` (the logSNR grid); x = noise. (σ-space samplers fit too, through
-    ``RFDenoiser``, with σ from 0.3 to ``t_max``.) Defaults are SAO-small's call (8 ping-pong steps, no CFG); the
-    RF pre-trained model's default is ``rf_euler`` with 50 steps. Returns x0 ``[B, C, L]``.
+    ``RFDenoiser``, reading ``t_max`` as σ_max, down from σ = 0.3.) Defaults are SAO-small's call (8 ping-pong
+    steps, no CFG); the RF pre-trained model's default is ``rf_euler`` with 50 steps. Returns x0 ``[B, C, L]``.
     """
     return resolve(sampler, "rectified_flow")(model, noise, Grid(steps, sigma_max=t_max), generator=generator,
                                               callback=callback, noise_sampler=noise_sampler)

@@ -155,7 +155,7 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
         result = generate(
             model, [p.prompt for p in prompts], sampler=cell.sampler, steps=cell.steps, cfg_scale=cell.cfg,
             seconds=cell.seconds, seed=cell.seed, batch_size=cell.batch_size, device=device,
-            **({"sampler_options": cell.sampler_options} if cell.sampler_options else {}),
+            sampler_options=cell.sampler_options,
         )  # fmt: skip
         attributes = {"model": cell.model, "sampler": cell.sampler, "steps": cell.steps, "cfg": cell.cfg,
                       "sampler_options": results.canonical_options(cell.sampler_options)}  # fmt: skip

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 from t2mbench.bench.cells import RESULTS, Cell, Scoring, run_cell
+from t2mbench.reference_models.samplers import registered
 
 from t2mbench.core import results
 from t2mbench.core.errors import ConfigError
@@ -34,11 +35,10 @@ def grid(
 ) -> list[Cell]:
     """The cells ``samplers × steps`` (sampler-major) with the other fields shared; unknown
     sampler names are a ConfigError listing the known ones."""
-    from t2mbench.reference_models.samplers import SAMPLERS
-
-    unknown = [s for s in samplers if s not in SAMPLERS]
+    known = registered()
+    unknown = [s for s in samplers if s not in known]
     if unknown:
-        raise ConfigError(f"unknown samplers {', '.join(unknown)}; known: {', '.join(SAMPLERS)}")
+        raise ConfigError(f"unknown samplers {', '.join(unknown)}; known: {', '.join(known)}")
     return [
         Cell(model, s, int(n), cfg, seed, clips, seconds, dict(sampler_options or {}), checkpoint, batch_size)
         for s in samplers for n in steps

@@ -14,7 +14,8 @@ is quadratic) and ~4.7× less decoding. ``full_window=True`` reproduces the refe
 behaviour (the DiT then sees the same sequence length it was trained on).
 
 Seeding: clip i (0-based, over the whole prompt list) draws its initial noise, and the
-per-step noise of the stochastic σ-space and ping-pong samplers, from its own generator
+per-step noise of the samplers that take a noise sampler (``SamplerInfo.takes_noise_sampler``: the
+stochastic σ-space ones and ping-pong), from its own generator
 seeded with ``seed + i``, so its audio does not depend on the batch size or on the other
 prompts (DDPM and DDIM with η > 0 draw their step noise batch-wide from a generator seeded
 with ``seed + first index of the batch``).
@@ -22,11 +23,11 @@ with ``seed + first index of the batch``).
 
 from __future__ import annotations
 
-import inspect
 import math
+import numbers
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,25 +38,14 @@ from t2mbench.reference_models.conditioners import TextConditioner
 from t2mbench.reference_models.factory import CONFIG_FILENAME, build, load_config
 from t2mbench.reference_models.guidance import GuidedModel, null_condition
 from t2mbench.reference_models.model import LatentDiffusionModel
-from t2mbench.reference_models.samplers import (
-    SAMPLERS,
-    EpsDenoiser,
-    NFECounter,
-    RFDenoiser,
-    continuous_time,
-    get_sigmas,
-    sample_rf,
-    sample_v,
-    timesteps,
-    v_alpha_bar,
-)
+from t2mbench.reference_models.samplers import Grid, NFECounter, Sampler
+from t2mbench.reference_models.samplers import resolve as resolve_sampler
+from t2mbench.reference_models.samplers.registry import DISCRETE_SPACING, DISCRETE_T
 
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.weights import hash_file, resolve
 
 STAGES = ("text_encoding", "denoising", "decoding")
-DISCRETE_T = 1000
-DISCRETE_SPACING = "trailing"  # starts at full noise (Lin et al. 2023); diffusers' default "leading" does not
 CHECKPOINT_NAMES = ("model.safetensors", "model.ckpt")
 
 
@@ -147,8 +137,102 @@ def latent_length(model: LatentDiffusionModel, seconds: float, full_window: bool
     return min(window, math.ceil(frames / patch) * patch)
 
 
+@dataclass(frozen=True)
+class Settings:
+    """The sampling settings of a :func:`generate` call, resolved and validated: the ``sampler`` for the model's
+    objective, its ``grid`` (steps, σ range), the CFG scale and the sampler's ``options`` (as given, checked)."""
+
+    sampler: Sampler
+    grid: Grid
+    cfg_scale: float
+    options: dict[str, Any]
+
+
+def resolve_settings(
+    model: LatentDiffusionModel,
+    *,
+    sampler: str | None = None,
+    steps: int | None = None,
+    cfg_scale: float | None = None,
+    sigma_min: float | None = None,
+    sigma_max: float | None = None,
+    sampler_options: Mapping[str, Any] | None = None,
+) -> Settings:
+    """:class:`Settings` from the arguments of :func:`generate`, None taking the model config's
+    ``t2mbench.generation`` value. ConfigError for an unknown sampler, one that does not fit the model's objective,
+    a bad option, steps that are not an integer >= 1 (an explicit 0 included), a CFG scale that is not a finite
+    number >= 0."""
+    defaults = model.info.generation
+    steps = steps if steps is not None else defaults.get("steps")
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+        raise ConfigError(f"steps must be an integer >= 1, got {steps!r}")
+    cfg_scale = float(cfg_scale if cfg_scale is not None else default_cfg_scale(model))
+    if not (math.isfinite(cfg_scale) and cfg_scale >= 0):
+        raise ConfigError(f"cfg_scale must be a finite number >= 0, got {cfg_scale}")
+    chosen = resolve_sampler(sampler if sampler is not None else defaults.get("sampler"), model.objective.name)
+    grid = Grid(
+        int(steps),
+        float(sigma_min if sigma_min is not None else defaults.get("sigma_min", 0.3)),
+        float(sigma_max if sigma_max is not None else defaults.get("sigma_max", 500.0)),
+    )
+    return Settings(chosen, grid, cfg_scale, chosen.check_options(sampler_options))
+
+
+def _condition(
+    model: LatentDiffusionModel,
+    prompts: list[str],
+    negative_prompts: list[str] | None,
+    *,
+    seconds: float,
+    seconds_start: float,
+    device: torch.device,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    """The conditioning of a batch of ``prompts`` (``cross_attn_cond`` ``[B, S, D]``, ``global_cond`` ``[B, D']``),
+    and the unconditional branch's: the negative prompts' embeddings in the null condition, or None (CFG's null
+    condition)."""
+    n = len(prompts)
+    inputs = {"prompt": prompts, "seconds_start": [seconds_start] * n, "seconds_total": [seconds] * n}
+    cross, glob = model.condition({k: inputs[k] for k in model.conditioner.ids}, device)
+    cond = {"cross_attn_cond": cross, "global_cond": glob}
+    if negative_prompts is None:
+        return cond, None
+    negative = dict(inputs, prompt=negative_prompts)
+    neg_cross, _ = model.condition({k: negative[k] for k in model.conditioner.ids}, device)
+    return cond, null_condition(cond, negative=neg_cross)
+
+
 def _clip_noise(generators: Sequence[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
+    """One N(0, I) draw of ``shape`` per clip, each from its own generator: ``[len(generators), *shape]``."""
     return torch.cat([torch.randn((1, *shape), generator=g) for g in generators])
+
+
+def _denoise(
+    model: LatentDiffusionModel,
+    settings: Settings,
+    cond: dict[str, torch.Tensor],
+    uncond: dict[str, torch.Tensor] | None,
+    generators: Sequence[torch.Generator],
+    length: int,
+    device: torch.device,
+    callback: Callable[[dict[str, Any]], None] | None,
+) -> tuple[torch.Tensor, int]:
+    """Latents x0 ``[B, C, length]`` sampled with CFG from per-clip unit noise (clip i's from ``generators[i]``,
+    its per-step noise too when the sampler takes a noise sampler; batch-wide noise from ``generators[0]``), and
+    the model evaluations per clip."""
+    noise = _clip_noise(generators, (model.latent_channels, length)).to(device)
+    objective = "rectified_flow" if model.objective.name in ("rectified_flow", "rf_denoiser") else "v"
+    guided = NFECounter(GuidedModel(model, cond, uncond, scale=settings.cfg_scale, objective=objective))
+    latents = settings.sampler(
+        guided, noise, settings.grid, generator=generators[0], callback=callback, options=settings.options,
+        noise_sampler=lambda sigma, sigma_next: _clip_noise(generators, noise.shape[1:]).to(noise),
+    )  # fmt: skip
+    return latents, guided.nfe
+
+
+def _decode(model: LatentDiffusionModel, latents: torch.Tensor, n_samples: int) -> torch.Tensor:
+    """Audio ``[B, channels, n_samples]``, float32 on the CPU, from latents ``[B, C, L]`` (VAE in its own dtype)."""
+    vae_dtype = next(model.pretransform.parameters()).dtype
+    return model.pretransform.decode(latents.to(vae_dtype))[..., :n_samples].float().cpu()
 
 
 def _timed(device: torch.device) -> Callable[[], float]:
@@ -160,59 +244,27 @@ def _timed(device: torch.device) -> Callable[[], float]:
     return now
 
 
-def _sample(
-    model: LatentDiffusionModel,
-    guided: Callable,
-    noise: torch.Tensor,
-    generators: Sequence[torch.Generator],
-    *,
-    sampler: str,
-    steps: int,
-    sigma_min: float,
-    sigma_max: float,
-    callback: Callable | None,
-) -> torch.Tensor:
-    """Run ``sampler`` on the guided model from unit ``noise`` ``[B, C, L]``; returns x0."""
-    info = SAMPLERS[sampler]
-    objective = model.objective.name
-    fn = info.fn
-    extra: dict[str, Any] = {}
-    if "noise_sampler" in inspect.signature(fn).parameters:
-        extra["noise_sampler"] = lambda s, s_next: _clip_noise(generators, noise.shape[1:]).to(noise)
-    batch_gen = generators[0]
-    if objective == "v" and info.space in ("sigma", "v"):
-        return sample_v(
-            guided, noise, sampler=sampler, steps=steps, sigma_min=sigma_min, sigma_max=sigma_max,
-            generator=batch_gen, callback=callback, **extra,
-        )  # fmt: skip
-    if objective in ("rectified_flow", "rf_denoiser") and info.space == "rf":
-        return sample_rf(
-            guided, noise, sampler=sampler, steps=steps, t_max=min(sigma_max, 1.0),
-            generator=batch_gen, callback=callback, **extra,
-        )  # fmt: skip
-    if info.space == "discrete" and objective in ("v", "eps"):
-        prediction = "v" if objective == "v" else "epsilon"
-        model_t = continuous_time(guided, DISCRETE_T)
-        ts = timesteps(DISCRETE_SPACING, steps, DISCRETE_T)
-        return fn(
-            model_t, noise, v_alpha_bar(DISCRETE_T), ts, prediction=prediction, generator=batch_gen, callback=callback
-        )
-    if info.space == "sigma" and objective != "v":
-        denoiser = EpsDenoiser(guided) if objective == "eps" else RFDenoiser(guided)
-        sigmas = get_sigmas("polyexponential", steps, sigma_min, sigma_max, 1.0, device=noise.device)
-        return fn(denoiser, noise * sigmas[0].item(), sigmas, generator=batch_gen, callback=callback, **extra)
-    valid = [n for n, s in SAMPLERS.items() if _compatible(objective, s.space)]
-    raise ConfigError(f"sampler {sampler!r} does not fit a {objective} model; use one of {', '.join(valid)}")
-
-
-def _compatible(objective: str, space: str) -> bool:
-    if space == "rf":
-        return objective in ("rectified_flow", "rf_denoiser")
-    if space == "v":
-        return objective == "v"
-    if space == "discrete":
-        return objective in ("v", "eps")
-    return True
+def _record(model: LatentDiffusionModel, settings: Settings, **run: Any) -> dict[str, Any]:
+    """The settings dict of a :class:`GenerationResult`: the sampling settings, the model, then ``run``'s items
+    (clip length, seed, batching, device...), then the schedule the sampler's family steps over."""
+    space = settings.sampler.info.space
+    return {
+        "sampler": settings.sampler.name,
+        "steps": settings.grid.steps,
+        "cfg_scale": settings.cfg_scale,
+        "sigma_min": settings.grid.sigma_min,
+        "sigma_max": settings.grid.sigma_max,
+        "sampler_options": dict(settings.options),
+        "model": model.info.name,
+        "objective": model.objective.name,
+        **run,
+        "sample_rate": model.sample_rate,
+        "channels": model.info.audio_channels,
+        "dtype": str(model.dit.preprocess_conv.weight.dtype).removeprefix("torch."),  # the DiT's; sampler: float32
+        "cfg_batched": True,
+        "sigma_schedule": f"polyexponential rho={settings.grid.rho:g}" if space == "sigma" else None,
+        "discrete_timesteps": f"{DISCRETE_SPACING}, T={DISCRETE_T}" if space == "discrete" else None,
+    }
 
 
 def generate(
@@ -228,6 +280,7 @@ def generate(
     negative_prompts: Sequence[str] | None = None,
     sigma_min: float | None = None,
     sigma_max: float | None = None,
+    sampler_options: Mapping[str, Any] | None = None,
     seconds_start: float = 0.0,
     full_window: bool = False,
     device: torch.device | str = "cpu",
@@ -247,6 +300,8 @@ def generate(
         seed: clip i uses ``seed + i``.
         batch_size: clips per DiT batch (CFG doubles the batch the DiT sees).
         negative_prompts: one per prompt; their embeddings replace the null condition.
+        sampler_options: the sampler's keyword options (``SamplerInfo.options``, e.g. ``{"eta": 0.5}`` for
+            ``ddim``, ``{"variance": "fixed_large"}`` for ``ddpm``); unset ones take their defaults.
         seconds_start: the ``seconds_start`` conditioning (SAO-1.0-style models).
         full_window: denoise the model's whole window, as the reference pipelines do.
         device: where to run (the model is moved there).
@@ -261,90 +316,42 @@ def generate(
         raise ConfigError("no prompts to generate")
     if negative_prompts is not None and len(negative_prompts) != len(prompts):
         raise ConfigError(f"{len(negative_prompts)} negative prompts for {len(prompts)} prompts; give one per prompt")
-    if batch_size < 1:
-        raise ConfigError(f"batch size must be >= 1, got {batch_size}")
-    defaults = model.info.generation
-    settings = {
-        "sampler": sampler or defaults.get("sampler"),
-        "steps": steps or defaults.get("steps"),
-        "cfg_scale": float(cfg_scale if cfg_scale is not None else default_cfg_scale(model)),
-        "sigma_min": float(sigma_min if sigma_min is not None else defaults.get("sigma_min", 0.3)),
-        "sigma_max": float(sigma_max if sigma_max is not None else defaults.get("sigma_max", 500.0)),
-    }
-    if settings["sampler"] not in SAMPLERS:
-        raise ConfigError(f"unknown sampler {settings['sampler']!r}; choose one of {', '.join(SAMPLERS)}")
-    if not settings["steps"] or int(settings["steps"]) < 1:
-        raise ConfigError(f"steps must be >= 1, got {settings['steps']}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ConfigError(f"batch size must be an integer >= 1, got {batch_size!r}")
+    settings = resolve_settings(
+        model, sampler=sampler, steps=steps, cfg_scale=cfg_scale, sigma_min=sigma_min, sigma_max=sigma_max,
+        sampler_options=sampler_options,
+    )  # fmt: skip
     device = torch.device(device)
     model.to(device)
     length = latent_length(model, seconds, full_window)
     n_samples = round(seconds * model.sample_rate)
-    dtype = model.dit.preprocess_conv.weight.dtype  # the DiT's; sampler state stays float32
-    vae_dtype = next(model.pretransform.parameters()).dtype
-    guidance_objective = "rectified_flow" if model.objective.name in ("rectified_flow", "rf_denoiser") else "v"
     now = _timed(device)
     timings = dict.fromkeys(STAGES, 0.0)
     outputs, nfe = [], 0
     start = now()
     with torch.inference_mode():
         for b0 in range(0, len(prompts), batch_size):
-            chunk = list(prompts[b0 : b0 + batch_size])
-            n = len(chunk)
+            batch = slice(b0, b0 + batch_size)
+            chunk = list(prompts[batch])
             t0 = now()
-            inputs = {"prompt": chunk, "seconds_start": [seconds_start] * n, "seconds_total": [seconds] * n}
-            cross, glob = model.condition({k: inputs[k] for k in model.conditioner.ids}, device)
-            cond = {"cross_attn_cond": cross, "global_cond": glob}
-            uncond = None
-            if negative_prompts is not None:
-                neg_inputs = dict(inputs, prompt=list(negative_prompts[b0 : b0 + batch_size]))
-                neg_cross, _ = model.condition({k: neg_inputs[k] for k in model.conditioner.ids}, device)
-                uncond = null_condition(cond, negative=neg_cross)
+            cond, uncond = _condition(
+                model, chunk, None if negative_prompts is None else list(negative_prompts[batch]),
+                seconds=seconds, seconds_start=seconds_start, device=device,
+            )  # fmt: skip
             t1 = now()
-            generators = [torch.Generator().manual_seed(seed + b0 + i) for i in range(n)]
-            noise = _clip_noise(generators, (model.latent_channels, length)).to(device)
-            guided = NFECounter(
-                GuidedModel(model, cond, uncond, scale=settings["cfg_scale"], objective=guidance_objective)
-            )
+            generators = [torch.Generator().manual_seed(seed + b0 + i) for i in range(len(chunk))]
             step_cb = None if callback is None else (lambda info, b=b0 // batch_size: callback({**info, "batch": b}))
-            latents = _sample(
-                model,
-                guided,
-                noise,
-                generators,
-                sampler=settings["sampler"],
-                steps=int(settings["steps"]),
-                sigma_min=settings["sigma_min"],
-                sigma_max=settings["sigma_max"],
-                callback=step_cb,
-            )
+            latents, nfe = _denoise(model, settings, cond, uncond, generators, length, device, step_cb)
             t2 = now()
-            audio = model.pretransform.decode(latents.to(vae_dtype))[..., :n_samples]
-            outputs.append(audio.float().cpu())
+            outputs.append(_decode(model, latents, n_samples))
             t3 = now()
-            nfe = guided.nfe
-            timings["text_encoding"] += t1 - t0
-            timings["denoising"] += t2 - t1
-            timings["decoding"] += t3 - t2
+            for stage, elapsed in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2)):
+                timings[stage] += elapsed
     timings["total"] = now() - start
-    settings.update(
-        model=model.info.name,
-        objective=model.objective.name,
-        seconds=float(seconds),
-        seconds_start=float(seconds_start),
-        seed=int(seed),
-        batch_size=int(batch_size),
-        negative_prompts=list(negative_prompts) if negative_prompts is not None else None,
-        latent_length=length,
-        full_window=full_window,
-        samples=n_samples,
-        sample_rate=model.sample_rate,
-        channels=model.info.audio_channels,
-        device=str(device),
-        dtype=str(dtype).removeprefix("torch."),
-        cfg_batched=True,
-        sigma_schedule="polyexponential rho=1" if SAMPLERS[settings["sampler"]].space == "sigma" else None,
-        discrete_timesteps=f"{DISCRETE_SPACING}, T={DISCRETE_T}"
-        if SAMPLERS[settings["sampler"]].space == "discrete"
-        else None,
-    )
-    return GenerationResult(torch.cat(outputs), model.sample_rate, nfe, timings, settings)
+    record = _record(
+        model, settings, seconds=float(seconds), seconds_start=float(seconds_start), seed=int(seed),
+        batch_size=int(batch_size), negative_prompts=None if negative_prompts is None else list(negative_prompts),
+        latent_length=length, full_window=full_window, samples=n_samples, device=str(device),
+    )  # fmt: skip
+    return GenerationResult(torch.cat(outputs), model.sample_rate, nfe, timings, record)

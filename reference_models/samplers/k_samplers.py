@@ -222,7 +222,3 @@ def dpmpp_3m_sde(denoiser: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *,
         x = guard(x, i, denoised)
     return guard.finish(x)
 
-
-K_SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
-    f.__name__: f for f in (euler, euler_ancestral, heun, dpm_2, dpmpp_2m, dpmpp_2m_sde, dpmpp_3m_sde)
-}

@@ -7,9 +7,7 @@ x ``[B, ...]`` starts as N(0, I) noise (at t = 1); ``ts`` is a strictly decreasi
 (``schedules.v_ddim_times`` / ``schedules.rf_times``); the model receives t as ``[B]``. Generator, noise
 sampler and callback behave as in ``k_samplers`` (times t take the place of σ).
 
-``sample_v`` and ``sample_rf`` reproduce ``sample_k`` and ``sample_rf``: the schedules, the initial scaling and
-the dispatch, with Stable Audio Open 1.0's model-card call (``dpmpp_3m_sde``, 100 steps, σ 0.3 to 500, ρ = 1)
-and SAO-small's (``rf_pingpong``, 8 steps) as defaults. Pass a guided model (``reference_models.guidance``) for CFG.
+Stable Audio's two default calls, ``sample_k`` and ``sample_rf``, are ``registry.sample_v`` and ``registry.sample_rf``.
 """
 
 from __future__ import annotations
@@ -19,12 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from t2mbench.core.errors import ConfigError
-
 from .common import Callback, NoiseSampler, batch_of, begin, noise_source
-from .denoisers import VDenoiser
-from .k_samplers import K_SAMPLERS
-from .schedules import get_sigmas, rf_times, v_ddim_times
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -86,42 +79,3 @@ def rf_pingpong(model: Model, x: torch.Tensor, ts: torch.Tensor, *, generator: t
         x = denoised if t[i + 1] == 0 else denoised * (1 - t[i + 1]) + noise(t[i], t[i + 1]) * t[i + 1]
         x = guard(x, i, denoised)
     return guard.finish(x)
-
-
-def sample_v(model: Model, noise: torch.Tensor, *, sampler: str = "dpmpp_3m_sde", steps: int = 100,
-             sigma_min: float = 0.3, sigma_max: float = 500.0, rho: float = 1.0,
-             generator: torch.Generator | None = None, callback: Callback | None = None,
-             noise_sampler: NoiseSampler | None = None) -> torch.Tensor:
-    """Sample a v-objective model from N(0, I) ``noise`` ``[B, C, L]`` as stable-audio-tools' ``sample_k`` does.
-
-    σ-space samplers: σs = ``get_sigmas("polyexponential", steps, sigma_min, sigma_max, rho)``, x = noise·σs[0],
-    the model wrapped in ``VDenoiser``. ``v_ddim``: t = linspace(min(sigma_max, 1), 0, steps + 1), x = noise.
-    Defaults are SAO 1.0's model-card call (use cfg scale 7 in the guided model). Returns x0 ``[B, C, L]``.
-    """
-    if sampler == "v_ddim":
-        return v_ddim(model, noise, v_ddim_times(steps, sigma_max), generator=generator, callback=callback)
-    if sampler not in K_SAMPLERS:
-        raise ConfigError(f"sample_v takes 'v_ddim' or a sigma-space sampler "
-                          f"({', '.join(K_SAMPLERS)}), got {sampler!r}")
-    fn = K_SAMPLERS[sampler]
-    # on the CPU whatever the device (stable-audio-tools computes them on the device, whose exp/log can differ in the
-    # last bit): the samplers read σ as floats, and the same σs on every device keep runs comparable across devices
-    sigmas = get_sigmas("polyexponential", steps, sigma_min, sigma_max, rho)
-    extra = {"noise_sampler": noise_sampler} if noise_sampler is not None else {}
-    return fn(VDenoiser(model), noise * sigmas[0].item(), sigmas, generator=generator, callback=callback, **extra)
-
-
-def sample_rf(model: Model, noise: torch.Tensor, *, sampler: str = "rf_pingpong", steps: int = 8,
-              t_max: float = 1.0, generator: torch.Generator | None = None, callback: Callback | None = None,
-              noise_sampler: NoiseSampler | None = None) -> torch.Tensor:
-    """Sample a rectified-flow model from N(0, I) ``noise`` as stable-audio-tools' ``sample_rf`` does.
-
-    ts = ``rf_times(steps, t_max)`` (the logSNR grid); x = noise. Defaults are SAO-small's call (8 ping-pong steps,
-    no CFG); the RF pre-trained model's default is ``rf_euler`` with 50 steps. Returns x0 ``[B, C, L]``.
-    """
-    if sampler not in ("rf_euler", "rf_pingpong"):
-        raise ConfigError(f"sample_rf takes 'rf_euler' or 'rf_pingpong', got {sampler!r}")
-    ts = rf_times(steps, t_max)
-    if sampler == "rf_euler":
-        return rf_euler(model, noise, ts, generator=generator, callback=callback)
-    return rf_pingpong(model, noise, ts, generator=generator, callback=callback, noise_sampler=noise_sampler)

@@ -150,3 +150,35 @@ def test_sao_without_weights_names_the_file_and_where_to_put_it(tmp_path, monkey
         load_model(name)
     with pytest.raises(MissingWeightsError, match=rf"weights '{name}' not found"):
         generate(name, ["a prompt"], seconds=1.0, seed=0)
+
+
+def test_sampler_options_are_validated_passed_and_recorded(tiny):
+    ddim = _run(tiny, prompts=PROMPTS[:1], batch_size=1, sampler="ddim", steps=2, seconds=0.1)
+    assert ddim.settings["sampler_options"] == {}
+    eta0 = _run(tiny, prompts=PROMPTS[:1], batch_size=1, sampler="ddim", steps=2, seconds=0.1,
+                sampler_options={"eta": 0})  # fmt: skip
+    assert torch.equal(eta0.audio, ddim.audio) and eta0.settings["sampler_options"] == {"eta": 0.0}
+    ddpm = [
+        _run(tiny, prompts=PROMPTS[:1], batch_size=1, sampler="ddpm", steps=2, seconds=0.1, sampler_options=options)
+        for options in (None, {"variance": "fixed_small"}, {"variance": "fixed_large"})
+    ]
+    assert torch.equal(ddpm[0].audio, ddpm[1].audio) and not torch.equal(ddpm[0].audio, ddpm[2].audio)
+    assert ddpm[2].settings["sampler_options"] == {"variance": "fixed_large"}
+    assert ddpm[2].settings["discrete_timesteps"] == "trailing, T=1000" and ddpm[2].settings["sigma_schedule"] is None
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"steps": 0}, "steps must be an integer >= 1, got 0"),
+    ({"steps": 2.5}, "steps must be an integer >= 1, got 2.5"),
+    ({"cfg_scale": -1.0}, "cfg_scale must be a finite number >= 0, got -1.0"),
+    ({"cfg_scale": float("inf")}, "cfg_scale must be a finite number >= 0, got inf"),
+    ({"batch_size": 0}, "batch size must be an integer >= 1, got 0"),
+    ({"sampler": "ddim", "sampler_options": {"variance": "fixed_large"}},
+     "sampler 'ddim' has no option 'variance'; its options: eta"),
+    ({"sampler": "ddpm", "sampler_options": {"variance": "learned"}},
+     "sampler 'ddpm': option variance='learned' must be one of fixed_small, fixed_large"),
+])  # fmt: skip
+def test_bad_settings(tiny, kw, message):
+    with pytest.raises(ConfigError) as error:
+        _run(tiny, **kw)
+    assert str(error.value) == message

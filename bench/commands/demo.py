@@ -11,7 +11,7 @@ EXAMPLE = """example:
   t2mbench demo --out runs/demo
   t2mbench demo --out runs/demo-big --clips 64 --samplers ddpm,ddim,euler,dpmpp_2m --steps 10,20,50,100
 
-Writes results.parquet/.csv (one row per cell and metric with bootstrap CIs), table.md,
+Writes results.parquet/.csv (every cell's rows in the result schema, CIs included), table.md,
 sweep.png and provenance.json into --out; a killed run resumes there."""
 
 

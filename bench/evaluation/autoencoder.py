@@ -46,7 +46,7 @@ from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.bench.tables import markdown
 from t2mbench.bench.train.data import load_split_audio, split_clips
 from t2mbench.bench.train.vae import stft_magnitude
-from t2mbench.metrics.resample_hann import resample_hann
+from t2mbench.metrics.dsp.resample_hann import resample_hann
 from t2mbench.metrics.scoring import score
 from t2mbench.reference_models import LatentDiffusionModel, build
 from t2mbench.reference_models.autoencoder import OobleckAutoencoder

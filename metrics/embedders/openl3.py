@@ -9,7 +9,7 @@ Pipeline of :meth:`OpenL3Embedder.embed` (audio ``[B, C, T]`` at any rate):
 2. Channels: L = channel 0, R = channel 1; a mono input is duplicated (L = R); channels beyond
    the second are ignored, as stable-audio-metrics' batched path does.
 3. Per channel, as ``openl3.get_audio_embedding``: 44.1 -> 48 kHz with resampy ``kaiser_best``
-   (:mod:`t2mbench.metrics.resample_sinc`, float64); prepend 24000 zeros (``center``); zero-pad the end to
+   (:mod:`t2mbench.metrics.dsp.resample_sinc`, float64); prepend 24000 zeros (``center``); zero-pad the end to
    whole hops (at least one 48000-sample frame: audio shorter than 1 s is padded to one frame,
    as upstream does); cut 48000-sample frames every ``int(hop_size * 48000)`` samples; float32.
 4. Front end and CNN per frame; the L and R embeddings of each frame are concatenated
@@ -64,8 +64,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch
-from t2mbench.metrics.filterbanks import mel_filterbank
-from t2mbench.metrics.resample_sinc import resample_sinc
+from t2mbench.metrics.dsp.filterbanks import mel_filterbank
+from t2mbench.metrics.dsp.resample_sinc import resample_sinc
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 

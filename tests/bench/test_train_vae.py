@@ -10,7 +10,7 @@ from t2mbench.bench.train.vae import (
     multi_scale_mel_loss,
     stft_magnitude,
 )
-from t2mbench.metrics.filterbanks import mel_filterbank
+from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.spectral import stft_distance
 
 from t2mbench.core.errors import ConfigError

@@ -37,9 +37,9 @@ from t2mbench.metrics.embedders.openl3 import (
     load_openl3,
     read_keras_h5,
 )
-from t2mbench.metrics.filterbanks import hz_to_mel, mel_to_hz
+from t2mbench.metrics.dsp.filterbanks import hz_to_mel, mel_to_hz
 from t2mbench.metrics.frechet import frechet_distance
-from t2mbench.metrics.resample_sinc import output_length, resample_sinc
+from t2mbench.metrics.dsp.resample_sinc import output_length, resample_sinc
 
 from t2mbench.core.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
 

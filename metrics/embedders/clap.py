@@ -45,9 +45,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.embedders.base import TextEmbedder, state_dict_mismatch, state_dict_sha256
 from t2mbench.metrics.embedders.htsat import FRAMES, HTSAT, N_MELS
-from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from torch import nn
 
 from t2mbench.core.audio import int16_roundtrip

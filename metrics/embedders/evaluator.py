@@ -57,8 +57,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from t2mbench.metrics.dsp.chroma import chroma_filters
-from t2mbench.metrics.embedders.base import TextEmbedder, state_dict_mismatch
 from t2mbench.metrics.dsp.filterbanks import mel_filterbank
+from t2mbench.metrics.embedders.base import TextEmbedder, state_dict_mismatch
 from t2mbench.reference_models.text_encoders import MiniLMEncoder
 from torch import nn
 

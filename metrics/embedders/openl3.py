@@ -63,9 +63,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch
 from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.dsp.resample_sinc import resample_sinc
+from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 

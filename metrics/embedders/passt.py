@@ -30,8 +30,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch, state_dict_sha256
 from t2mbench.metrics.dsp.filterbanks import kaldi_mel_banks
+from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch, state_dict_sha256
 from torch import nn
 
 from t2mbench.core.errors import AudioError, ConfigError, WeightsError

@@ -1,7 +1,7 @@
 """The metric registry: names, one-line descriptions, and the settings behind each name.
 
 A name is a metric class plus default settings, so a new embedder reuses a protocol with one
-line (e.g. ``fd_evaluator`` = :class:`~t2mbench.metrics.protocols.FrechetMetric` with
+line (e.g. ``fd_evaluator`` = :class:`~t2mbench.metrics.frechet.FrechetMetric` with
 ``embedder="evaluator"``). Settings passed to :func:`get_metric` override the defaults.
 """
 
@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from t2mbench.metrics.base import Metric
+from t2mbench.metrics.clap_score import ClapScoreMetric
+from t2mbench.metrics.frechet import FrechetMetric
+from t2mbench.metrics.kl import KLMetric
 from t2mbench.metrics.melody import MelodyAccuracy
 from t2mbench.metrics.pitch import PitchAccuracy
-from t2mbench.metrics.protocols import ClapScoreMetric, FrechetMetric, KLMetric
 from t2mbench.metrics.sisdr import SISDR
 from t2mbench.metrics.spectral import SpectralDistance
 

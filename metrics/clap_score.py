@@ -48,6 +48,7 @@ class ClapScoreMetric(EmbeddingMetric, ClipMeanMetric):
     def __init__(self, *, ci_resamples: int = MEAN_RESAMPLES, confidence: float = CONFIDENCE, seed: int = 0,
                  **protocol: Any) -> None:
         self.protocol = EmbeddingProtocol(**protocol)
+        self.protocol.require_text()
         super().__init__(ci_resamples=ci_resamples, confidence=confidence, seed=seed)
 
     def settings(self) -> dict[str, Any]:

@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
-from t2mbench.metrics.base import Metric
+from t2mbench.metrics.base import Metric, keyword_parameters
 from t2mbench.metrics.cache import EmbeddingCache, entry_key
-from t2mbench.metrics.embedders import Embedder, get_embedder
+from t2mbench.metrics.embedders import Embedder, embedder_spec
+from t2mbench.metrics.setting_checks import integer, number, one_of
 
 from t2mbench.core.errors import AudioError, ConfigError
 from t2mbench.core.files import sha256_bytes
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from t2mbench.metrics.clip_audio import ClipAudio
 
 PeakStage = Literal["native", "resampled"]
+PEAK_STAGES: tuple[str, ...] = ("native", "resampled")
 PEAK_DB = -1.0
 
 
@@ -51,13 +53,15 @@ class EmbeddingProtocol:
 
     Args:
         embedder: registry name, or an :class:`~t2mbench.metrics.embedders.Embedder` instance (tests).
-        sample_rate: rate the embedder is fed at (``None``: the embedder's own rate).
+        sample_rate: rate in Hz the embedder is fed at (``None``: the embedder's own rate).
         channels: 2 (L, R; mono duplicated) or 1 (channel mean).
         peak_stage: normalise on the ``"native"``-rate file or on the ``"resampled"`` signal;
             ``peak_db=None`` skips normalisation.
         audio_output / text_output: the embedder methods that give the protocol's vectors
-            (``embed`` and ``embed_text``; the evaluator uses others).
-        checkpoint, embedder_options: passed to :func:`t2mbench.metrics.embedders.get_embedder`.
+            (``embed`` and ``embed_text``; the evaluator uses others): one of the registry entry's
+            ``audio_outputs`` (checked here) / ``text_outputs`` (checked by :meth:`require_text`).
+        checkpoint, embedder_options: passed to the embedder's factory
+            (:meth:`~t2mbench.metrics.embedders.EmbedderSpec.load`).
     """
 
     version = "sam-1"
@@ -77,8 +81,18 @@ class EmbeddingProtocol:
     ) -> None:
         if channels not in (1, 2):
             raise ConfigError(f"channels must be 1 or 2, got {channels!r}")
-        if peak_stage not in ("native", "resampled"):
-            raise ConfigError(f"peak_stage must be 'native' or 'resampled', got {peak_stage!r}")
+        one_of("peak_stage", peak_stage, PEAK_STAGES)
+        if sample_rate is not None:
+            integer("sample_rate", sample_rate, minimum=1)
+        if peak_db is not None:
+            number("peak_db", peak_db)
+        if not isinstance(embedder, (str, Embedder)):
+            raise ConfigError(f"embedder must be a registered name or an Embedder, got {embedder!r}")
+        self._spec = None if isinstance(embedder, Embedder) else embedder_spec(embedder)
+        if self._spec is not None:
+            one_of("audio_output", audio_output, self._spec.audio_outputs)
+        elif not callable(getattr(embedder, audio_output, None)):
+            raise ConfigError(f"unknown audio_output {audio_output!r}: embedder {embedder.name!r} has no such method")
         self._instance = embedder if isinstance(embedder, Embedder) else None
         self.embedder_name = embedder.name if isinstance(embedder, Embedder) else str(embedder)
         self.sample_rate = sample_rate
@@ -108,10 +122,23 @@ class EmbeddingProtocol:
             return int(self.sample_rate)
         return None if self.embedder is None else int(self.embedder.sample_rate)
 
+    def require_text(self) -> None:
+        """Check that the embedder has the text tower ``text_output`` (metrics that embed captions
+        call this when they are built, before any clip is read)."""
+        if self._spec is None:
+            if not callable(getattr(self._instance, self.text_output, None)):
+                raise ConfigError(
+                    f"unknown text_output {self.text_output!r}: embedder {self.embedder_name!r} has no such method"
+                )
+        elif not self._spec.text_outputs:
+            raise ConfigError(f"embedder {self.embedder_name!r} has no text tower; a caption metric needs one")
+        else:
+            one_of("text_output", self.text_output, self._spec.text_outputs)
+
     def prepare(self, cache: EmbeddingCache | None) -> None:
         """Load the embedder (raises the weights error when its file is missing)."""
         if self.embedder is None:
-            self.embedder = get_embedder(self.embedder_name, self.checkpoint, **self.embedder_options)
+            self.embedder = self._spec.load(self.checkpoint, **self.embedder_options)
         self.cache = cache
 
     def weights(self) -> dict[str, str]:
@@ -185,6 +212,11 @@ class EmbeddingMetric(Metric):
     embedder in :meth:`prepare` and names its weights."""
 
     protocol: EmbeddingProtocol
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        """The metric's own settings, then the :class:`EmbeddingProtocol` ones it passes on."""
+        return tuple(dict.fromkeys([*super().setting_names(), *keyword_parameters(EmbeddingProtocol.__init__)]))
 
     def prepare(self, cache: EmbeddingCache | None = None) -> None:
         self.protocol.prepare(cache)

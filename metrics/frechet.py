@@ -51,6 +51,7 @@ from scipy.linalg import blas, lapack
 from t2mbench.metrics.base import MetricError, MetricResult, ScoringItem
 from t2mbench.metrics.bootstrap import CONFIDENCE, percentile_interval, resample_count
 from t2mbench.metrics.embedding_metric import EmbeddingMetric, EmbeddingProtocol
+from t2mbench.metrics.setting_checks import bootstrap, flag, integer, one_of
 
 from t2mbench.core.errors import ConfigError
 
@@ -435,12 +436,12 @@ class FrechetMetric(EmbeddingMetric):
         reference_stats: str | None = None,
         **protocol: Any,
     ) -> None:
-        if method not in METHODS:
-            raise ConfigError(f"unknown FD method {method!r}; use one of {', '.join(METHODS)}")
+        self.method = one_of("method", method, METHODS)
+        self.ci_resamples, self.confidence, self.seed = bootstrap(ci_resamples, confidence, seed)
+        self.per_song, self.fad_inf = flag("per_song", per_song), flag("fad_inf", fad_inf)
+        self.fad_inf_min_n = integer("fad_inf_min_n", fad_inf_min_n, minimum=2)
+        self.fad_inf_steps = integer("fad_inf_steps", fad_inf_steps, minimum=2)
         self.protocol = EmbeddingProtocol(**protocol)
-        self.method, self.ci_resamples, self.confidence, self.seed = method, int(ci_resamples), confidence, int(seed)
-        self.per_song, self.fad_inf = per_song, fad_inf
-        self.fad_inf_min_n, self.fad_inf_steps = fad_inf_min_n, fad_inf_steps
         self.reference_stats = reference_stats
         self.needs_reference = reference_stats is None
         self._fixed_reference = _load_stats(reference_stats) if reference_stats else None

@@ -30,8 +30,7 @@ from scipy.special import expit, log_softmax, xlogy
 from t2mbench.metrics.base import ClipMeanMetric, ScoringItem
 from t2mbench.metrics.bootstrap import CONFIDENCE, MEAN_RESAMPLES
 from t2mbench.metrics.embedding_metric import EmbeddingMetric, EmbeddingProtocol
-
-from t2mbench.core.errors import ConfigError
+from t2mbench.metrics.setting_checks import one_of
 
 Kind = Literal["softmax", "sigmoid"]
 KINDS: tuple[str, ...] = ("softmax", "sigmoid")
@@ -81,9 +80,7 @@ class KLMetric(EmbeddingMetric, ClipMeanMetric):
 
     def __init__(self, *, kind: Kind = "softmax", ci_resamples: int = MEAN_RESAMPLES, confidence: float = CONFIDENCE,
                  seed: int = 0, **protocol: Any) -> None:
-        if kind not in KINDS:
-            raise ConfigError(f"unknown KL kind {kind!r}; use one of {', '.join(KINDS)}")
-        self.kind = kind
+        self.kind = one_of("kind", kind, KINDS)
         self.protocol = EmbeddingProtocol(**protocol)
         super().__init__(ci_resamples=ci_resamples, confidence=confidence, seed=seed)
 

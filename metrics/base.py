@@ -17,16 +17,19 @@ The scoring engine (:mod:`t2mbench.metrics.scoring`) drives metrics through :met
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from t2mbench.metrics.bootstrap import CONFIDENCE, MEAN_RESAMPLES, mean_ci
+from t2mbench.metrics.setting_checks import bootstrap
 
-from t2mbench.core.errors import ConfigError, T2MBenchError
+from t2mbench.core.errors import T2MBenchError
 
 if TYPE_CHECKING:
     from t2mbench.metrics.cache import EmbeddingCache
@@ -89,6 +92,21 @@ class Metric(ABC):
     paired: bool = False
     needs_reference: bool = True
 
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        """The settings the constructor takes (what :func:`~t2mbench.metrics.registry.get_metric`
+        accepts): its keyword arguments and those of the base-class constructors it passes
+        ``**kwargs`` on to."""
+        names: list[str] = []
+        for klass in cls.__mro__[:-1]:  # object's constructor takes no settings
+            init = vars(klass).get("__init__")
+            if init is None:
+                continue
+            names += keyword_parameters(init)
+            if not any(p.kind is p.VAR_KEYWORD for p in inspect.signature(init).parameters.values()):
+                break
+        return tuple(dict.fromkeys(names))
+
     def settings(self) -> dict[str, Any]:
         """The settings that define the numbers (recorded with every result)."""
         return {}
@@ -113,6 +131,12 @@ class Metric(ABC):
         """Forget everything accumulated."""
 
 
+def keyword_parameters(function: Callable[..., Any]) -> list[str]:
+    """Names of the parameters of ``function`` that can be passed by keyword (``self`` excluded)."""
+    params = inspect.signature(function).parameters.values()
+    return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
+
+
 class ClipMeanMetric(Metric):
     """A metric whose aggregate is the mean over clips of per-clip scores, with a bootstrap CI.
 
@@ -125,11 +149,7 @@ class ClipMeanMetric(Metric):
     components: tuple[str, ...] = ("",)
 
     def __init__(self, *, ci_resamples: int = MEAN_RESAMPLES, confidence: float = CONFIDENCE, seed: int = 0) -> None:
-        if ci_resamples < 0:
-            raise ConfigError(f"ci_resamples must be >= 0, got {ci_resamples}")
-        self.ci_resamples = int(ci_resamples)
-        self.confidence = float(confidence)
-        self.seed = int(seed)
+        self.ci_resamples, self.confidence, self.seed = bootstrap(ci_resamples, confidence, seed)
         self.reset()
 
     def reset(self) -> None:

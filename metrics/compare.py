@@ -5,7 +5,7 @@
 per-clip scores in both, gives mean(a) − mean(b) over the clip ids with a seeded paired
 bootstrap CI (:func:`t2mbench.metrics.bootstrap.paired_difference_ci`: the same resampled prompts for
 both systems). Set-level FD has no per-clip scores: compare FD with
-:func:`t2mbench.metrics.bootstrap.fd_difference_ci` on the two systems' embedding frames.
+:func:`t2mbench.metrics.frechet.fd_difference_ci` on the two systems' embedding frames.
 """
 
 from __future__ import annotations

@@ -30,21 +30,36 @@ Three ways to get tr (Σ_a Σ_b)^½ (``method=``):
   Σ_a·Σ_b (complex square root, real part of the sum), with the same ε fallback and check.
 
 Agreement of the three on well-conditioned covariances is ~1e-12 relative (tested at 1e-6).
+
+Confidence intervals (:func:`fd_ci`, :func:`fd_difference_ci`) resample *clips* of the generated
+set (all frames of a drawn clip enter the statistics, once per draw); the reference statistics
+are held fixed, as stable-audio-metrics' shipped reference statistics are, so the interval covers
+the sampling variability of the generated clips.
+
+:class:`FrechetMetric` is the streaming metric (``fd_openl3``, ``fd_evaluator``) on an embedder's
+frames, with SAM's preprocessing (:mod:`t2mbench.metrics.embedding_metric`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy.linalg import blas, lapack
+from t2mbench.metrics.base import MetricError, MetricResult, ScoringItem
+from t2mbench.metrics.bootstrap import CONFIDENCE, percentile_interval, resample_count
+from t2mbench.metrics.embedding_metric import EmbeddingMetric, EmbeddingProtocol
+from t2mbench.metrics.setting_checks import bootstrap, flag, integer, one_of
+
+from t2mbench.core.errors import ConfigError
 
 Method = Literal["cholesky", "sqrtm", "eig"]
 METHODS: tuple[str, ...] = ("cholesky", "sqrtm", "eig")
 SINGULAR_EPS = 1e-6  # SAM / fadtk diagonal offset for a singular product
 IMAG_ATOL = 1e-3  # SAM / fadtk tolerance on the imaginary part of the diagonal
+FD_RESAMPLES = 100
 
 
 @dataclass(frozen=True)
@@ -286,3 +301,231 @@ def _as_rows(x: np.ndarray, what: str, *, copy: bool = False) -> np.ndarray:
     if not np.isfinite(x).all():
         raise ValueError(f"{what} contain NaN or Inf")
     return x
+
+
+def fd_ci(
+    clips: Sequence[np.ndarray],
+    reference: GaussianStats,
+    *,
+    resamples: int = FD_RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Bootstrap CI of FD(generated, reference) resampling the generated ``clips`` (each [n_i, D] frames)."""
+    boot = _FdBootstrap(clips, reference)
+    rng = np.random.default_rng(seed)
+    reps = [boot.fd(boot.weights(rng.integers(0, len(clips), len(clips)))) for _ in range(resample_count(resamples))]
+    return percentile_interval(np.asarray(reps), confidence)
+
+
+def fd_difference_ci(
+    clips_a: Mapping[str, np.ndarray],
+    clips_b: Mapping[str, np.ndarray],
+    reference: GaussianStats,
+    *,
+    resamples: int = FD_RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``(FD_a − FD_b, low, high)`` for two systems' frames per prompt id, resampling the same
+    prompts for both (the id sets must be equal)."""
+    if set(clips_a) != set(clips_b):
+        raise ValueError("paired FD comparison needs the same prompt ids in both systems")
+    ids = sorted(clips_a)
+    boot_a = _FdBootstrap([clips_a[i] for i in ids], reference)
+    boot_b = _FdBootstrap([clips_b[i] for i in ids], reference)
+    full = np.ones(len(ids))
+    diff = boot_a.fd(full) - boot_b.fd(full)
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(resample_count(resamples)):
+        w = np.bincount(rng.integers(0, len(ids), len(ids)), minlength=len(ids)).astype(np.float64)
+        reps.append(boot_a.fd(w) - boot_b.fd(w))
+    low, high = percentile_interval(np.asarray(reps), confidence)
+    return float(diff), low, high
+
+
+class _FdBootstrap:
+    """FD of clip-weighted frame statistics against fixed reference statistics.
+
+    With frame weights w (the draw count of the frame's clip), N* = Σ w, μ* = Σ w y / N* and
+    Σ* = Σ w (y − μ*)(y − μ*)ᵀ / (N* − 1). With the reference factor F (Σ_ref = F Fᵀ) and
+    G = √w (y − μ*) F, tr (Σ_ref Σ*)^½ = ‖G‖_* / √(N* − 1): singular values of G when it has
+    fewer rows than columns, else square roots of the eigenvalues of GᵀG (negative ones, from
+    rounding, count as 0), which is accurate to ~1e-8 relative: ample for an interval.
+    """
+
+    def __init__(self, clips: Sequence[np.ndarray], reference: GaussianStats) -> None:
+        if len(clips) == 0:
+            raise ValueError("an FD confidence interval needs at least one clip")
+        frames = [np.asarray(c, dtype=np.float64) for c in clips]
+        if any(f.ndim != 2 or f.shape[1] != reference.dim for f in frames):
+            raise ValueError(f"clip frames must each be [n, {reference.dim}]")
+        self.frames = np.concatenate(frames)
+        self.clip_of = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
+        self.n_clips = len(frames)
+        self.factor = psd_factor(reference.sigma)  # [D, r]
+        self.projected = self.frames @ self.factor  # [N, r]
+        self.reference = reference
+        self.tr_ref = float(np.trace(reference.sigma))
+
+    def weights(self, draws: np.ndarray) -> np.ndarray:
+        return np.bincount(draws, minlength=self.n_clips).astype(np.float64)
+
+    def fd(self, clip_weights: np.ndarray) -> float:
+        w = clip_weights[self.clip_of]
+        used = w > 0
+        w, y, z = w[used], self.frames[used], self.projected[used]
+        n = w.sum()
+        if n < 2:
+            return float("nan")
+        mu = w @ y / n
+        sw = np.sqrt(w)[:, None]
+        centred = sw * (y - mu)
+        g = sw * (z - mu @ self.factor)
+        if g.shape[0] <= g.shape[1]:
+            nuclear = float(np.linalg.svd(g, compute_uv=False).sum())
+        else:
+            nuclear = float(np.sqrt(np.clip(np.linalg.eigvalsh(g.T @ g), 0.0, None)).sum())
+        diff = mu - self.reference.mu
+        return float(diff @ diff + self.tr_ref + (np.sum(centred * centred) - 2.0 * nuclear * np.sqrt(n - 1)) / (n - 1))
+
+
+def frames_of(embedding: np.ndarray) -> np.ndarray:
+    """Embedding frames ``[F, D]`` of one clip's embedder output: ``[F, D]`` as is, ``[C, F, D]``
+    joined along features (SAM's [L ‖ R]), ``[D]`` as one frame."""
+    e = np.asarray(embedding)
+    if e.ndim == 1:
+        return e[None]
+    if e.ndim == 2:
+        return e
+    if e.ndim == 3:
+        return np.concatenate(list(e), axis=-1)
+    raise MetricError(f"cannot read embedding frames from an output of shape {e.shape}")
+
+
+class FrechetMetric(EmbeddingMetric):
+    """Fréchet distance between the embedding frames of the generated and reference sets.
+
+    Frames of all clips are stacked (longer clips weigh more, as SAM). Statistics stream
+    (:class:`~t2mbench.metrics.frechet.StatsAccumulator`); the generated clips' frames are also kept
+    (float32, N_frames × D × 4 bytes) when the bootstrap CI, per-song FD or FAD-∞ needs them.
+    ``reference_stats`` (an ``.npz`` with ``mu_ref``/``sigma_ref`` as SAM ships, or
+    ``mu``/``sigma``) replaces reference audio.
+
+    ``update(frames [F, D], side="generated" | "reference", clip_id=...)`` for arrays.
+
+    Policies: fewer than 2 frames on a side is an error; fewer frames than dimensions (a
+    rank-deficient covariance) is scored exactly (``method="cholesky"``) with a warning.
+    """
+
+    higher_is_better = False
+    protocol_version = "sam-fd-1"
+
+    def __init__(
+        self,
+        *,
+        method: Method = "cholesky",
+        ci_resamples: int = FD_RESAMPLES,
+        confidence: float = CONFIDENCE,
+        seed: int = 0,
+        per_song: bool = False,
+        fad_inf: bool = False,
+        fad_inf_min_n: int = 500,
+        fad_inf_steps: int = 25,
+        reference_stats: str | None = None,
+        **protocol: Any,
+    ) -> None:
+        self.method = one_of("method", method, METHODS)
+        self.ci_resamples, self.confidence, self.seed = bootstrap(ci_resamples, confidence, seed)
+        self.per_song, self.fad_inf = flag("per_song", per_song), flag("fad_inf", fad_inf)
+        self.fad_inf_min_n = integer("fad_inf_min_n", fad_inf_min_n, minimum=2)
+        self.fad_inf_steps = integer("fad_inf_steps", fad_inf_steps, minimum=2)
+        self.protocol = EmbeddingProtocol(**protocol)
+        self.reference_stats = reference_stats
+        self.needs_reference = reference_stats is None
+        self._fixed_reference = _load_stats(reference_stats) if reference_stats else None
+        self.reset()
+
+    def reset(self) -> None:
+        self.generated, self.reference = StatsAccumulator(), StatsAccumulator()
+        self.clip_ids: set[str] = set()
+        self.clip_frames: dict[str, np.ndarray] = {}
+
+    def settings(self) -> dict[str, Any]:
+        return {**self.protocol.settings(), "method": self.method, "ci_resamples": self.ci_resamples,
+                "confidence": self.confidence, "seed": self.seed, "per_song": self.per_song, "fad_inf": self.fad_inf,
+                "fad_inf_min_n": self.fad_inf_min_n, "fad_inf_steps": self.fad_inf_steps,
+                "reference_stats": self.reference_stats, "statistics": "float64 mean, unbiased covariance over frames"}
+
+    def update(self, frames: np.ndarray, *, side: str = "generated", clip_id: str | None = None) -> None:
+        """Add one clip's frames ``[F, D]`` to the ``generated`` or ``reference`` statistics."""
+        x = np.asarray(frames, dtype=np.float32)
+        if side == "generated":
+            cid = clip_id if clip_id is not None else str(len(self.clip_ids))
+            if cid in self.clip_ids:
+                raise MetricError(f"{self.name}: clip id {cid!r} was added twice")
+            self.generated.update(x)
+            self.clip_ids.add(cid)
+            if self.ci_resamples or self.per_song or self.fad_inf:
+                self.clip_frames[cid] = x
+        elif side == "reference":
+            if self._fixed_reference is not None:
+                raise MetricError(f"{self.name}: reference statistics come from {self.reference_stats}")
+            self.reference.update(x)
+        else:
+            raise ValueError(f"side must be 'generated' or 'reference', got {side!r}")
+
+    def feed(self, item: ScoringItem) -> None:
+        if item.generated is not None:
+            self.update(frames_of(self.protocol.embedding(item.generated)), side="generated", clip_id=item.clip_id)
+        if item.reference is not None and self._fixed_reference is None:
+            self.update(frames_of(self.protocol.embedding(item.reference)), side="reference")
+
+    def compute(self) -> MetricResult:
+        gen = self._stats(self.generated, "generated")
+        ref = self._fixed_reference if self._fixed_reference is not None else self._stats(self.reference, "reference")
+        if gen.dim != ref.dim:
+            raise MetricError(f"{self.name}: generated frames are {gen.dim}-d, reference {ref.dim}-d")
+        result = MetricResult(self.name, frechet_distance_from_stats(gen, ref, method=self.method),
+                              n_clips=len(self.clip_ids))
+        for side, s in (("generated", gen), ("reference", ref)):
+            if 0 < s.n <= s.dim:  # n = 0: statistics loaded from a file, count unknown
+                result.warnings.append(
+                    f"{side} set has {s.n} frames for {s.dim} dimensions: its covariance is rank-deficient; FD is "
+                    "computed exactly for these statistics but is biased upward at this size (see fad_inf)"
+                )
+        if self.ci_resamples:
+            result.ci_low, result.ci_high = fd_ci(list(self.clip_frames.values()), ref, resamples=self.ci_resamples,
+                                                  confidence=self.confidence, seed=self.seed)
+        if self.per_song:
+            short = [cid for cid, f in self.clip_frames.items() if len(f) < 2]
+            if short:
+                listing = ", ".join(short[:10])
+                raise MetricError(f"{self.name}: per-song FD needs >= 2 frames per clip; too short: {listing}")
+            result.per_clip = per_song_fd(self.clip_frames, ref)
+        if self.fad_inf:
+            inf = fad_inf(np.concatenate(list(self.clip_frames.values())), ref, min_n=self.fad_inf_min_n,
+                          steps=self.fad_inf_steps, seed=self.seed, method=self.method)
+            result.extra.update({"fad_inf": inf.score, "fad_inf_slope": inf.slope, "fad_inf_r2": inf.r2})
+        result.extra.update({"generated_frames": float(gen.n), "reference_frames": float(ref.n)})
+        return result
+
+    def _stats(self, acc: StatsAccumulator, side: str) -> GaussianStats:
+        if acc.n < 2:
+            raise MetricError(
+                f"{self.name}: the {side} set gave {acc.n} embedding frames; a covariance needs at least 2"
+            )
+        return acc.stats()
+
+
+def _load_stats(path: str) -> GaussianStats:
+    try:
+        with np.load(path) as data:
+            keys = ("mu_ref", "sigma_ref") if "mu_ref" in data else ("mu", "sigma")
+            mu, sigma = (np.asarray(data[k], dtype=np.float64) for k in keys)
+    except (OSError, KeyError, ValueError) as e:
+        raise ConfigError(f"{path}: not a statistics file with mu_ref/sigma_ref or mu/sigma ({e})") from None
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise ConfigError(f"{path}: mu must be [D] and sigma [D, D], got {mu.shape} and {sigma.shape}")
+    return GaussianStats(mu, sigma, n=0)

@@ -16,14 +16,21 @@ embedder does that).
 (audioldm_eval's "KL_Sigmoid" idea: not normalised distributions, no (1 − p) term). Note that
 audioldm_eval and audiocraft use the opposite direction, KL(reference ‖ generated) with ε on
 the generated side; their numbers are not comparable with these.
+
+:class:`KLMetric` is the streaming metric (``kl_passt``, ``kl_evaluator``) on an embedder's logits,
+with SAM's preprocessing (:mod:`t2mbench.metrics.embedding_metric`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy.special import expit, log_softmax, xlogy
+from t2mbench.metrics.base import ClipMeanMetric, ScoringItem
+from t2mbench.metrics.bootstrap import CONFIDENCE, MEAN_RESAMPLES
+from t2mbench.metrics.embedding_metric import EmbeddingMetric, EmbeddingProtocol
+from t2mbench.metrics.setting_checks import one_of
 
 Kind = Literal["softmax", "sigmoid"]
 KINDS: tuple[str, ...] = ("softmax", "sigmoid")
@@ -62,3 +69,33 @@ def _logits(x: np.ndarray, what: str) -> np.ndarray:
     if not np.isfinite(x).all():
         raise ValueError(f"{what} contain NaN or Inf")
     return x
+
+
+class KLMetric(EmbeddingMetric, ClipMeanMetric):
+    """KL(generated ‖ reference) of classifier outputs per id (:func:`kl_divergence`),
+    mean over pairs. ``update(gen_logits [B, C], ref_logits [B, C], ids)`` for arrays."""
+
+    paired = True
+    protocol_version = "sam-kld-1"
+
+    def __init__(self, *, kind: Kind = "softmax", ci_resamples: int = MEAN_RESAMPLES, confidence: float = CONFIDENCE,
+                 seed: int = 0, **protocol: Any) -> None:
+        self.kind = one_of("kind", kind, KINDS)
+        self.protocol = EmbeddingProtocol(**protocol)
+        super().__init__(ci_resamples=ci_resamples, confidence=confidence, seed=seed)
+
+    def settings(self) -> dict[str, Any]:
+        return {**self.protocol.settings(), "kind": self.kind, "direction": "KL(generated || reference)",
+                "reference_eps": 1e-6, "reduction": "mean over pairs", **self.ci_settings()}
+
+    def update(self, gen_logits: np.ndarray, ref_logits: np.ndarray, ids: list[str]) -> None:
+        values = kl_divergence(gen_logits, ref_logits, kind=self.kind)
+        if len(ids) != len(values):
+            raise ValueError(f"got {len(ids)} ids for {len(values)} pairs")
+        for cid, v in zip(ids, values):
+            self.add(cid, value=v)
+
+    def feed(self, item: ScoringItem) -> None:
+        gen = self.protocol.embedding(item.generated).reshape(1, -1)
+        ref = self.protocol.embedding(item.reference).reshape(1, -1)
+        self.update(gen, ref, [item.clip_id])

@@ -1,24 +1,32 @@
 """The metric registry: names, one-line descriptions, and the settings behind each name.
 
 A name is a metric class plus default settings, so a new embedder reuses a protocol with one
-line (e.g. ``fd_evaluator`` = :class:`~t2mbench.metrics.protocols.FrechetMetric` with
-``embedder="evaluator"``). Settings passed to :func:`get_metric` override the defaults.
+line (e.g. ``fd_evaluator`` = :class:`~t2mbench.metrics.frechet.FrechetMetric` with
+``embedder="evaluator"``). Settings passed to :func:`get_metric` override the defaults; the
+metric is built, and so every setting checked, before the scoring engine reads any clip.
+
+Third-party metrics join through the entry-point group ``t2mbench.metrics`` (each entry loads a
+:class:`MetricSpec`), read once, on first use; a plugin cannot reuse a built-in name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from t2mbench.metrics.base import Metric
+from t2mbench.metrics.clap_score import ClapScoreMetric
+from t2mbench.metrics.frechet import FrechetMetric
+from t2mbench.metrics.kl import KLMetric
 from t2mbench.metrics.melody import MelodyAccuracy
 from t2mbench.metrics.pitch import PitchAccuracy
-from t2mbench.metrics.protocols import ClapScoreMetric, FrechetMetric, KLMetric
 from t2mbench.metrics.sisdr import SISDR
 from t2mbench.metrics.spectral import SpectralDistance
 
 from t2mbench.core.errors import ConfigError
+from t2mbench.core.plugins import entry_points
+
+GROUP = "t2mbench.metrics"
 
 FD_OPENL3 = {"embedder": "openl3", "sample_rate": 44_100, "channels": 2, "peak_stage": "native"}
 KL_PASST = {"embedder": "passt", "sample_rate": 32_000, "channels": 1, "peak_stage": "resampled"}
@@ -30,14 +38,16 @@ EVALUATOR = {"embedder": "evaluator", "sample_rate": None, "channels": 1, "peak_
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A registered name: the class, its default settings and a one-line description."""
+    """A registered name: the metric class (a :class:`~t2mbench.metrics.base.Metric` subclass whose
+    constructor takes the settings as keywords and raises ConfigError on a bad value), a one-line
+    description and its default settings."""
 
-    factory: Callable[..., Metric]
+    factory: type[Metric]
     description: str
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
-_METRICS: dict[str, MetricSpec] = {
+_BUILT_IN: dict[str, MetricSpec] = {
     "fd_openl3": MetricSpec(FrechetMetric, "Fréchet distance of OpenL3 frames, SAM FD_openl3 (stereo)", FD_OPENL3),
     "kl_passt": MetricSpec(KLMetric, "KL(generated||reference) of PaSST AudioSet probabilities, SAM", KL_PASST),
     "clap": MetricSpec(ClapScoreMetric, "LAION-CLAP audio-caption cosine, SAM CLAP score", CLAP),
@@ -54,26 +64,58 @@ _METRICS: dict[str, MetricSpec] = {
 }
 
 
+_METRICS: dict[str, MetricSpec] = {}
+
+
+def metric_specs() -> dict[str, MetricSpec]:
+    """Every registered metric by name: the built-in ones, then the plugins' (read once).
+
+    Raises:
+        ConfigError: a plugin repeats a built-in name or does not load a :class:`MetricSpec`.
+    """
+    if not _METRICS:
+        found = dict(_BUILT_IN)
+        for ep in entry_points(GROUP):
+            if ep.name in _BUILT_IN:
+                raise ConfigError(f"metric plugin {ep.name!r} ({ep.value}) repeats a built-in metric name")
+            spec = ep.load()
+            if not isinstance(spec, MetricSpec):
+                raise ConfigError(f"metric plugin {ep.name!r} ({ep.value}) is not a MetricSpec")
+            found[ep.name] = spec
+        _METRICS.update(found)
+    return dict(_METRICS)
+
+
 def available() -> dict[str, str]:
     """Metric names with one-line descriptions."""
-    return {name: spec.description for name, spec in _METRICS.items()}
+    return {name: spec.description for name, spec in metric_specs().items()}
 
 
 def get_metric(name: str, **settings: Any) -> Metric:
     """A fresh metric ``name`` with ``settings`` over its defaults (``update`` / ``compute``).
 
+    Every setting is checked here: an unknown key, or a value its constructor refuses (a choice
+    not offered, a number out of range, an embedder output the embedder does not have).
     Embedding metrics load their embedder on first use or in ``prepare()``; pass
     ``embedder=<Embedder instance>`` to use one already built.
 
     Raises:
-        ConfigError: unknown name or setting (the message lists the valid ones).
+        ConfigError: unknown name or setting (the message lists the valid ones), or a bad value
+            (the message names the metric, the key, the value and what is allowed).
     """
-    if name not in _METRICS:
-        raise ConfigError(f"unknown metric {name!r}; available: {', '.join(_METRICS)}")
-    spec = _METRICS[name]
+    specs = metric_specs()
+    if name not in specs:
+        raise ConfigError(f"unknown metric {name!r}; available: {', '.join(specs)}")
+    spec = specs[name]
+    valid = spec.factory.setting_names()
+    unknown = [key for key in settings if key not in valid]
+    if unknown:
+        raise ConfigError(
+            f"metric {name!r}: bad settings (unexpected keyword argument {unknown[0]!r}); valid: {', '.join(valid)}"
+        )
     try:
         metric = spec.factory(**{**spec.defaults, **settings})
-    except TypeError as e:
-        raise ConfigError(f"metric {name!r}: bad settings ({e}); given: {', '.join(sorted(settings))}") from None
+    except ConfigError as e:
+        raise ConfigError(f"metric {name!r}: {e}") from None
     metric.name = name
     return metric

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from t2mbench.metrics.base import ClipMeanMetric, ScoringItem
 from t2mbench.metrics.pairs import paired_signals
+from t2mbench.metrics.setting_checks import flag, integer, number
 
 EPS = 1e-8
 
@@ -60,7 +61,8 @@ class SISDR(ClipMeanMetric):
     protocol_version = "sat-auraloss-1"
 
     def __init__(self, *, sample_rate: int = 44_100, zero_mean: bool = True, eps: float = EPS, **ci: Any) -> None:
-        self.sample_rate, self.zero_mean, self.eps = int(sample_rate), bool(zero_mean), float(eps)
+        self.sample_rate = integer("sample_rate", sample_rate, minimum=1)
+        self.zero_mean, self.eps = flag("zero_mean", zero_mean), number("eps", eps, above=0.0)
         super().__init__(**ci)
 
     def settings(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ channels folded into the batch (stereo is scored as L and R separately):
 - |X| = sqrt(max(Re² + Im², 1e-8)) of ``torch.stft`` (n_fft 1024, hop 256, win 1024, periodic
   Hann, centred with reflect padding), in float32 as auraloss;
 - mel: |X| multiplied by ``librosa.filters.mel(sr, n_fft=1024, n_mels=128)`` (Slaney scale and
-  area norm, 0–sr/2; :func:`t2mbench.metrics.filterbanks.mel_filterbank` cast to float32);
+  area norm, 0–sr/2; :func:`t2mbench.metrics.dsp.filterbanks.mel_filterbank` cast to float32);
 - distance = SC + LM with SC = ‖|Y| − |X|‖_F / ‖|Y|‖_F and LM = mean |ln|X| − ln|Y||.
 
 SC scope (``sc_scope``):
@@ -35,10 +35,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from t2mbench.metrics.base import ClipMeanMetric, ScoringItem
-from t2mbench.metrics.filterbanks import mel_filterbank
+from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.pairs import paired_signals
-
-from t2mbench.core.errors import ConfigError
+from t2mbench.metrics.setting_checks import flag, integer, one_of
 
 ScScope = Literal["signal", "batch"]
 SC_SCOPES: tuple[str, ...] = ("signal", "batch")
@@ -91,8 +90,7 @@ def spectral_terms(
     mel: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(SC, LM)`` per item, float64 ``[B]`` each; ``mel=(sample_rate, n_mels)`` for the mel variant."""
-    if sc_scope not in SC_SCOPES:
-        raise ConfigError(f"unknown sc_scope {sc_scope!r}; use one of {', '.join(SC_SCOPES)}")
+    one_of("sc_scope", sc_scope, SC_SCOPES)
     x, y = _batch(estimate, "estimate"), _batch(target, "target")
     if x.shape != y.shape:
         raise ValueError(f"estimate {x.shape} and target {y.shape} must have the same shape")
@@ -167,10 +165,12 @@ class SpectralDistance(ClipMeanMetric):
         n_mels: int = 128,
         **ci: Any,
     ) -> None:
-        if sc_scope not in SC_SCOPES:
-            raise ConfigError(f"unknown sc_scope {sc_scope!r}; use one of {', '.join(SC_SCOPES)}")
-        self.mel, self.sample_rate, self.sc_scope = bool(mel), int(sample_rate), sc_scope
-        self.n_fft, self.hop_length, self.win_length, self.n_mels = n_fft, hop_length, win_length, n_mels
+        self.mel, self.sc_scope = flag("mel", mel), one_of("sc_scope", sc_scope, SC_SCOPES)
+        self.sample_rate = integer("sample_rate", sample_rate, minimum=1)
+        self.n_fft, self.hop_length, self.win_length, self.n_mels = (
+            integer(k, v, minimum=1)
+            for k, v in (("n_fft", n_fft), ("hop_length", hop_length), ("win_length", win_length), ("n_mels", n_mels))
+        )
         super().__init__(**ci)
 
     def settings(self) -> dict[str, Any]:

@@ -34,6 +34,7 @@ def _sao(name: str, repo: str, description: str) -> WeightFile:
             sha256=None,
             description=description,
             note=_NO_HASH + "; model.ckpt from the same repo loads too (pass its path)",
+            licence="Stability AI Community License (stabilityai/" + repo + ")",
         )
     )
 
@@ -55,6 +56,11 @@ WEIGHTS: dict[str, WeightFile | None] = {
         "t2mbench tiny model (16 kHz mono): VAE, DiT and number conditioners, trained by t2mbench",
     ),
 }
+
+
+def weight_files() -> list[WeightFile]:
+    """The reference models' registered weight files (what ``t2mbench weights`` lists for them)."""
+    return [wf for wf in WEIGHTS.values() if wf is not None]
 
 
 SAT_PREFIXES = ("model.model.", "conditioner.conditioners.", "pretransform.model.")

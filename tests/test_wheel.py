@@ -7,6 +7,7 @@ A real build (``pip wheel`` of this checkout, with build isolation as a user get
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -28,8 +29,12 @@ def pip(*args: str, cwd: Path | None = None) -> None:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    """The wheel built from a copy of the checkout (a build writes build/ and egg-info where it runs)."""
     out = tmp_path_factory.mktemp("wheel")
-    pip("wheel", "--no-deps", "-q", "-w", str(out), str(ROOT))
+    src = out / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".tox", "build", "dist", "runs", "tests", "docs", "tools", "benchmarks", "*.egg-info", "__pycache__"))
+    pip("wheel", "--no-deps", "-q", "-w", str(out), str(src))
     (found,) = out.glob("t2mbench-*.whl")
     return found
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from t2mbench.metrics.parity import UPSTREAMS, run_parity
+from t2mbench.metrics.upstream.parity import UPSTREAMS, run_parity
 
 PARITY_EPILOG = """\
 The upstream package runs in a subprocess under --upstream-python (a python that has it) through

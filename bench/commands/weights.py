@@ -1,21 +1,19 @@
 """``t2mbench weights list|fetch|verify``: the checkpoint files t2mbench knows, where they go,
-and whether the ones on disk are the published files."""
+and whether the ones on disk are the published files.
+
+The files are those the registries declare: every registered embedder's (built-in and plugin,
+:func:`t2mbench.metrics.embedders.embedder_weights`) and the reference models'
+(:func:`t2mbench.reference_models.checkpoints.weight_files`)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
+from typing import TYPE_CHECKING
 
 from t2mbench.core.cli_format import HelpFormatter
 
-# modules whose import registers their weight files
-WEIGHT_MODULES = (
-    "t2mbench.metrics.embedders.openl3",
-    "t2mbench.metrics.embedders.passt",
-    "t2mbench.metrics.embedders.clap",
-    "t2mbench.metrics.embedders.evaluator",
-    "t2mbench.reference_models.checkpoints",
-)
+if TYPE_CHECKING:
+    from t2mbench.core.weights import WeightFile
 
 EXAMPLE = """examples:
   t2mbench weights list
@@ -37,19 +35,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _load_registry() -> dict:
-    from t2mbench.core.weights import registered
+def weight_table() -> dict[str, WeightFile]:
+    """Every weight file the registries declare, by name (sorted)."""
+    from t2mbench.metrics.embedders import embedder_weights
+    from t2mbench.reference_models.checkpoints import weight_files
 
-    for module in WEIGHT_MODULES:
-        importlib.import_module(module)
-    return registered()
+    return {wf.name: wf for wf in sorted([*embedder_weights(), *weight_files()], key=lambda wf: wf.name)}
 
 
 def run(args: argparse.Namespace) -> int:
     from t2mbench.core import weights as W
     from t2mbench.core.errors import ChecksumError, ConfigError
 
-    table = _load_registry()
+    table = weight_table()
     unknown = [n for n in args.names if n not in table]
     if unknown:
         raise ConfigError(f"unknown weights {', '.join(unknown)}; `t2mbench weights list` shows the known names")
@@ -62,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'':32s} {wf.description}" + (f" [{wf.note}]" if wf.note else ""))
             if wf.url:
                 print(f"{'':32s} {wf.url}")
+            if wf.licence:
+                print(f"{'':32s} licence: {wf.licence}")
         return 0
     if args.action == "fetch":
         if not args.names:

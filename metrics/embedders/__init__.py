@@ -1,29 +1,109 @@
 """Embedding networks, one file each, behind :class:`t2mbench.metrics.embedders.base.Embedder`.
 
+The registry below is the one list of embedders: each :class:`EmbedderSpec` names the module
+that holds the network, its factory, and the outputs a metric may read. That module declares
+the weight files it reads once, as ``WEIGHTS = register_all(WeightFile(...), ...)``
+(:mod:`t2mbench.core.weights`); ``t2mbench weights`` lists them through :func:`embedder_weights`.
+Third-party embedders join through the entry-point group ``t2mbench.embedders`` (each entry
+loads an :class:`EmbedderSpec`), read once, on first use.
+
 Networks are imported lazily so that ``import metrics`` stays light.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Any
 
 from t2mbench.metrics.embedders.base import Embedder, TextEmbedder
 
 from t2mbench.core.errors import ConfigError
+from t2mbench.core.plugins import entry_points
+from t2mbench.core.weights import WeightFile
 
-# name -> (module, factory, one-line description)
-_EMBEDDERS: dict[str, tuple[str, str, str]] = {
-    "openl3": ("t2mbench.metrics.embedders.openl3", "load_openl3", "OpenL3 mel256/512 frames, SAM front end"),
-    "passt": ("t2mbench.metrics.embedders.passt", "load_passt", "PaSST-S AudioSet logits [B, 527] over 10 s windows"),
-    "clap": ("t2mbench.metrics.embedders.clap", "load_clap", "LAION-CLAP HTSAT-tiny fusion audio/text [B, 512]"),
-    "evaluator": ("t2mbench.metrics.embedders.evaluator", "load_evaluator", "the corpus evaluator"),
-}
+GROUP = "t2mbench.embedders"
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """A registered embedder.
+
+    Attributes:
+        module: the module that defines the network, its factory and ``WEIGHTS`` (a tuple of the
+            :class:`~t2mbench.core.weights.WeightFile` s it reads, registered at import).
+        factory: name of the module's function ``factory(checkpoint=None, **options) -> Embedder``.
+        description: one line for listings.
+        audio_outputs: the embedder methods ``(audio [B, C, T], sample_rate) -> [B, ...]`` a
+            metric may read as its ``audio_output`` (``embed`` first: the default).
+        text_outputs: the methods ``(texts) -> [B, D]`` a metric may read as its ``text_output``
+            (empty: no text tower).
+    """
+
+    module: str
+    factory: str
+    description: str
+    audio_outputs: tuple[str, ...] = ("embed",)
+    text_outputs: tuple[str, ...] = ()
+
+    def load(self, checkpoint: str | None = None, **options: Any) -> Embedder:
+        """Build the embedder (imports its module)."""
+        return getattr(importlib.import_module(self.module), self.factory)(checkpoint=checkpoint, **options)
+
+    def weight_files(self) -> tuple[WeightFile, ...]:
+        """The weight files the module declares in ``WEIGHTS`` (imports the module)."""
+        return tuple(importlib.import_module(self.module).WEIGHTS)
+
+
+_BUILT_IN: dict[str, EmbedderSpec] = {
+    "openl3": EmbedderSpec("t2mbench.metrics.embedders.openl3", "load_openl3",
+                           "OpenL3 mel256/512 frames, SAM front end"),
+    "passt": EmbedderSpec("t2mbench.metrics.embedders.passt", "load_passt",
+                          "PaSST-S AudioSet logits [B, 527] over 10 s windows"),
+    "clap": EmbedderSpec("t2mbench.metrics.embedders.clap", "load_clap",
+                         "LAION-CLAP HTSAT-tiny fusion audio/text [B, 512]", text_outputs=("embed_text",)),
+    "evaluator": EmbedderSpec("t2mbench.metrics.embedders.evaluator", "load_evaluator", "the corpus evaluator",
+                              audio_outputs=("embed", "attribute_logits", "clip_embedding"),
+                              text_outputs=("embed_text",)),
+}  # fmt: skip
+_EMBEDDERS: dict[str, EmbedderSpec] = {}
+
+
+def embedders() -> dict[str, EmbedderSpec]:
+    """Every registered embedder by name: the built-in ones, then the plugins' (read once).
+
+    Raises:
+        ConfigError: a plugin repeats a built-in name or does not load an :class:`EmbedderSpec`.
+    """
+    if not _EMBEDDERS:
+        found = dict(_BUILT_IN)
+        for ep in entry_points(GROUP):
+            if ep.name in _BUILT_IN:
+                raise ConfigError(f"embedder plugin {ep.name!r} ({ep.value}) repeats a built-in embedder name")
+            spec = ep.load()
+            if not isinstance(spec, EmbedderSpec):
+                raise ConfigError(f"embedder plugin {ep.name!r} ({ep.value}) is not an EmbedderSpec")
+            found[ep.name] = spec
+        _EMBEDDERS.update(found)
+    return dict(_EMBEDDERS)
+
+
+def embedder_spec(name: str) -> EmbedderSpec:
+    """The registry entry ``name``; an unknown name lists the known ones (ConfigError)."""
+    known = embedders()
+    if name not in known:
+        raise ConfigError(f"unknown embedder {name!r}; known: {', '.join(known)}")
+    return known[name]
 
 
 def embedder_names() -> dict[str, str]:
     """Registered embedder names with one-line descriptions."""
-    return {name: desc for name, (_, _, desc) in _EMBEDDERS.items()}
+    return {name: spec.description for name, spec in embedders().items()}
+
+
+def embedder_weights() -> list[WeightFile]:
+    """The weight files of every registered embedder (imports each embedder's module)."""
+    return [wf for spec in embedders().values() for wf in spec.weight_files()]
 
 
 def get_embedder(name: str, checkpoint: str | None = None, **options: Any) -> Embedder:
@@ -33,10 +113,16 @@ def get_embedder(name: str, checkpoint: str | None = None, **options: Any) -> Em
         ConfigError: unknown name (the message lists the known ones).
         MissingWeightsError: the weight file is absent (the message says where to put it).
     """
-    if name not in _EMBEDDERS:
-        raise ConfigError(f"unknown embedder {name!r}; known: {', '.join(_EMBEDDERS)}")
-    module, factory, _ = _EMBEDDERS[name]
-    return getattr(importlib.import_module(module), factory)(checkpoint=checkpoint, **options)
+    return embedder_spec(name).load(checkpoint, **options)
 
 
-__all__ = ["Embedder", "TextEmbedder", "embedder_names", "get_embedder"]
+__all__ = [
+    "Embedder",
+    "EmbedderSpec",
+    "TextEmbedder",
+    "embedder_names",
+    "embedder_spec",
+    "embedder_weights",
+    "embedders",
+    "get_embedder",
+]

@@ -45,14 +45,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.embedders.base import TextEmbedder, state_dict_mismatch, state_dict_sha256
 from t2mbench.metrics.embedders.htsat import FRAMES, HTSAT, N_MELS
-from t2mbench.metrics.filterbanks import mel_filterbank
 from torch import nn
 
 from t2mbench.core.audio import int16_roundtrip
 from t2mbench.core.errors import AudioError, ConfigError, ManifestError, MissingWeightsError, WeightsError
-from t2mbench.core.weights import WeightFile, hash_file, register, resolve, weights_dir
+from t2mbench.core.weights import WeightFile, hash_file, register_all, resolve, weights_dir
 
 SAMPLE_RATE = 48_000
 MAX_SAMPLES = 480_000  # 10 s
@@ -67,8 +67,10 @@ _NO_HASH = (
     "the sha256 of this Git LFS file on huggingface.co could not be retrieved when this entry was written "
     "(no network); the loader checks every key and shape instead: add the published LFS sha256 here"
 )
+_CLAP_LICENCE = "CC0-1.0 (LAION-AI/CLAP)"
 CHECKPOINTS = {
-    name: register(WeightFile(name, filename, url=_HF + filename, sha256=None, description=desc, note=_NO_HASH))
+    name: WeightFile(name, filename, url=_HF + filename, sha256=None, description=desc, note=_NO_HASH,
+                     licence=_CLAP_LICENCE)
     for name, filename, desc in [
         ("clap", "630k-audioset-fusion-best.pt", "LAION-CLAP HTSAT-tiny fusion 630k+AudioSet (SAM's default)"),
         ("clap-630k-fusion", "630k-fusion-best.pt", "LAION-CLAP HTSAT-tiny fusion, LAION-Audio-630K"),
@@ -81,16 +83,17 @@ CHECKPOINTS = {
     ]
 }  # fmt: skip
 TOKENIZER_FILES = {
-    name: register(
-        WeightFile(
-            name=name, filename=f"roberta-base/{filename}", sha256=None,
-            url=f"https://huggingface.co/FacebookAI/roberta-base/resolve/main/{filename}",
-            description=f"roberta-base tokenizer {filename} (LAION-CLAP text tower)",
-            note="a plain git file on huggingface.co (no LFS hash published); checked by its token count, 50265",
-        )
+    name: WeightFile(
+        name=name, filename=f"roberta-base/{filename}", sha256=None,
+        url=f"https://huggingface.co/FacebookAI/roberta-base/resolve/main/{filename}",
+        description=f"roberta-base tokenizer {filename} (LAION-CLAP text tower)",
+        note="a plain git file on huggingface.co (no LFS hash published); checked by its token count, 50265",
+        licence="MIT (FacebookAI/roberta-base)",
     )
     for name, filename in [("roberta-base-vocab", "vocab.json"), ("roberta-base-merges", "merges.txt")]
 }  # fmt: skip
+# the weight files this embedder reads (``t2mbench weights`` lists them through the embedder registry)
+WEIGHTS = register_all(*CHECKPOINTS.values(), *TOKENIZER_FILES.values())
 
 
 class _DenseNorm(nn.Module):

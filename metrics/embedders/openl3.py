@@ -9,7 +9,7 @@ Pipeline of :meth:`OpenL3Embedder.embed` (audio ``[B, C, T]`` at any rate):
 2. Channels: L = channel 0, R = channel 1; a mono input is duplicated (L = R); channels beyond
    the second are ignored, as stable-audio-metrics' batched path does.
 3. Per channel, as ``openl3.get_audio_embedding``: 44.1 -> 48 kHz with resampy ``kaiser_best``
-   (:mod:`t2mbench.metrics.resample_sinc`, float64); prepend 24000 zeros (``center``); zero-pad the end to
+   (:mod:`t2mbench.metrics.dsp.resample_sinc`, float64); prepend 24000 zeros (``center``); zero-pad the end to
    whole hops (at least one 48000-sample frame: audio shorter than 1 s is padded to one frame,
    as upstream does); cut 48000-sample frames every ``int(hop_size * 48000)`` samples; float32.
 4. Front end and CNN per frame; the L and R embeddings of each frame are concatenated
@@ -63,14 +63,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from t2mbench.metrics.dsp.filterbanks import mel_filterbank
+from t2mbench.metrics.dsp.resample_sinc import resample_sinc
 from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch
-from t2mbench.metrics.filterbanks import mel_filterbank
-from t2mbench.metrics.resample_sinc import resample_sinc
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from t2mbench.core.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
-from t2mbench.core.weights import WeightFile, check, hash_file, register, resolve
+from t2mbench.core.weights import WeightFile, check, hash_file, register_all, resolve
 
 SAMPLE_RATE = 44_100  # stable-audio-metrics' evaluation rate: inputs are soxr-resampled to it
 MODEL_RATE = 48_000  # OpenL3's own rate: every channel is resampy-resampled to it
@@ -97,45 +97,47 @@ _HASH_NOTE = (
 )
 
 
+_OPENL3_LICENCE = "CC-BY-4.0 (marl/openl3 model weights; the code is MIT)"
+
+
 def keras_weights(input_repr: str = "mel256", content_type: str = "music") -> WeightFile:
-    """The registered openl3 0.4.x Keras weight file (gzipped, as published) for a repr and content type."""
+    """The openl3 0.4.x Keras weight file (gzipped, as published) for a repr and content type."""
     name = f"openl3-{input_repr}-{content_type}"
     stem = f"openl3_audio_{input_repr}_{content_type}-v0_4_0.h5.gz"
     sha = _KERAS_GZ_SHA256.get((input_repr, content_type))
-    return register(
-        WeightFile(
-            name=name,
-            filename=stem,
-            url=f"https://github.com/marl/openl3/raw/models/{stem}",
-            sha256=sha,
-            description=f"OpenL3 audio {input_repr} {content_type} CNN, openl3 0.4.x Keras weights (FD_openl3)",
-            note=_HASH_NOTE if sha else "upstream publishes no hash for this file",
-        )
+    return WeightFile(
+        name=name,
+        filename=stem,
+        url=f"https://github.com/marl/openl3/raw/models/{stem}",
+        sha256=sha,
+        description=f"OpenL3 audio {input_repr} {content_type} CNN, openl3 0.4.x Keras weights (FD_openl3)",
+        note=_HASH_NOTE if sha else "upstream publishes no hash for this file",
+        licence=_OPENL3_LICENCE,
     )
 
 
 def torchopenl3_weights(
     input_repr: str = "mel256", content_type: str = "music", embedding_size: int = 512
 ) -> WeightFile:
-    """The registered torchopenl3 1.0.1 state dict for a repr, content type and embedding size."""
+    """The torchopenl3 1.0.1 state dict for a repr, content type and embedding size (OpenL3's
+    weights converted to torch)."""
     stem = f"torchopenl3_{input_repr}_{content_type}_{embedding_size}.pth.tar"
-    return register(
-        WeightFile(
-            name=f"torchopenl3-{input_repr}-{content_type}-{embedding_size}",
-            filename=stem,
-            url=f"https://github.com/torchopenl3/torchopenl3-models/raw/master/{stem}",
-            sha256=None,
-            description=f"OpenL3 audio {input_repr} {content_type} {embedding_size}, torchopenl3 1.0.1 state dict",
-            note="upstream publishes no hash (torchopenl3 loads it with torch.hub, unchecked)",
-        )
+    return WeightFile(
+        name=f"torchopenl3-{input_repr}-{content_type}-{embedding_size}",
+        filename=stem,
+        url=f"https://github.com/torchopenl3/torchopenl3-models/raw/master/{stem}",
+        sha256=None,
+        description=f"OpenL3 audio {input_repr} {content_type} {embedding_size}, torchopenl3 1.0.1 state dict",
+        note="upstream publishes no hash (torchopenl3 loads it with torch.hub, unchecked)",
+        licence=_OPENL3_LICENCE,
     )
 
 
-for _repr in N_MELS:
-    for _content in CONTENT_TYPES:
-        keras_weights(_repr, _content)
-        for _size in (512, 6144):
-            torchopenl3_weights(_repr, _content, _size)
+# the weight files this embedder reads (``t2mbench weights`` lists them through the embedder registry)
+WEIGHTS = register_all(
+    *(keras_weights(r, c) for r in N_MELS for c in CONTENT_TYPES),
+    *(torchopenl3_weights(r, c, size) for r in N_MELS for c in CONTENT_TYPES for size in (512, 6144)),
+)
 
 
 # ---------------------------------------------------------------------------------------------

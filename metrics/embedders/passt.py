@@ -30,12 +30,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from t2mbench.metrics.dsp.filterbanks import kaldi_mel_banks
 from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch, state_dict_sha256
-from t2mbench.metrics.filterbanks import kaldi_mel_banks
 from torch import nn
 
 from t2mbench.core.errors import AudioError, ConfigError, WeightsError
-from t2mbench.core.weights import WeightFile, hash_file, register, resolve
+from t2mbench.core.weights import WeightFile, hash_file, register_all, resolve
 
 SAMPLE_RATE = 32_000
 WINDOW = 10 * SAMPLE_RATE  # stable-audio-metrics: 10 s analysis windows ...
@@ -48,7 +48,8 @@ MIN_SAMPLES = 15 * 320 + 1
 N_CLASSES = 527
 Collect = Literal["mean", "max"]
 
-WEIGHTS = register(
+# the weight files this embedder reads (``t2mbench weights`` lists them through the embedder registry)
+WEIGHTS = register_all(
     WeightFile(
         name="passt",
         filename="passt-s-f128-p16-s10-ap.476-swa.pt",
@@ -61,8 +62,10 @@ WEIGHTS = register(
             "size are the ones pinned identically by several independent projects that verify the file "
             "downloaded from this URL, and the size agrees with the 86.15 M float32 parameters"
         ),
+        licence="Apache-2.0 (kkoutini/PaSST)",
     )
 )
+CHECKPOINT = WEIGHTS[0]
 
 
 class MelFrontEnd(nn.Module):
@@ -259,7 +262,7 @@ def _read_checkpoint(path: Path) -> Mapping[str, Any]:
     except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError... for a bad file
         raise WeightsError(
             f"{path}: cannot read the PaSST checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-            f"the file is truncated or not a torch checkpoint: download it again from {WEIGHTS.url}"
+            f"the file is truncated or not a torch checkpoint: download it again from {CHECKPOINT.url}"
         ) from None
     if not isinstance(state, Mapping):
         raise WeightsError(f"{path}: holds a {type(state).__name__}, not a PaSST state dict")
@@ -272,7 +275,7 @@ def _check_state_dict(net: PaSST, state: Mapping[str, Any], source: str) -> None
     if problem:
         raise WeightsError(
             f"{source}: not a PaSST-S passt_s_swa_p16_128_ap476 checkpoint: {problem}; "
-            f"use {WEIGHTS.filename} from {WEIGHTS.url}"
+            f"use {CHECKPOINT.filename} from {CHECKPOINT.url}"
         )
 
 
@@ -306,7 +309,7 @@ def load_passt(
         _check_state_dict(net, state, source)
         sha = state_dict_sha256(state)
     else:
-        path = resolve(WEIGHTS.name, checkpoint, verify=verify)
+        path = resolve(CHECKPOINT.name, checkpoint, verify=verify)
         state, source = _read_checkpoint(path), str(path)
         _check_state_dict(net, state, source)
         sha = hash_file(path)

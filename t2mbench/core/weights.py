@@ -1,8 +1,11 @@
 """Weight files: a registry of known checkpoints, the cache under ``$T2MBENCH_HOME``,
 sha256 verification, and a resumable download.
 
-Each module that loads a checkpoint registers a :class:`WeightFile` at import, with the
-upstream file name, URL and published sha256. :func:`resolve` finds the file (an explicit
+Each module that loads checkpoints declares them once, at module level, as
+``WEIGHTS = register_all(WeightFile(...), ...)`` (upstream file name, URL, published sha256,
+licence); the embedder registry (``t2mbench.metrics.embedders``) and the reference models
+(``t2mbench.reference_models.checkpoints.weight_files``) hand those declarations to
+``t2mbench weights``. :func:`resolve` finds the file (an explicit
 path, the file shipped inside the package, or ``$T2MBENCH_HOME/weights/<filename>``),
 checks its hash, and, when it is absent, raises :class:`MissingWeightsError` naming the
 file, its URL and where to put it. Nothing is ever downloaded implicitly: only
@@ -29,7 +32,9 @@ class WeightFile:
     """One checkpoint file as published upstream (or shipped with t2mbench).
 
     ``sha256`` is the published hash; ``None`` only where upstream publishes none, and
-    then ``note`` says so. ``bundled`` is the path of a file shipped inside the package.
+    then ``note`` says so. ``size`` is in bytes. ``licence`` names the licence the file is
+    published under (SPDX id where there is one, and whose). ``bundled`` is the path of a
+    file shipped inside the package.
     """
 
     name: str
@@ -40,6 +45,7 @@ class WeightFile:
     size: int | None = None
     note: str = ""
     bundled: Path | None = None
+    licence: str = ""
 
 
 _REGISTRY: dict[str, WeightFile] = {}
@@ -65,6 +71,14 @@ def register(wf: WeightFile) -> WeightFile:
     return wf
 
 
+def register_all(*files: WeightFile) -> tuple[WeightFile, ...]:
+    """Register every file of a module's ``WEIGHTS`` declaration; returns them in order."""
+    return tuple(register(wf) for wf in files)
+
+
+SHIPPED_LICENCE = "MIT (t2mbench's own weights, under the package licence)"
+
+
 def register_shipped(name: str, directory: Path, filename: str, description: str) -> WeightFile | None:
     """Register a checkpoint trained by t2mbench and shipped in the package at
     ``directory/filename``, with the sha256 and size its ``directory/manifest.json`` records
@@ -76,15 +90,10 @@ def register_shipped(name: str, directory: Path, filename: str, description: str
     return register(
         WeightFile(
             name=name, filename=filename, url=None, sha256=info["sha256"], size=info["size"],
-            description=description, bundled=directory / filename,
+            description=description, bundled=directory / filename, licence=SHIPPED_LICENCE,
             note=f"trained by t2mbench and shipped in the package; {manifest} records the command",
         )
     )  # fmt: skip
-
-
-def registered() -> dict[str, WeightFile]:
-    """All registered weight files by name (import the model packages first)."""
-    return dict(sorted(_REGISTRY.items()))
 
 
 def get(name: str) -> WeightFile:

@@ -63,3 +63,29 @@ def test_settings_values_are_json_when_they_parse():
         "fd_openl3": {"fad_inf": True, "method": "sqrtm"}, "stft": {"n_fft": 2048}}
     with pytest.raises(ConfigError, match="--set '=3': expected METRIC.KEY=VALUE"):
         parse_settings(["=3"])
+
+
+@pytest.mark.parametrize(
+    ("metric", "setting", "message"),
+    [
+        ("kl_evaluator", "kl_evaluator.audio_output=attribute_logit",
+         "t2mbench score: error: metric 'kl_evaluator': unknown audio_output 'attribute_logit'; use one of embed, "
+         "attribute_logits, clip_embedding\n"),
+        ("stft", "stft.nfft=512",
+         "t2mbench score: error: metric 'stft': bad settings (unexpected keyword argument 'nfft'); valid: mel, "
+         "sample_rate, sc_scope, n_fft, hop_length, win_length, n_mels, ci_resamples, confidence, seed\n"),
+        ("sisdr", "sisdr.ci_resamples=-1",
+         "t2mbench score: error: metric 'sisdr': ci_resamples must be an integer >= 0, got -1\n"),
+    ],
+)  # fmt: skip
+def test_a_bad_setting_stops_the_run_before_any_audio_is_read(tmp_path, capsys, monkeypatch, metric, setting, message):
+    monkeypatch.setenv("T2MBENCH_HOME", str(tmp_path / "home"))
+    gen, ref = write_pair(tmp_path, n=1)
+    for clip in gen.glob("*.wav"):
+        clip.write_bytes(b"not audio")  # reading it would be an audio error, not the settings one
+    args = ["score", "--generated", str(gen), "--reference", str(ref), "--out", str(tmp_path / "o"), "--metrics"]
+    assert main([*args, metric, "--set", setting]) == 2
+    assert capsys.readouterr().err == message
+    assert not (tmp_path / "o").exists()
+    assert main([*args, "stft"]) == 2  # the control: with good settings the corrupt clip is what fails
+    assert "clip0.wav: unreadable or corrupt audio file" in capsys.readouterr().err

@@ -56,3 +56,31 @@ def test_fetch_without_network_says_where_to_put_the_file(capsys, home, monkeypa
     err = capsys.readouterr().err
     assert "expected passt-s-f128-p16-s10-ap.476-swa.pt at " + str(home / "weights") in err
     assert "download failed: network unreachable" in err
+
+
+def _listed_names(out: str) -> set[str]:
+    return {line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")}
+
+
+@pytest.mark.parametrize("plugin", [False, True])
+def test_list_shows_the_weights_of_every_registered_embedder(capsys, monkeypatch, plugin):
+    """Computed from the embedder registry, so a new embedder (built-in or plugin) is covered."""
+    from importlib import metadata
+
+    from t2mbench.metrics import embedders as registry
+
+    if plugin:
+        ep = metadata.EntryPoint("toy", "support.plugin_embedder:SPEC", "t2mbench.embedders")
+        monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == "t2mbench.embedders" else [])
+        monkeypatch.setattr(registry, "_EMBEDDERS", {})
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    listed = _listed_names(out)
+    for name, spec in registry.embedders().items():
+        files = spec.weight_files()
+        assert files, f"embedder {name!r} declares no weight files"
+        assert {wf.name for wf in files} <= listed, name
+        assert all(wf.licence for wf in files), name
+    assert ("toy-plugin" in listed) is plugin
+    if plugin:
+        assert "licence: CC0-1.0 (the toy plugin)" in out

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.evidence.autoencoder import autoencoder_table, resample_roundtrip
-from t2mbench.metrics.resample_hann import resample_hann
+from t2mbench.metrics.dsp.resample_hann import resample_hann
 from t2mbench.metrics.spectral import mel_distance, stft_distance
 from t2mbench.reference_models import build
 

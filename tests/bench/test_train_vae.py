@@ -9,9 +9,9 @@ from t2mbench.bench.train.vae import (
     multi_resolution_stft_loss,
     multi_scale_mel_loss,
 )
-from t2mbench.metrics.filterbanks import mel_filterbank
+from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.spectral import stft_distance
-from t2mbench.metrics.stft import stft_magnitude
+from t2mbench.metrics.dsp.stft import stft_magnitude
 
 from t2mbench.core.errors import ConfigError
 

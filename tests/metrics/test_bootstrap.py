@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from t2mbench.metrics.bootstrap import fd_ci, fd_difference_ci, mean_ci, paired_difference_ci
-from t2mbench.metrics.frechet import embedding_stats, frechet_distance_from_stats
+from t2mbench.metrics.bootstrap import mean_ci, paired_difference_ci
+from t2mbench.metrics.frechet import embedding_stats, fd_ci, fd_difference_ci, frechet_distance_from_stats
 
 
 def test_mean_ci_is_reproducible_and_seed_dependent():

@@ -1,4 +1,4 @@
-"""t2mbench.metrics.parity: argument checks, the upstream-python check, runner failures, output shapes and the
+"""t2mbench.metrics.upstream.parity: argument checks, the upstream-python check, runner failures, output shapes and the
 metric each embedder compares (the whole comparison runs in tests/bench/test_cli_metrics.py)."""
 
 import sys
@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 from t2mbench.metrics.frechet import frechet_distance
-from t2mbench.metrics.parity import UPSTREAMS, _per_file, missing_modules, run_parity
+from t2mbench.metrics.upstream.parity import UPSTREAMS, _per_file, missing_modules, run_parity
 
 from t2mbench.core.audio import save_audio
 from t2mbench.core.errors import ConfigError

@@ -7,7 +7,8 @@ import pytest
 import torch
 from support.evaluator_clips import GOLDEN_CAPTIONS, SAMPLE_RATE, chord
 from t2mbench.bench.train.ship import ship
-from t2mbench.metrics.chroma import chroma_filters
+from t2mbench.metrics.dsp.chroma import chroma_filters
+from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.embedders import get_embedder
 from t2mbench.metrics.embedders.evaluator import (
     CHECKPOINT_DIR,
@@ -22,7 +23,6 @@ from t2mbench.metrics.embedders.evaluator import (
     read_checkpoint,
     summary_features,
 )
-from t2mbench.metrics.filterbanks import mel_filterbank
 from t2mbench.metrics.kl import kl_divergence
 
 from t2mbench.core.audio import resample

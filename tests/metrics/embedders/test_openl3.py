@@ -27,6 +27,8 @@ import numpy as np
 import pytest
 import torch
 from support.openl3_weights import case_clips, fixture_signal, seeded_openl3_state, write_keras_h5
+from t2mbench.metrics.dsp.filterbanks import hz_to_mel, mel_to_hz
+from t2mbench.metrics.dsp.resample_sinc import output_length, resample_sinc
 from t2mbench.metrics.embedders import get_embedder
 from t2mbench.metrics.embedders.openl3 import (
     OpenL3Net,
@@ -37,9 +39,7 @@ from t2mbench.metrics.embedders.openl3 import (
     load_openl3,
     read_keras_h5,
 )
-from t2mbench.metrics.filterbanks import hz_to_mel, mel_to_hz
 from t2mbench.metrics.frechet import frechet_distance
-from t2mbench.metrics.resample_sinc import output_length, resample_sinc
 
 from t2mbench.core.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
 

@@ -11,6 +11,7 @@ from support.stand_in_embedder import StandInEmbedder
 from t2mbench.metrics.base import MetricError, ScoringItem
 from t2mbench.metrics.cache import EmbeddingCache
 from t2mbench.metrics.clip_audio import ClipAudio
+from t2mbench.metrics.embedding_metric import EmbeddingProtocol
 from t2mbench.metrics.frechet import (
     GaussianStats,
     embedding_stats,
@@ -20,7 +21,6 @@ from t2mbench.metrics.frechet import (
     per_song_fd,
 )
 from t2mbench.metrics.kl import kl_divergence
-from t2mbench.metrics.protocols import EmbeddingProtocol
 from t2mbench.metrics.registry import CLAP, FD_OPENL3, KL_PASST, get_metric
 
 from t2mbench.core.audio import int16_roundtrip

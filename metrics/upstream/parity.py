@@ -1,7 +1,7 @@
 """Parity of t2mbench's embedders with the upstream packages, on the same audio and weights.
 
 Ours runs in-process; the upstream package runs in a subprocess under another python (one
-that has it), through a standalone runner script in :mod:`t2mbench.metrics.upstream`. Runner
+that has it), through a standalone runner script beside this module (:data:`UPSTREAM_DIR`). Runner
 convention, shared by every embedder::
 
     PYTHON RUNNER --weights W --in in.npz --out out.npz [embedder-specific flags]
@@ -40,7 +40,7 @@ from t2mbench.core.errors import ConfigError
 from t2mbench.core.weights import get as get_weights
 from t2mbench.core.weights import hash_file, resolve
 
-UPSTREAM_DIR = Path(__file__).parent / "upstream"
+UPSTREAM_DIR = Path(__file__).parent  # the runner scripts sit beside this module
 
 
 def _kl_pairs(logits: list[np.ndarray], _texts: list[np.ndarray]) -> float:

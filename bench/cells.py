@@ -33,15 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from t2mbench.bench.generation import RUN_FILE, PromptRow, write_generation
-from t2mbench.metrics.scoring import score
-from t2mbench.reference_models import generate, load_model
-from t2mbench.reference_models.model import LatentDiffusionModel
 
+from t2mbench.bench.generation import RUN_FILE, PromptRow, write_generation
 from t2mbench.core import results
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.files import read_json, write_json
 from t2mbench.core.manifest import load_clipset
+from t2mbench.metrics.scoring import score
+from t2mbench.reference_models import generate, load_model
+from t2mbench.reference_models.model import LatentDiffusionModel
 
 CELL_FILE = "cell.json"
 RESULTS = "results"  # results.parquet / results.csv
@@ -141,7 +141,9 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
     if (folder / CELL_FILE).is_file():
         held = read_json(folder / CELL_FILE)
         if held != json.loads(json.dumps(record)):
-            raise ConfigError(f"{folder} holds cell {cell.key} scored another way ({held['scoring']}); use another --out")
+            raise ConfigError(
+                f"{folder} holds cell {cell.key} scored another way ({held['scoring']}); use another --out"
+            )
     else:
         write_json(folder / CELL_FILE, record)
     if (folder / f"{RESULTS}.parquet").is_file():
@@ -186,7 +188,8 @@ def generation_rows(cell: Cell, generation: Mapping[str, Any]) -> pd.DataFrame:
     }
     base = {
         "run_id": cell.key, "cell": cell.key, "system": f"{cell.model} {cell.sampler}-{cell.steps}",
-        "model": cell.model, "sampler": cell.sampler, "sampler_options": results.canonical_options(cell.sampler_options),
+        "model": cell.model, "sampler": cell.sampler,
+        "sampler_options": results.canonical_options(cell.sampler_options),
         "steps": cell.steps, "cfg": cell.cfg, "seed": cell.seed, "kind": "generation",
     }  # fmt: skip
     return results.frame({**base, "metric": name, "value": float(v)} for name, v in values.items())

@@ -20,16 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
 from t2mbench.bench.cells import Scoring, cell_dir
 from t2mbench.bench.corpus import build_corpus
 from t2mbench.bench.generation import RUN_FILE
 from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.bench.sweep import grid, run_sweep
 from t2mbench.bench.tables import cell_values, few_step_verdict, markdown, published_grid, sweep_grid, time_grid
-from t2mbench.reference_models.generate import default_cfg_scale
-
 from t2mbench.core import provenance
 from t2mbench.core.files import atomic_path, read_json
+from t2mbench.reference_models.generate import default_cfg_scale
 
 MODEL = "tiny"
 METRICS = ("fd_evaluator", "kl_evaluator", "clap_evaluator")

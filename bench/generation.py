@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from t2mbench.reference_models.generate import GenerationResult
-from t2mbench.reference_models.model import LatentDiffusionModel
-
 from t2mbench.core import provenance
 from t2mbench.core.audio import save_audio
 from t2mbench.core.files import sha256_file, write_json
 from t2mbench.core.manifest import ClipRecord, ClipSet, write_manifest
+from t2mbench.reference_models.generate import GenerationResult
+from t2mbench.reference_models.model import LatentDiffusionModel
 
 RUN_FILE = "generation.json"
 

@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-from t2mbench.bench.cells import RESULTS, Cell, Scoring, run_cell
-from t2mbench.reference_models.samplers import registered
 
+from t2mbench.bench.cells import RESULTS, Cell, Scoring, run_cell
 from t2mbench.core import results
 from t2mbench.core.errors import ConfigError
+from t2mbench.reference_models.samplers import registered
 
 
 def grid(

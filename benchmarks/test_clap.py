@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 from support.clap_weights import clap_weights, write_tokenizer
+
 from t2mbench.metrics.embedders.clap import load_clap
 
 SECONDS = 60

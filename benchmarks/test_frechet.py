@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from t2mbench.metrics.frechet import embedding_stats, frechet_distance_from_stats
 
 N, D = 10_000, 2048

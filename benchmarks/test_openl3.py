@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import torch
 from support.openl3_weights import fixture_signal, seeded_openl3_state, write_keras_h5
+
 from t2mbench.metrics.embedders.openl3 import hann_dft_kernels, kapre014_mel_basis, load_openl3
 
 SECONDS, SR = 60, 44100

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from t2mbench.metrics.embedders.passt import PaSST, PasstEmbedder
 
 SECONDS = 60

@@ -52,8 +52,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import t2mbench.reference_models
 import torch
+
+import t2mbench.reference_models
 from t2mbench.reference_models.guidance import GuidedModel
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,8 +18,9 @@ import subprocess
 import time
 
 import pytest
-import t2mbench.reference_models as rm
 import torch
+
+import t2mbench.reference_models as rm
 from t2mbench.reference_models.guidance import GuidedModel
 from t2mbench.reference_models.samplers import (
     SAMPLERS,

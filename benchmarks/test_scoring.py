@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from t2mbench.metrics.scoring import score
 
 from t2mbench.core.audio import save_audio
 from t2mbench.core.manifest import ClipRecord, write_manifest
+from t2mbench.metrics.scoring import score
 
 CLIPS, SECONDS = 64, 10.0
 METRICS = ["stft", "mel", "sisdr", "melody_acc"]

@@ -29,12 +29,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from t2mbench.core.weights import WeightFile, register_all
 from t2mbench.metrics.base import ClipMeanMetric, Metric, MetricResult, ScoringItem
 from t2mbench.metrics.embedders import Embedder, EmbedderSpec, TextEmbedder, get_embedder
 from t2mbench.metrics.embedding_metric import EmbeddingMetric
 from t2mbench.metrics.frechet import frechet_distance
-
-from t2mbench.core.weights import WeightFile, register_all
 
 _LAZY = {
     "MetricSpec": "t2mbench.metrics.registry",

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from t2mbench.metrics.bootstrap import CONFIDENCE, MEAN_RESAMPLES, mean_ci
-from t2mbench.metrics.setting_checks import bootstrap
 
 from t2mbench.core.errors import T2MBenchError
+from t2mbench.metrics.bootstrap import CONFIDENCE, MEAN_RESAMPLES, mean_ci
+from t2mbench.metrics.setting_checks import bootstrap
 
 if TYPE_CHECKING:
     from t2mbench.metrics.cache import EmbeddingCache

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from t2mbench.metrics.base import ClipMeanMetric, MetricError, ScoringItem
 from t2mbench.metrics.bootstrap import CONFIDENCE, MEAN_RESAMPLES
 from t2mbench.metrics.embedding_metric import EmbeddingMetric, EmbeddingProtocol

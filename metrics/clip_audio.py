@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from t2mbench.metrics.dsp.resample_hann import resample_hann
 
 from t2mbench.core.audio import load_audio, resample
 from t2mbench.core.errors import ManifestError
 from t2mbench.core.files import sha256_file
 from t2mbench.core.manifest import ClipRecord
+from t2mbench.metrics.dsp.resample_hann import resample_hann
 
 Resampler = Literal["soxr_hq", "sinc_hann"]
 RESAMPLERS: tuple[str, ...] = ("soxr_hq", "sinc_hann")

@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 
 import pandas as pd
-from t2mbench.metrics.bootstrap import CONFIDENCE, MEAN_RESAMPLES, paired_difference_ci
 
 from t2mbench.core import results as results_schema
 from t2mbench.core.errors import ManifestError
+from t2mbench.metrics.bootstrap import CONFIDENCE, MEAN_RESAMPLES, paired_difference_ci
 
 COLUMNS = ["metric", "system_a", "system_b", "n_clips", "mean_a", "mean_b", "difference", "ci_low", "ci_high"]
 

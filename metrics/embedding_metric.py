@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
+
+from t2mbench.core.errors import AudioError, ConfigError
+from t2mbench.core.files import sha256_bytes
 from t2mbench.metrics.base import Metric, keyword_parameters
 from t2mbench.metrics.cache import EmbeddingCache, entry_key
 from t2mbench.metrics.embedders import Embedder, embedder_spec
 from t2mbench.metrics.setting_checks import integer, number, one_of
-
-from t2mbench.core.errors import AudioError, ConfigError
-from t2mbench.core.files import sha256_bytes
 
 if TYPE_CHECKING:
     from t2mbench.metrics.clip_audio import ClipAudio

@@ -48,12 +48,12 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy.linalg import blas, lapack
+
+from t2mbench.core.errors import ConfigError
 from t2mbench.metrics.base import MetricError, MetricResult, ScoringItem
 from t2mbench.metrics.bootstrap import CONFIDENCE, percentile_interval, resample_count
 from t2mbench.metrics.embedding_metric import EmbeddingMetric, EmbeddingProtocol
 from t2mbench.metrics.setting_checks import bootstrap, flag, integer, one_of
-
-from t2mbench.core.errors import ConfigError
 
 Method = Literal["cholesky", "sqrtm", "eig"]
 METHODS: tuple[str, ...] = ("cholesky", "sqrtm", "eig")

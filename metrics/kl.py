@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy.special import expit, log_softmax, xlogy
+
 from t2mbench.metrics.base import ClipMeanMetric, ScoringItem
 from t2mbench.metrics.bootstrap import CONFIDENCE, MEAN_RESAMPLES
 from t2mbench.metrics.embedding_metric import EmbeddingMetric, EmbeddingProtocol

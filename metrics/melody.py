@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 from scipy.signal import butter, filtfilt
+
 from t2mbench.metrics.base import ClipMeanMetric, ScoringItem
 from t2mbench.metrics.dsp.chroma import chroma_stft
 

@@ -11,10 +11,10 @@ Policy (stable-audio-tools' autoencoder evaluation, plus what it leaves open):
 from __future__ import annotations
 
 import numpy as np
-from t2mbench.metrics.base import ScoringItem
-from t2mbench.metrics.clip_audio import Resampler
 
 from t2mbench.core.errors import AudioError
+from t2mbench.metrics.base import ScoringItem
+from t2mbench.metrics.clip_audio import Resampler
 
 
 def paired_signals(

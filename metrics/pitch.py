@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from t2mbench.metrics.base import ClipMeanMetric, MetricError, ScoringItem
 from t2mbench.metrics.melody import melody_scores
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from t2mbench.core.errors import ConfigError
+from t2mbench.core.plugins import entry_points
 from t2mbench.metrics.base import Metric
 from t2mbench.metrics.clap_score import ClapScoreMetric
 from t2mbench.metrics.frechet import FrechetMetric
@@ -22,9 +24,6 @@ from t2mbench.metrics.melody import MelodyAccuracy
 from t2mbench.metrics.pitch import PitchAccuracy
 from t2mbench.metrics.sisdr import SISDR
 from t2mbench.metrics.spectral import SpectralDistance
-
-from t2mbench.core.errors import ConfigError
-from t2mbench.core.plugins import entry_points
 
 GROUP = "t2mbench.metrics"
 

@@ -36,10 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from t2mbench.metrics.base import Metric, MetricError, MetricResult, ScoringItem
-from t2mbench.metrics.cache import EmbeddingCache
-from t2mbench.metrics.clip_audio import AudioTimer, ClipAudio
-from t2mbench.metrics.registry import get_metric
 
 from t2mbench.core import provenance
 from t2mbench.core import results as results_schema
@@ -47,6 +43,10 @@ from t2mbench.core.errors import ConfigError, T2MBenchError
 from t2mbench.core.files import write_json
 from t2mbench.core.manifest import ClipRecord, ClipSet, load_clipset, match_ids
 from t2mbench.core.progress import progress_bar
+from t2mbench.metrics.base import Metric, MetricError, MetricResult, ScoringItem
+from t2mbench.metrics.cache import EmbeddingCache
+from t2mbench.metrics.clip_audio import AudioTimer, ClipAudio
+from t2mbench.metrics.registry import get_metric
 
 SCORES = "scores"  # scores.parquet / scores.csv
 # what a generated manifest's clip attributes say about the run (t2mbench.bench.generation writes them)
@@ -222,7 +222,9 @@ def _rows(result: MetricResult, attrs: Mapping[str, dict[str, Any]], shared: dic
         yield from _rows(comp, attrs, shared, base)
 
 
-def _table(results: Mapping[str, MetricResult], gen: ClipSet, run_id: str, system: str, cell: str | None) -> pd.DataFrame:
+def _table(
+    results: Mapping[str, MetricResult], gen: ClipSet, run_id: str, system: str, cell: str | None
+) -> pd.DataFrame:
     """The run's rows in the result schema (:mod:`t2mbench.core.results`)."""
     attrs = {c.id: _run_attributes(c) for c in gen}
     shared = _shared_attributes(attrs)

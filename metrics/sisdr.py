@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from t2mbench.metrics.base import ClipMeanMetric, ScoringItem
 from t2mbench.metrics.pairs import paired_signals
 from t2mbench.metrics.setting_checks import flag, integer, number

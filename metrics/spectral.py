@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+
 from t2mbench.metrics.base import ClipMeanMetric, ScoringItem
 from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.pairs import paired_signals

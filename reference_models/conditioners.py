@@ -12,10 +12,10 @@ import math
 from collections.abc import Mapping, Sequence
 
 import torch
-from t2mbench.reference_models.text_encoders import TextEncoder
 from torch import nn
 
 from t2mbench.core.errors import ConfigError
+from t2mbench.reference_models.text_encoders import TextEncoder
 
 
 class LearnedPositionalEmbedding(nn.Module):

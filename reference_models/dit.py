@@ -20,9 +20,10 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
+
 from t2mbench.reference_models.autoencoder import pointwise_conv
 from t2mbench.reference_models.transformer import ContinuousTransformer
-from torch import nn
 
 TIMESTEP_FEATURES = 256
 

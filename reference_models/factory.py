@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
+from t2mbench.core.errors import ConfigError
 from t2mbench.reference_models.autoencoder import (
     AutoencoderPretransform,
     OobleckAutoencoder,
@@ -39,9 +42,6 @@ from t2mbench.reference_models.model import LatentDiffusionModel, ModelInfo
 from t2mbench.reference_models.objectives import OBJECTIVES, get_objective
 from t2mbench.reference_models.text_encoders import MiniLMEncoder, T5Encoder
 from t2mbench.reference_models.transformer import QK_NORMS
-from torch import nn
-
-from t2mbench.core.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 CONFIG_FILENAME = "model_config.json"

@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from t2mbench.core.errors import ConfigError
+from t2mbench.core.weights import hash_file, resolve
 from t2mbench.reference_models.checkpoints import load_checkpoint
 from t2mbench.reference_models.conditioners import TextConditioner
 from t2mbench.reference_models.factory import CONFIG_FILENAME, build, load_config
@@ -41,9 +44,6 @@ from t2mbench.reference_models.model import LatentDiffusionModel
 from t2mbench.reference_models.samplers import Grid, NFECounter, Sampler
 from t2mbench.reference_models.samplers import resolve as resolve_sampler
 from t2mbench.reference_models.samplers.registry import DISCRETE_SPACING, DISCRETE_T
-
-from t2mbench.core.errors import ConfigError
-from t2mbench.core.weights import hash_file, resolve
 
 STAGES = ("text_encoding", "denoising", "decoding")
 CHECKPOINT_NAMES = ("model.safetensors", "model.ckpt")

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
+
 from t2mbench.reference_models.autoencoder import AutoencoderPretransform
 from t2mbench.reference_models.conditioners import MultiConditioner
 from t2mbench.reference_models.dit import DiffusionTransformer
 from t2mbench.reference_models.objectives import Objective
-from torch import nn
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from t2mbench.bench.demo import DemoSettings, run_demo
-
     from t2mbench.core.errors import ConfigError
 
     try:

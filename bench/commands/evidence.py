@@ -19,7 +19,6 @@ from collections.abc import Callable
 from types import ModuleType
 
 from t2mbench.bench.evidence import autoencoder, closed_loop, degradation, guidance_sweep, report, retrieval
-
 from t2mbench.core.cli_format import HelpFormatter
 from t2mbench.core.files import write_json
 

@@ -35,9 +35,8 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from t2mbench.reference_models.factory import config_names
-
     from t2mbench.core.cli_format import HelpFormatter
+    from t2mbench.reference_models.factory import config_names
 
     p = subparsers.add_parser(
         "generate",

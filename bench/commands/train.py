@@ -7,7 +7,6 @@ from pathlib import Path
 
 from t2mbench.bench.train.data import read_train_config
 from t2mbench.bench.train.loop import train
-
 from t2mbench.core.cli_format import HelpFormatter
 
 CONFIGS = Path(__file__).resolve().parents[1] / "train" / "configs"
@@ -46,7 +45,6 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from t2mbench.bench.train.ship import run_info, upstream_run
-
     from t2mbench.core.errors import ConfigError
 
     if args.ship and args.task == "vae":

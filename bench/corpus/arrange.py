@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from t2mbench.bench.corpus.scores import PieceInfo, Score
 
 TEMPO_MIN, TEMPO_MAX = 60, 160

@@ -42,9 +42,9 @@ from typing import Any
 
 import numpy as np
 import pretty_midi
+
 from t2mbench.bench.corpus import arrange as arr
 from t2mbench.bench.corpus import captions, render, scores, truth
-
 from t2mbench.core import provenance
 from t2mbench.core.audio import loudness_normalize, peak_normalize, save_audio
 from t2mbench.core.errors import ConfigError

@@ -31,8 +31,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from t2mbench.bench.corpus.arrange import ClipNotes
 
+from t2mbench.bench.corpus.arrange import ClipNotes
 from t2mbench.core.files import atomic_path
 
 FRAME_RATE = 100

@@ -40,20 +40,20 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import load_file
+
 from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.bench.tables import markdown
-from t2mbench.metrics.dsp.resample_hann import resample_hann
-from t2mbench.metrics.scoring import score
-from t2mbench.metrics.dsp.stft import stft_magnitude
-from t2mbench.reference_models import LatentDiffusionModel, build
-from t2mbench.reference_models.autoencoder import OobleckAutoencoder
-
 from t2mbench.core.audio import fit_length, save_audio
 from t2mbench.core.errors import ConfigError, ManifestError
 from t2mbench.core.files import atomic_path, sha256_file, write_json
 from t2mbench.core.manifest import ClipRecord, write_manifest
 from t2mbench.core.progress import progress_bar
+from t2mbench.metrics.dsp.resample_hann import resample_hann
+from t2mbench.metrics.dsp.stft import stft_magnitude
+from t2mbench.metrics.scoring import score
+from t2mbench.reference_models import LatentDiffusionModel, build
+from t2mbench.reference_models.autoencoder import OobleckAutoencoder
 
 CONFIG = "tiny"
 SPLIT = "test"

@@ -36,20 +36,20 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import save_file
+
 from t2mbench.bench.cells import Cell, Scoring, cell_dir, run_cell
 from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.evidence.autoencoder import roundtrip_split, write_clips
 from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.bench.tables import markdown
+from t2mbench.core.errors import ConfigError
+from t2mbench.core.files import atomic_path, read_json, write_json
+from t2mbench.core.manifest import ClipRecord, load_clipset, write_manifest
 from t2mbench.metrics.compare import compare_runs
 from t2mbench.metrics.scoring import score
 from t2mbench.reference_models import build, load_model
 from t2mbench.reference_models.generate import default_cfg_scale
 from t2mbench.reference_models.model import LatentDiffusionModel
-
-from t2mbench.core.errors import ConfigError
-from t2mbench.core.files import atomic_path, read_json, write_json
-from t2mbench.core.manifest import ClipRecord, load_clipset, write_manifest
 
 EVALUATOR_METRICS = ("fd_evaluator", "kl_evaluator", "clap_evaluator")
 SIGNAL_METRICS = ("stft", "mel", "sisdr")

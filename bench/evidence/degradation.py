@@ -25,16 +25,16 @@ from typing import Any
 
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
+
 from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.plots import pyplot, save_figure
-from t2mbench.metrics.embedders.evaluator import SAMPLE_RATE, EvaluatorEmbedder, load_evaluator, protocol_input
-from t2mbench.metrics.registry import get_metric
-
 from t2mbench.core.audio import load_audio
 from t2mbench.core.errors import AudioError
 from t2mbench.core.files import atomic_path, write_json
 from t2mbench.core.manifest import ClipRecord
 from t2mbench.core.progress import progress_bar
+from t2mbench.metrics.embedders.evaluator import SAMPLE_RATE, EvaluatorEmbedder, load_evaluator, protocol_input
+from t2mbench.metrics.registry import get_metric
 
 NOISE_SNRS_DB = (40.0, 30.0, 20.0, 10.0)
 LOWPASS_HZ = (8000.0, 4000.0, 2000.0, 1000.0)

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.evidence.closed_loop import LoopSettings, clip_set, dit_cell, generated_and_scored
 from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.bench.tables import markdown
-
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.files import atomic_path, write_json
 from t2mbench.core.manifest import ClipRecord

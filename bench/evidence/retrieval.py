@@ -29,7 +29,11 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from t2mbench.bench.corpus.splits import split_clips
+from t2mbench.core.audio import load_audio
+from t2mbench.core.manifest import ClipRecord
+from t2mbench.core.progress import progress_bar
 from t2mbench.metrics.embedders.evaluator import (
     SAMPLE_RATE,
     AttributeHead,
@@ -38,10 +42,6 @@ from t2mbench.metrics.embedders.evaluator import (
     load_evaluator,
     protocol_input,
 )
-
-from t2mbench.core.audio import load_audio
-from t2mbench.core.manifest import ClipRecord
-from t2mbench.core.progress import progress_bar
 
 KS = (1, 10)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from t2mbench.bench.train.loop import TrainConfig
-
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.files import read_json
 

@@ -25,8 +25,9 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from t2mbench.reference_models.autoencoder import WeightNormed
 from torch import nn
+
+from t2mbench.reference_models.autoencoder import WeightNormed
 
 LEAK = 0.2
 DILATIONS = (1, 2, 4)

@@ -30,17 +30,17 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file
+
 from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.train.ship import ship
+from t2mbench.core.errors import ConfigError
+from t2mbench.core.progress import progress_bar
 from t2mbench.reference_models import build
 from t2mbench.reference_models.autoencoder import vae_posterior
 from t2mbench.reference_models.generate import latent_length
 from t2mbench.reference_models.model import LatentDiffusionModel
 from t2mbench.reference_models.objectives import TimestepSampler, diffusion_loss
 from t2mbench.reference_models.text_encoders import TextEncoder
-
-from t2mbench.core.errors import ConfigError
-from t2mbench.core.progress import progress_bar
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "tiny-dit.json"
 _ENCODE_CHUNK = 32

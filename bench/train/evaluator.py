@@ -37,8 +37,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
 from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.train.ship import ship
+from t2mbench.core.audio import load_audio
+from t2mbench.core.errors import ConfigError, ManifestError
+from t2mbench.core.manifest import ClipRecord
+from t2mbench.core.progress import progress_bar
 from t2mbench.metrics.embedders.evaluator import (
     CHECKPOINT_FILE,
     N_FEATURES,
@@ -52,11 +57,6 @@ from t2mbench.metrics.embedders.evaluator import (
     protocol_input,
 )
 from t2mbench.reference_models.text_encoders import MiniLMEncoder
-
-from t2mbench.core.audio import load_audio
-from t2mbench.core.errors import ConfigError, ManifestError
-from t2mbench.core.manifest import ClipRecord
-from t2mbench.core.progress import progress_bar
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "evaluator.json"
 IGNORE = -100

@@ -35,9 +35,9 @@ from typing import Any, Protocol
 
 import torch
 from safetensors.torch import load_file, save_file
-from t2mbench.bench.plots import pyplot, save_figure
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.core import provenance
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.files import atomic_path, write_bytes_atomic, write_json

@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.train.discriminator import MultiScaleSTFTDiscriminator, adversarial_losses
+from t2mbench.core.errors import ConfigError
 from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.dsp.stft import stft_magnitude
 from t2mbench.reference_models.autoencoder import (
@@ -44,8 +46,6 @@ from t2mbench.reference_models.autoencoder import (
     vae_posterior,
 )
 from t2mbench.reference_models.factory import PRETRANSFORMS, load_config
-
-from t2mbench.core.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "tiny-vae.json"
 DISCRIMINATOR_KEYS = ("ffts", "filters", "adv_weight", "fm_weight")

@@ -16,11 +16,10 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from t2mbench.metrics.embedders.base import Embedder, TextEmbedder
-
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.plugins import entry_points
 from t2mbench.core.weights import WeightFile
+from t2mbench.metrics.embedders.base import Embedder, TextEmbedder
 
 GROUP = "t2mbench.embedders"
 

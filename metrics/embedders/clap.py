@@ -45,14 +45,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from t2mbench.metrics.dsp.filterbanks import mel_filterbank
-from t2mbench.metrics.embedders.base import TextEmbedder, state_dict_mismatch, state_dict_sha256
-from t2mbench.metrics.embedders.htsat import FRAMES, HTSAT, N_MELS
 from torch import nn
 
 from t2mbench.core.audio import int16_roundtrip
 from t2mbench.core.errors import AudioError, ConfigError, ManifestError, MissingWeightsError, WeightsError
 from t2mbench.core.weights import WeightFile, hash_file, register_all, resolve, weights_dir
+from t2mbench.metrics.dsp.filterbanks import mel_filterbank
+from t2mbench.metrics.embedders.base import TextEmbedder, state_dict_mismatch, state_dict_sha256
+from t2mbench.metrics.embedders.htsat import FRAMES, HTSAT, N_MELS
 
 SAMPLE_RATE = 48_000
 MAX_SAMPLES = 480_000  # 10 s

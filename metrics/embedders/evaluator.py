@@ -56,16 +56,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from t2mbench.metrics.dsp.chroma import chroma_filters
-from t2mbench.metrics.dsp.filterbanks import mel_filterbank
-from t2mbench.metrics.embedders.base import TextEmbedder, state_dict_mismatch
-from t2mbench.reference_models.text_encoders import MiniLMEncoder
 from torch import nn
 
 from t2mbench.core.audio import peak_normalize, resample
 from t2mbench.core.errors import AudioError, MissingWeightsError, WeightsError
 from t2mbench.core.files import sha256_bytes
 from t2mbench.core.weights import hash_file, register_shipped, resolve
+from t2mbench.metrics.dsp.chroma import chroma_filters
+from t2mbench.metrics.dsp.filterbanks import mel_filterbank
+from t2mbench.metrics.embedders.base import TextEmbedder, state_dict_mismatch
+from t2mbench.reference_models.text_encoders import MiniLMEncoder
 
 SAMPLE_RATE = 32_000
 N_FFT, HOP, N_MELS = 1024, 500, 64

@@ -63,14 +63,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from t2mbench.metrics.dsp.filterbanks import mel_filterbank
-from t2mbench.metrics.dsp.resample_sinc import resample_sinc
-from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from t2mbench.core.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
 from t2mbench.core.weights import WeightFile, check, hash_file, register_all, resolve
+from t2mbench.metrics.dsp.filterbanks import mel_filterbank
+from t2mbench.metrics.dsp.resample_sinc import resample_sinc
+from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch
 
 SAMPLE_RATE = 44_100  # stable-audio-metrics' evaluation rate: inputs are soxr-resampled to it
 MODEL_RATE = 48_000  # OpenL3's own rate: every channel is resampy-resampled to it

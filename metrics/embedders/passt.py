@@ -30,12 +30,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from t2mbench.metrics.dsp.filterbanks import kaldi_mel_banks
-from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch, state_dict_sha256
 from torch import nn
 
 from t2mbench.core.errors import AudioError, ConfigError, WeightsError
 from t2mbench.core.weights import WeightFile, hash_file, register_all, resolve
+from t2mbench.metrics.dsp.filterbanks import kaldi_mel_banks
+from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch, state_dict_sha256
 
 SAMPLE_RATE = 32_000
 WINDOW = 10 * SAMPLE_RATE  # stable-audio-metrics: 10 s analysis windows ...

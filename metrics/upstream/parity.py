@@ -30,15 +30,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from t2mbench.metrics.clap_score import clap_score
-from t2mbench.metrics.embedders import get_embedder
-from t2mbench.metrics.frechet import frechet_distance
-from t2mbench.metrics.kl import kl_divergence
 
 from t2mbench.core.audio import load_audio, peak_normalize
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.weights import get as get_weights
 from t2mbench.core.weights import hash_file, resolve
+from t2mbench.metrics.clap_score import clap_score
+from t2mbench.metrics.embedders import get_embedder
+from t2mbench.metrics.frechet import frechet_distance
+from t2mbench.metrics.kl import kl_divergence
 
 UPSTREAM_DIR = Path(__file__).parent  # the runner scripts sit beside this module
 

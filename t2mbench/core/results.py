@@ -178,8 +178,10 @@ def read(path: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise SchemaError(f"{path}: no such result table")
     try:
-        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False,
-                                                                                     na_values=[""])  # fmt: skip
+        if path.suffix == ".parquet":
+            table = pd.read_parquet(path)
+        else:  # every field as text, empty fields empty: the schema's coercion types them
+            table = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except (OSError, ValueError) as e:
         raise SchemaError(f"{path}: unreadable result table ({e})") from None
     return upgrade(table, str(path))

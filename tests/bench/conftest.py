@@ -1,6 +1,7 @@
 import pytest
 import torch
 from safetensors.torch import save_file
+
 from t2mbench.bench.corpus import build_corpus
 from t2mbench.reference_models import build
 

@@ -4,8 +4,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import t2mbench.bench.evidence as evidence
 
+import t2mbench.bench.evidence as evidence
 from t2mbench.cli import main
 
 STUDIES = ("autoencoder", "closed-loop", "degradation", "guidance-sweep", "retrieval", "report")

@@ -10,10 +10,10 @@ import pytest
 import soundfile as sf
 from safetensors.torch import save_file
 from support.sat_models import seeded_weights, tiny_model
-from t2mbench.reference_models import build, generate, load_config
 
 from t2mbench.cli import main
 from t2mbench.core.manifest import load_clipset
+from t2mbench.reference_models import build, generate, load_config
 
 SETTINGS = ["--sampler", "dpmpp_2m", "--steps", "2", "--cfg", "4", "--seconds", "0.25", "--seed", "5", "--batch", "2"]
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 from support.passt_weights import passt_weights
-from t2mbench.metrics.embedders.passt import load_passt
-from t2mbench.metrics.kl import kl_divergence
 
 from t2mbench.core.audio import load_audio, peak_normalize, save_audio
+from t2mbench.metrics.embedders.passt import load_passt
+from t2mbench.metrics.kl import kl_divergence
 
 FIX = np.load(Path(__file__).parents[1] / "fixtures" / "passt" / "passt.npz")
 OFFSET = 0.5  # the fake runner adds --offset to logit 0 of the second file (exact in float32)

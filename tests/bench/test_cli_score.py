@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 from support.scoring_sets import write_pair
-from t2mbench.bench.commands.score import parse_settings
 
+from t2mbench.bench.commands.score import parse_settings
 from t2mbench.cli import main
 from t2mbench.core.errors import ConfigError
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from t2mbench.bench.corpus import arrange as arr
 from t2mbench.bench.corpus import scores
 

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+
 from t2mbench.bench.corpus import arrange as arr
 from t2mbench.bench.corpus import build, render, scores, truth
 from t2mbench.bench.corpus.build import build_corpus, split_of
 from t2mbench.bench.corpus.check import check_set
-
 from t2mbench.core.audio import loudness
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.files import sha256_file

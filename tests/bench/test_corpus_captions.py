@@ -2,6 +2,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+
 from t2mbench.bench.corpus import captions
 
 FIELDS = {

@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from t2mbench.bench.corpus.render import SAMPLE_RATE, MissingDependencyError, Notes, render, soundfont_path
 
 SR = SAMPLE_RATE

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 from music21 import chord, converter, note, stream, tie
-from t2mbench.bench.corpus import scores
 
+from t2mbench.bench.corpus import scores
 from t2mbench.core.errors import ConfigError
 
 SURVEYED = ("parts", "beat_ql", "start_ql", "end_ql", "notes_sha256")

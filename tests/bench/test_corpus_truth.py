@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from music21 import analysis
+
 from t2mbench.bench.corpus import scores, truth
 from t2mbench.bench.corpus.arrange import ClipNotes
 

@@ -1,4 +1,5 @@
 import pandas as pd
+
 from t2mbench.bench.demo import METRICS, DemoSettings, render_report
 from t2mbench.core import results
 

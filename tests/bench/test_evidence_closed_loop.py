@@ -4,15 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from t2mbench.bench.corpus import build_corpus
 from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.demo import DemoSettings
 from t2mbench.bench.evidence.closed_loop import LoopSettings, closed_loop, derangement, render, untrained_like
-from t2mbench.reference_models import build, load_model
-from t2mbench.reference_models.generate import default_cfg_scale
-
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.manifest import load_clipset
+from t2mbench.reference_models import build, load_model
+from t2mbench.reference_models.generate import default_cfg_scale
 
 
 @pytest.mark.parametrize("n", [2, 3, 17])

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+
 from t2mbench.bench.evidence.degradation import (
     CONDITIONS,
     add_noise,
@@ -10,9 +11,8 @@ from t2mbench.bench.evidence.degradation import (
     low_pass,
     write_outputs,
 )
-from t2mbench.metrics.frechet import frechet_distance
-
 from t2mbench.core.errors import AudioError
+from t2mbench.metrics.frechet import frechet_distance
 
 
 def _tone(hz, sr=44_100, seconds=2.0):

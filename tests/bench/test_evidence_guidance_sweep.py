@@ -1,10 +1,10 @@
 import json
 
 import pytest
+
 from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.evidence.closed_loop import LoopSettings
 from t2mbench.bench.evidence.guidance_sweep import guidance_sweep, render, train_subset
-
 from t2mbench.core.errors import ConfigError
 
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 from support.evaluator_clips import tiny_corpus
+
 from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.evidence.retrieval import (
     average_precision,
@@ -11,10 +12,9 @@ from t2mbench.bench.evidence.retrieval import (
     recall_at_k,
     single_label_scores,
 )
-from t2mbench.metrics.embedders.evaluator import AttributeHead, load_evaluator
-
 from t2mbench.core.errors import ManifestError
 from t2mbench.core.manifest import ClipRecord
+from t2mbench.metrics.embedders.evaluator import AttributeHead, load_evaluator
 
 
 def test_recall_at_k_counts_ties_for_the_caption():

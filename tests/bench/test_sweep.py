@@ -39,7 +39,8 @@ def swept(prompts, tmp_path_factory):
 def test_grid_is_samplers_times_steps_with_shared_fields():
     cells = grid("tiny", ["ddpm", "ddim"], [10, 50], cfg=3.0, seed=1, clips=16, seconds=10.0)
     assert [(c.sampler, c.steps) for c in cells] == [("ddpm", 10), ("ddpm", 50), ("ddim", 10), ("ddim", 50)]
-    assert {(c.model, c.cfg, c.seed, c.clips, c.seconds, c.batch_size) for c in cells} == {("tiny", 3.0, 1, 16, 10.0, 16)}
+    shared = {(c.model, c.cfg, c.seed, c.clips, c.seconds, c.batch_size) for c in cells}
+    assert shared == {("tiny", 3.0, 1, 16, 10.0, 16)}
     with pytest.raises(ConfigError, match="^unknown samplers nope; known: euler, "):
         grid("tiny", ["ddim", "nope"], [10], cfg=3.0, seed=1, clips=1, seconds=1.0)
 

@@ -2,6 +2,7 @@ import math
 
 import pandas as pd
 import pytest
+
 from t2mbench.bench.tables import few_step_verdict, markdown, published_grid, sweep_grid, time_grid
 from t2mbench.core import results
 

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+
 from t2mbench.bench.train.discriminator import (
     MultiScaleSTFTDiscriminator,
     STFTDiscriminator,

@@ -1,6 +1,7 @@
 import pytest
 import torch
 from safetensors.torch import load_file
+
 from t2mbench.bench.corpus.splits import load_split_audio
 from t2mbench.bench.train.dit import DitTask
 from t2mbench.bench.train.loop import TrainConfig, step_generator, train

@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from support.evaluator_clips import tiny_corpus
+
 from t2mbench.bench.train.data import read_train_config
 from t2mbench.bench.train.evaluator import (
     DEFAULT_CONFIG,
@@ -16,11 +17,10 @@ from t2mbench.bench.train.evaluator import (
     ship_evaluator,
 )
 from t2mbench.bench.train.loop import TrainConfig, step_generator, train
-from t2mbench.metrics.embedders.evaluator import WINDOW_FRAMES, load_evaluator, protocol_input
-
 from t2mbench.core.audio import load_audio
 from t2mbench.core.errors import ConfigError, ManifestError
 from t2mbench.core.files import sha256_file
+from t2mbench.metrics.embedders.evaluator import WINDOW_FRAMES, load_evaluator, protocol_input
 
 HEADS = (("instrument_families", "multi"), ("tempo_bucket", "single"), ("mode", "single"), ("composer", "single"))
 SETTINGS = TaskSettings(heads=HEADS, batch_clips=4, crops_per_clip=2, caption_variants=3)

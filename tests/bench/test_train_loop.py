@@ -3,9 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
-from t2mbench.bench.train.loop import TrainConfig, bfloat16_autocast, step_generator, train
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import profile
+
+from t2mbench.bench.train.loop import TrainConfig, bfloat16_autocast, step_generator, train
 
 
 class Regression:

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+
 from t2mbench.bench.train.loop import bfloat16_autocast
 from t2mbench.bench.train.vae import (
     VaeTask,
@@ -9,11 +10,10 @@ from t2mbench.bench.train.vae import (
     multi_resolution_stft_loss,
     multi_scale_mel_loss,
 )
-from t2mbench.metrics.dsp.filterbanks import mel_filterbank
-from t2mbench.metrics.spectral import stft_distance
-from t2mbench.metrics.dsp.stft import stft_magnitude
-
 from t2mbench.core.errors import ConfigError
+from t2mbench.metrics.dsp.filterbanks import mel_filterbank
+from t2mbench.metrics.dsp.stft import stft_magnitude
+from t2mbench.metrics.spectral import stft_distance
 
 
 def test_single_resolution_loss_is_auraloss_stft_distance():

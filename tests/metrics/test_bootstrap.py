@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from t2mbench.metrics.bootstrap import mean_ci, paired_difference_ci
 from t2mbench.metrics.frechet import embedding_stats, fd_ci, fd_difference_ci, frechet_distance_from_stats
 

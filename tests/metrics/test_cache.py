@@ -4,6 +4,7 @@ import multiprocessing as mp
 
 import numpy as np
 import pytest
+
 from t2mbench.metrics.cache import EmbeddingCache, default_root, entry_key
 
 FIELDS = {"audio_sha256": "ab" * 32, "embedder": "openl3", "weights_sha256": "cd" * 32, "protocol": "sam-1"}

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from t2mbench.metrics.clap_score import clap_score
 from t2mbench.metrics.registry import get_metric
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from t2mbench.metrics.bootstrap import paired_difference_ci
-from t2mbench.metrics.compare import compare_runs
 
 from t2mbench.core.errors import ManifestError
+from t2mbench.metrics.bootstrap import paired_difference_ci
+from t2mbench.metrics.compare import compare_runs
 
 
 def run_table(system: str, values: dict[str, list[float]], ids: list[str]) -> pd.DataFrame:

@@ -8,6 +8,10 @@ import pytest
 import torch
 from support.scoring_sets import write_pair, write_set
 from support.stand_in_embedder import StandInEmbedder
+
+from t2mbench.core.audio import int16_roundtrip
+from t2mbench.core.errors import AudioError, ConfigError
+from t2mbench.core.manifest import ClipRecord, load_clipset
 from t2mbench.metrics.base import MetricError, ScoringItem
 from t2mbench.metrics.cache import EmbeddingCache
 from t2mbench.metrics.clip_audio import ClipAudio
@@ -22,10 +26,6 @@ from t2mbench.metrics.frechet import (
 )
 from t2mbench.metrics.kl import kl_divergence
 from t2mbench.metrics.registry import CLAP, FD_OPENL3, KL_PASST, get_metric
-
-from t2mbench.core.audio import int16_roundtrip
-from t2mbench.core.errors import AudioError, ConfigError
-from t2mbench.core.manifest import ClipRecord, load_clipset
 
 FIX = Path(__file__).parents[1] / "fixtures" / "metrics"
 SAM = np.load(FIX / "sam_load.npz")

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from t2mbench.metrics.dsp.filterbanks import hz_to_mel, kaldi_mel_banks, mel_filterbank, mel_to_hz
 
 FIX = np.load(Path(__file__).parents[1] / "fixtures" / "filterbanks" / "filterbanks.npz")

@@ -7,6 +7,7 @@ import mpmath as mp
 import numpy as np
 import pytest
 from scipy.linalg import sqrtm
+
 from t2mbench.metrics import frechet_distance as exported
 from t2mbench.metrics.frechet import (
     METHODS,

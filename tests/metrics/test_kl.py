@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from t2mbench.metrics.kl import kl_divergence, kl_from_probabilities
 from t2mbench.metrics.registry import get_metric
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from t2mbench.core.manifest import ClipRecord
 from t2mbench.metrics.clip_audio import ClipAudio
 from t2mbench.metrics.dsp.chroma import chroma_filters, estimate_tuning, power_spectrogram
 from t2mbench.metrics.dsp.resample_hann import resample_hann
 from t2mbench.metrics.melody import melody_accuracy, melody_classes, melody_scores
 from t2mbench.metrics.registry import get_metric
-
-from t2mbench.core.manifest import ClipRecord
 
 FIX = Path(__file__).parents[1] / "fixtures" / "metrics"
 MEL = np.load(FIX / "melody.npz")

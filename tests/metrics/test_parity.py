@@ -5,11 +5,11 @@ import sys
 
 import numpy as np
 import pytest
-from t2mbench.metrics.frechet import frechet_distance
-from t2mbench.metrics.upstream.parity import UPSTREAMS, _per_file, missing_modules, run_parity
 
 from t2mbench.core.audio import save_audio
 from t2mbench.core.errors import ConfigError
+from t2mbench.metrics.frechet import frechet_distance
+from t2mbench.metrics.upstream.parity import UPSTREAMS, _per_file, missing_modules, run_parity
 
 
 def test_unknown_embedder_lists_the_known_ones():

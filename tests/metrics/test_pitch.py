@@ -2,15 +2,15 @@
 
 import numpy as np
 import pytest
+
+from t2mbench.core.audio import save_audio
+from t2mbench.core.errors import T2MBenchError
+from t2mbench.core.manifest import ClipRecord
 from t2mbench.metrics.base import ScoringItem
 from t2mbench.metrics.clip_audio import ClipAudio
 from t2mbench.metrics.melody import melody_scores
 from t2mbench.metrics.pitch import track_pitch
 from t2mbench.metrics.registry import get_metric
-
-from t2mbench.core.audio import save_audio
-from t2mbench.core.errors import T2MBenchError
-from t2mbench.core.manifest import ClipRecord
 
 SR = 44_100
 

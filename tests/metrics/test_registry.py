@@ -4,13 +4,13 @@ read), and third-party metrics and embedders join through entry points."""
 from importlib import metadata
 
 import pytest
+
+from t2mbench.core.errors import ConfigError
 from t2mbench.metrics import embedders as embedder_registry
 from t2mbench.metrics import registry
 from t2mbench.metrics.embedders import embedder_spec, embedders
 from t2mbench.metrics.registry import MetricSpec, available, get_metric
 from t2mbench.metrics.sisdr import SISDR
-
-from t2mbench.core.errors import ConfigError
 
 FD_SETTINGS = (
     "method, ci_resamples, confidence, seed, per_song, fad_inf, fad_inf_min_n, fad_inf_steps, reference_stats, "

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from support.openl3_weights import fixture_signal
+
 from t2mbench.metrics.dsp.resample_sinc import FILTERS, half_window, output_length, resample_sinc
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openl3"

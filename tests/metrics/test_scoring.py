@@ -7,19 +7,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-import t2mbench.metrics.clip_audio as clip_audio
 from support.scoring_sets import write_pair, write_set
 from support.stand_in_embedder import StandInEmbedder
+
+import t2mbench.metrics.clip_audio as clip_audio
+from t2mbench.core import results
+from t2mbench.core.audio import load_audio, save_audio
+from t2mbench.core.errors import AudioError, ConfigError, ManifestError, MissingWeightsError
 from t2mbench.metrics.base import MetricError
 from t2mbench.metrics.cache import EmbeddingCache
 from t2mbench.metrics.registry import get_metric
-from t2mbench.core import results
 from t2mbench.metrics.scoring import score
 from t2mbench.metrics.sisdr import si_sdr
 from t2mbench.metrics.spectral import stft_distance
-
-from t2mbench.core.audio import load_audio, save_audio
-from t2mbench.core.errors import AudioError, ConfigError, ManifestError, MissingWeightsError
 
 SIGNAL = ["stft", "mel", "sisdr", "melody_acc", "pitch_acc"]
 

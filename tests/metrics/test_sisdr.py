@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from t2mbench.metrics.registry import get_metric
 from t2mbench.metrics.sisdr import si_sdr
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from t2mbench.metrics.registry import get_metric
 from t2mbench.metrics.spectral import mel_distance, spectral_terms, stft_distance
 

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 import torch
-from t2mbench.metrics.spectral import _magnitude
+
 from t2mbench.metrics.dsp.stft import stft_magnitude
+from t2mbench.metrics.spectral import _magnitude
 
 
 def test_stft_magnitude_is_bit_equal_to_the_spectral_metrics_magnitude():

@@ -8,6 +8,7 @@ import pytest
 import torch
 from support import sat_cases
 from support.sat_models import golden, reduced_model
+
 from t2mbench.reference_models.autoencoder import SnakeBeta, WNConv1d, WNConvTranspose1d
 
 TOL = 1e-4  # max abs, float32

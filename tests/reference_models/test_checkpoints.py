@@ -9,10 +9,10 @@ import torch
 from safetensors.torch import save_file
 from support import sat_cases
 from support.sat_models import conditioning_inputs, golden, seeded_weights, t5_stand_in
-from t2mbench.reference_models import build, from_diffusers, load_checkpoint, read_state_dict, to_diffusers
 
 from t2mbench.core.errors import WeightsError
 from t2mbench.core.weights import get
+from t2mbench.reference_models import build, from_diffusers, load_checkpoint, read_state_dict, to_diffusers
 
 TOL = 1e-4
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from support import sat_cases
 from support.sat_models import FIXTURES, conditioning_inputs, golden, reduced_model, t5_stand_in
-from t2mbench.reference_models.conditioners import NumberConditioner
-from t2mbench.reference_models.text_encoders import MiniLMEncoder, T5Encoder
 
 from t2mbench.core.errors import MissingWeightsError
+from t2mbench.reference_models.conditioners import NumberConditioner
+from t2mbench.reference_models.text_encoders import MiniLMEncoder, T5Encoder
 
 TOL = 1e-4
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from support import sat_cases
 from support.sat_models import conditioning_inputs, golden, reduced_model
+
 from t2mbench.reference_models.dit import patchify, unpatchify
 from t2mbench.reference_models.guidance import GuidedModel, null_condition
 from t2mbench.reference_models.transformer import Attention, RotaryEmbedding, apply_rotary

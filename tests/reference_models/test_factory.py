@@ -9,9 +9,9 @@ import pytest
 import torch
 from support import sat_cases
 from support.sat_models import FIXTURES, upstream_keys
-from t2mbench.reference_models import build, config_names, load_config
 
 from t2mbench.core.errors import ConfigError
+from t2mbench.reference_models import build, config_names, load_config
 
 
 def manifest(name: str) -> dict:

@@ -8,10 +8,10 @@ import re
 import pytest
 import torch
 from support.sat_models import reduced_model, tiny_model
-from t2mbench.reference_models import build, generate, latent_length, load_config, load_model
-from t2mbench.reference_models.generate import default_cfg_scale
 
 from t2mbench.core.errors import ConfigError, MissingWeightsError
+from t2mbench.reference_models import build, generate, latent_length, load_config, load_model
+from t2mbench.reference_models.generate import default_cfg_scale
 
 PROMPTS = ["a calm piano", "fast drums"]
 
@@ -102,6 +102,7 @@ def test_bfloat16_model_keeps_the_sampler_state_in_float32():
 @pytest.mark.parametrize("sampler", ["euler", "ddim"])
 def test_eps_model(sampler):
     from support.sat_models import seeded_weights
+
     from t2mbench.reference_models import load_checkpoint, load_config
 
     _, config = load_config("tiny")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from support.sampler_models import ToyDiT, max_rel_err
-from t2mbench.reference_models.guidance import GuidedModel, null_condition
-from t2mbench.reference_models.samplers import NFECounter, sample_rf, sample_v
 
 from t2mbench.core.errors import ConfigError
+from t2mbench.reference_models.guidance import GuidedModel, null_condition
+from t2mbench.reference_models.samplers import NFECounter, sample_rf, sample_v
 
 FIX = np.load(Path(__file__).parents[1] / "fixtures" / "sat_cfg" / "sat_cfg.npz")
 C, D, G = 4, 8, 6

@@ -4,6 +4,8 @@ import math
 
 import pytest
 import torch
+
+from t2mbench.core.errors import ConfigError
 from t2mbench.reference_models.objectives import (
     TimestepSampler,
     cfg_dropout,
@@ -11,8 +13,6 @@ from t2mbench.reference_models.objectives import (
     get_objective,
     shift_timesteps,
 )
-
-from t2mbench.core.errors import ConfigError
 
 
 @pytest.mark.parametrize("name", ["v", "eps", "rectified_flow", "rf_denoiser"])

@@ -4,9 +4,8 @@ files once (``WEIGHTS``), a factory, and the :class:`EmbedderSpec` its entry poi
 
 from __future__ import annotations
 
-from t2mbench.metrics import EmbedderSpec, WeightFile, register_all
-
 from support.stand_in_embedder import StandInEmbedder
+from t2mbench.metrics import EmbedderSpec, WeightFile, register_all
 
 WEIGHTS = register_all(
     WeightFile(name="toy-plugin", filename="toy-plugin.bin", url="https://example.org/toy-plugin.bin",

@@ -19,6 +19,7 @@ import hashlib
 
 import numpy as np
 import torch
+
 from t2mbench.metrics.embedders.base import TextEmbedder
 
 FRAME_SECONDS = 0.25

@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 import torch
 from support.clap_weights import clap_clip, clap_weights, manifest, write_tokenizer
+
+from t2mbench.core.audio import int16_roundtrip
+from t2mbench.core.errors import AudioError, ManifestError, MissingWeightsError, WeightsError
 from t2mbench.metrics.embedders import get_embedder
 from t2mbench.metrics.embedders.clap import (
     ClapEmbedder,
@@ -19,9 +22,6 @@ from t2mbench.metrics.embedders.clap import (
     load_tokenizer,
     normalise_state_dict,
 )
-
-from t2mbench.core.audio import int16_roundtrip
-from t2mbench.core.errors import AudioError, ManifestError, MissingWeightsError, WeightsError
 
 FIX_DIR = Path(__file__).parents[2] / "fixtures" / "clap"
 FIX = np.load(FIX_DIR / "clap.npz")

@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 import torch
 from support.evaluator_clips import GOLDEN_CAPTIONS, SAMPLE_RATE, chord
+
 from t2mbench.bench.train.ship import ship
+from t2mbench.core.audio import resample
+from t2mbench.core.errors import AudioError, ChecksumError, WeightsError
+from t2mbench.core.files import sha256_file
 from t2mbench.metrics.dsp.chroma import chroma_filters
 from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.embedders import get_embedder
@@ -24,10 +28,6 @@ from t2mbench.metrics.embedders.evaluator import (
     summary_features,
 )
 from t2mbench.metrics.kl import kl_divergence
-
-from t2mbench.core.audio import resample
-from t2mbench.core.errors import AudioError, ChecksumError, WeightsError
-from t2mbench.core.files import sha256_file
 
 GOLDEN = np.load(Path(__file__).parents[2] / "fixtures" / "evaluator" / "golden.npz")
 

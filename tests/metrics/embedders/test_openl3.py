@@ -27,6 +27,8 @@ import numpy as np
 import pytest
 import torch
 from support.openl3_weights import case_clips, fixture_signal, seeded_openl3_state, write_keras_h5
+
+from t2mbench.core.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
 from t2mbench.metrics.dsp.filterbanks import hz_to_mel, mel_to_hz
 from t2mbench.metrics.dsp.resample_sinc import output_length, resample_sinc
 from t2mbench.metrics.embedders import get_embedder
@@ -40,8 +42,6 @@ from t2mbench.metrics.embedders.openl3 import (
     read_keras_h5,
 )
 from t2mbench.metrics.frechet import frechet_distance
-
-from t2mbench.core.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "openl3"
 KERAS = json.loads((FIXTURES / "keras.json").read_text())

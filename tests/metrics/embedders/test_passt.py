@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 from support.passt_weights import passt_shapes, passt_weights
-from t2mbench.metrics.embedders import get_embedder
-from t2mbench.metrics.embedders.passt import MIN_SAMPLES, PaSST, PasstEmbedder, load_passt
-from t2mbench.metrics.kl import kl_divergence
 
 from t2mbench.core.audio import peak_normalize, resample, set_channels
 from t2mbench.core.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
+from t2mbench.metrics.embedders import get_embedder
+from t2mbench.metrics.embedders.passt import MIN_SAMPLES, PaSST, PasstEmbedder, load_passt
+from t2mbench.metrics.kl import kl_divergence
 
 FIX_DIR = Path(__file__).parents[2] / "fixtures" / "passt"
 FIX = np.load(FIX_DIR / "passt.npz")

@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 from support.sampler_models import ToyModel
+
+from t2mbench.core.errors import ConfigError
 from t2mbench.reference_models.samplers import (
     SAMPLERS,
     NFECounter,
@@ -23,8 +25,6 @@ from t2mbench.reference_models.samplers import (
     v_ddim,
 )
 from t2mbench.reference_models.samplers.common import StepGuard
-
-from t2mbench.core.errors import ConfigError
 
 K_NAMES = [n for n, info in SAMPLERS.items() if info.space == "sigma"]
 X = torch.randn(1, 3, 4)

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 from support.sampler_models import ToyModel, max_rel_err
+
 from t2mbench.reference_models.samplers import (
     EpsDenoiser,
     RFDenoiser,

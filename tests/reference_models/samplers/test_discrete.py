@@ -11,6 +11,8 @@ from diffusers import (
     EulerDiscreteScheduler,
 )
 from support.sampler_models import ToyModel, max_rel_err
+
+from t2mbench.core.errors import ConfigError
 from t2mbench.reference_models.samplers import (
     DiscreteDenoiser,
     NFECounter,
@@ -22,8 +24,6 @@ from t2mbench.reference_models.samplers import (
     sigmas_from_alpha_bar,
     timesteps,
 )
-
-from t2mbench.core.errors import ConfigError
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:diffusers")  # numpy 2's __array__ notice
 

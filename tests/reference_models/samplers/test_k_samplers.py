@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from support.sampler_models import ToyModel, max_rel_err
+
 from t2mbench.reference_models.samplers import SAMPLERS, NFECounter, VDenoiser, get_sampler, get_sigmas
 
 FIX = np.load(Path(__file__).parents[2] / "fixtures" / "kdiffusion" / "kdiffusion.npz")

@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 from support.sampler_models import ToyModel
+
+from t2mbench.core.errors import ConfigError
 from t2mbench.reference_models.samplers import (
     SAMPLERS,
     Grid,
@@ -23,8 +25,6 @@ from t2mbench.reference_models.samplers import (
     sigma_runners,
     sigma_space,
 )
-
-from t2mbench.core.errors import ConfigError
 
 ALL = ", ".join(SAMPLERS)
 SIGMA = "euler, euler_ancestral, heun, dpm_2, dpmpp_2m, dpmpp_2m_sde, dpmpp_3m_sde"

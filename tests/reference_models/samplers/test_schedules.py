@@ -4,6 +4,8 @@ import math
 
 import pytest
 import torch
+
+from t2mbench.core.errors import ConfigError
 from t2mbench.reference_models.samplers import (
     beta_schedule,
     get_sigmas,
@@ -13,8 +15,6 @@ from t2mbench.reference_models.samplers import (
     v_alpha_bar,
     v_ddim_times,
 )
-
-from t2mbench.core.errors import ConfigError
 
 
 def test_rf_times_is_the_sao_logsnr_grid():

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from support.scoring_sets import write_pair
+
 from t2mbench.core.audio import load_audio
 from t2mbench.metrics.frechet import frechet_distance
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from t2mbench.core.errors import ConfigError
-from t2mbench.core.plugins import entry_points
+from t2mbench.core.plugins import with_plugins
 from t2mbench.metrics.base import Metric
 from t2mbench.metrics.clap_score import ClapScoreMetric
 from t2mbench.metrics.frechet import FrechetMetric
@@ -73,15 +73,7 @@ def metric_specs() -> dict[str, MetricSpec]:
         ConfigError: a plugin repeats a built-in name or does not load a :class:`MetricSpec`.
     """
     if not _METRICS:
-        found = dict(_BUILT_IN)
-        for ep in entry_points(GROUP):
-            if ep.name in _BUILT_IN:
-                raise ConfigError(f"metric plugin {ep.name!r} ({ep.value}) repeats a built-in metric name")
-            spec = ep.load()
-            if not isinstance(spec, MetricSpec):
-                raise ConfigError(f"metric plugin {ep.name!r} ({ep.value}) is not a MetricSpec")
-            found[ep.name] = spec
-        _METRICS.update(found)
+        _METRICS.update(with_plugins(GROUP, _BUILT_IN, MetricSpec, "metric"))
     return dict(_METRICS)
 
 

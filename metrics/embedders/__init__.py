@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from t2mbench.core.errors import ConfigError
-from t2mbench.core.plugins import entry_points
+from t2mbench.core.plugins import with_plugins
 from t2mbench.core.weights import WeightFile
 from t2mbench.metrics.embedders.base import Embedder, TextEmbedder
 
@@ -75,15 +75,7 @@ def embedders() -> dict[str, EmbedderSpec]:
         ConfigError: a plugin repeats a built-in name or does not load an :class:`EmbedderSpec`.
     """
     if not _EMBEDDERS:
-        found = dict(_BUILT_IN)
-        for ep in entry_points(GROUP):
-            if ep.name in _BUILT_IN:
-                raise ConfigError(f"embedder plugin {ep.name!r} ({ep.value}) repeats a built-in embedder name")
-            spec = ep.load()
-            if not isinstance(spec, EmbedderSpec):
-                raise ConfigError(f"embedder plugin {ep.name!r} ({ep.value}) is not an EmbedderSpec")
-            found[ep.name] = spec
-        _EMBEDDERS.update(found)
+        _EMBEDDERS.update(with_plugins(GROUP, _BUILT_IN, EmbedderSpec, "embedder"))
     return dict(_EMBEDDERS)
 
 

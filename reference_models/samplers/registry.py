@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import torch
 
 from t2mbench.core.errors import ConfigError
-from t2mbench.core.plugins import entry_points
+from t2mbench.core.plugins import with_plugins
 
 from .common import Callback, NoiseSampler
 from .denoisers import EpsDenoiser, RFDenoiser, VDenoiser, continuous_time
@@ -200,16 +200,7 @@ def registered() -> Mapping[str, SamplerInfo]:
     """Every sampler by name: the built-ins (``SAMPLERS``), then the ``t2mbench.samplers`` plugins, read once."""
     global _registry
     if _registry is None:
-        found = dict(SAMPLERS)
-        for ep in entry_points("t2mbench.samplers"):
-            if ep.name in SAMPLERS:
-                raise ConfigError(f"sampler plugin {ep.name!r} ({ep.value}) repeats a built-in sampler; rename it")
-            info = ep.load()
-            if not isinstance(info, SamplerInfo):
-                raise ConfigError(f"sampler plugin {ep.name!r} ({ep.value}) is a {type(info).__name__}, "
-                                  f"not a SamplerInfo")
-            found[ep.name] = info
-        _registry = MappingProxyType(found)
+        _registry = MappingProxyType(with_plugins("t2mbench.samplers", SAMPLERS, SamplerInfo, "sampler"))
     return _registry
 
 

@@ -1,20 +1,27 @@
 """Third-party plugins through Python entry points, the ecosystem's way.
 
-A distribution adds a metric, an embedder, a sampler or a subcommand by declaring an entry
-point in one of the groups below (``pyproject.toml``)::
+A distribution adds a metric, an embedder, a sampler, an executor, a board renderer or a
+subcommand by declaring an entry point in one of the groups below (``pyproject.toml``)::
 
     [project.entry-points."t2mbench.metrics"]
     loudness_lufs = "my_pkg.loudness:LOUDNESS"      # a MetricSpec
 
-Each registry (metrics, embedders, samplers, CLI) reads its group once, on first use, and a
-plugin name that repeats a built-in one is refused: a plugin cannot silently replace a metric.
+Each registry reads its group once, on first use, through :func:`with_plugins`, which is the
+one place that loads plugins: a plugin name that repeats a built-in one is refused (a plugin
+cannot silently replace a metric), and so is an object of the wrong type.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import metadata
+from typing import TypeVar
 
-GROUPS = ("t2mbench.metrics", "t2mbench.embedders", "t2mbench.samplers", "t2mbench.commands")
+from t2mbench.core.errors import ConfigError
+
+GROUPS = ("t2mbench.metrics", "t2mbench.embedders", "t2mbench.samplers", "t2mbench.executors",
+          "t2mbench.renderers", "t2mbench.commands")  # fmt: skip
+T = TypeVar("T")
 
 
 def entry_points(group: str) -> list[metadata.EntryPoint]:
@@ -22,3 +29,23 @@ def entry_points(group: str) -> list[metadata.EntryPoint]:
     if group not in GROUPS:
         raise ValueError(f"unknown plugin group {group!r}; known: {', '.join(GROUPS)}")
     return sorted(metadata.entry_points(group=group), key=lambda ep: ep.name)
+
+
+def with_plugins(group: str, built_in: Mapping[str, T], kind: type, what: str) -> dict[str, T]:
+    """``built_in`` followed by the plugins of ``group``, each loaded and checked to be a ``kind``.
+
+    Raises:
+        ConfigError: ``"<what> plugin 'NAME' (module:object) repeats a built-in <what> name;
+            rename it"`` or ``"... is a TYPE, not a KIND"``.
+    """
+    found = dict(built_in)
+    for ep in entry_points(group):
+        if ep.name in built_in:
+            raise ConfigError(f"{what} plugin {ep.name!r} ({ep.value}) repeats a built-in {what} name; rename it")
+        obj = ep.load()
+        if not isinstance(obj, kind):
+            raise ConfigError(
+                f"{what} plugin {ep.name!r} ({ep.value}) is a {type(obj).__name__}, not a {kind.__name__}"
+            )
+        found[ep.name] = obj
+    return found

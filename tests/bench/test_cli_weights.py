@@ -67,11 +67,12 @@ def test_list_shows_the_weights_of_every_registered_embedder(capsys, monkeypatch
     """Computed from the embedder registry, so a new embedder (built-in or plugin) is covered."""
     from importlib import metadata
 
+    from t2mbench.core import plugins
     from t2mbench.metrics import embedders as registry
 
     if plugin:
         ep = metadata.EntryPoint("toy", "support.plugin_embedder:SPEC", "t2mbench.embedders")
-        monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == "t2mbench.embedders" else [])
+        monkeypatch.setattr(plugins, "entry_points", lambda group: [ep] if group == "t2mbench.embedders" else [])
         monkeypatch.setattr(registry, "_EMBEDDERS", {})
     assert main(["weights", "list"]) == 0
     out = capsys.readouterr().out

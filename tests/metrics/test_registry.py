@@ -5,6 +5,7 @@ from importlib import metadata
 
 import pytest
 
+from t2mbench.core import plugins
 from t2mbench.core.errors import ConfigError
 from t2mbench.metrics import embedders as embedder_registry
 from t2mbench.metrics import registry
@@ -69,7 +70,7 @@ def test_evaluator_outputs_in_the_registry_are_methods_of_the_embedder():
 def _plugins(monkeypatch, group_module, group: str, points: dict[str, str]) -> None:
     """Install entry points ``name -> "module:attribute"`` of ``group`` and forget the registry's cache."""
     eps = [metadata.EntryPoint(name, value, group) for name, value in sorted(points.items())]
-    monkeypatch.setattr(group_module, "entry_points", lambda g: eps if g == group else [])
+    monkeypatch.setattr(plugins, "entry_points", lambda g: eps if g == group else [])
     monkeypatch.setattr(group_module, "_METRICS" if group_module is registry else "_EMBEDDERS", {})
 
 
@@ -89,8 +90,9 @@ def test_a_metric_plugin_is_registered_and_its_settings_checked(monkeypatch):
     ("points", "message"),
     [
         ({"stft": f"{__name__}:LOUD"},
-         f"metric plugin 'stft' ({__name__}:LOUD) repeats a built-in metric name"),
-        ({"loud": f"{__name__}:NOT_A_SPEC"}, f"metric plugin 'loud' ({__name__}:NOT_A_SPEC) is not a MetricSpec"),
+         f"metric plugin 'stft' ({__name__}:LOUD) repeats a built-in metric name; rename it"),
+        ({"loud": f"{__name__}:NOT_A_SPEC"},
+         f"metric plugin 'loud' ({__name__}:NOT_A_SPEC) is a str, not a MetricSpec"),
     ],
 )  # fmt: skip
 def test_a_metric_plugin_cannot_replace_a_built_in_name(monkeypatch, points, message):
@@ -118,4 +120,5 @@ def test_an_embedder_plugin_cannot_reuse_a_built_in_name(monkeypatch):
     _plugins(monkeypatch, embedder_registry, "t2mbench.embedders", {"passt": "support.plugin_embedder:SPEC"})
     with pytest.raises(ConfigError) as info:
         embedders()
-    assert str(info.value) == "embedder plugin 'passt' (support.plugin_embedder:SPEC) repeats a built-in embedder name"
+    assert str(info.value) == ("embedder plugin 'passt' (support.plugin_embedder:SPEC) repeats a built-in embedder "
+                               "name; rename it")

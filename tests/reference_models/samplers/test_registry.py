@@ -9,6 +9,7 @@ import pytest
 import torch
 from support.sampler_models import ToyModel
 
+from t2mbench.core import plugins
 from t2mbench.core.errors import ConfigError
 from t2mbench.reference_models.samplers import (
     SAMPLERS,
@@ -115,7 +116,7 @@ def test_sigmas_are_built_on_the_cpu_whatever_the_sample_device():
 
 def _plugins(monkeypatch, **objects):
     points = [SimpleNamespace(name=n, value=f"my_pkg:{n.upper()}", load=lambda o=o: o) for n, o in objects.items()]
-    monkeypatch.setattr(registry, "entry_points", lambda group: points if group == "t2mbench.samplers" else [])
+    monkeypatch.setattr(plugins, "entry_points", lambda group: points if group == "t2mbench.samplers" else [])
     monkeypatch.setattr(registry, "_registry", None)
 
 
@@ -128,7 +129,7 @@ def test_plugin_sampler_is_resolved(monkeypatch):
 
 
 @pytest.mark.parametrize(("objects", "message"), [
-    ({"euler": SAMPLERS["ddim"]}, "sampler plugin 'euler' (my_pkg:EULER) repeats a built-in sampler; rename it"),
+    ({"euler": SAMPLERS["ddim"]}, "sampler plugin 'euler' (my_pkg:EULER) repeats a built-in sampler name; rename it"),
     ({"odd": object()}, "sampler plugin 'odd' (my_pkg:ODD) is a object, not a SamplerInfo"),
 ])  # fmt: skip
 def test_bad_plugins(monkeypatch, objects, message):

@@ -120,8 +120,14 @@ class Scoring:
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The scoring as JSON-ready data (the reference resolved)."""
         return {"prompts": str(self.prompts), "reference": str(self.reference or self.prompts),
                 "metrics": list(self.metrics), "settings": {k: dict(v) for k, v in self.settings.items()}}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Scoring:
+        """A scoring from :meth:`to_dict` data."""
+        return cls(data["prompts"], tuple(data["metrics"]), data.get("reference"), data.get("settings", {}))
 
 
 def cell_dir(out: str | os.PathLike, cell: Cell) -> Path:

@@ -138,3 +138,29 @@ def test_too_few_prompts_is_an_error(prompts, tmp_path):
     cell = Cell("tiny", "ddim", 2, 3.0, 5, 3, SECONDS)
     with pytest.raises(ConfigError, match=f"cell asks for 3 clips; {prompts} has 2 prompts"):
         run_cell(cell, Scoring(prompts=str(prompts), metrics=("clap_evaluator",)), tmp_path, progress=False)
+
+
+def test_an_executor_plugin_runs_cells_in_other_processes_with_the_same_rows(swept, monkeypatch, tmp_path):
+    """The Extending recipe for an executor: one class (tests/support/subprocess_executor.py) and
+    one entry point; each cell crosses into a fresh process as JSON and comes back the same."""
+    from importlib import metadata
+
+    from t2mbench.bench import executors
+    from t2mbench.core import plugins
+
+    _, cells, scoring, table, _ = swept
+    ep = metadata.EntryPoint("subprocess", "support.subprocess_executor:SPEC", "t2mbench.executors")
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [ep] if group == "t2mbench.executors" else [])
+    monkeypatch.setattr(executors, "_EXECUTORS", {})
+    assert set(executors.executors()) == {"local", "subprocess"}
+    other = run_sweep(cells, scoring, tmp_path, executor="subprocess", progress=False)
+
+    def untimed(t):  # every row but the measured seconds (which differ run to run)
+        return t[(t.kind != "generation") | (t.metric == "nfe")].reset_index(drop=True)
+
+    assert untimed(other).equals(untimed(table)) and len(untimed(table)) == 8  # 2 cells: aggregate, 2 clips, nfe
+    assert (other.metric == "seconds_per_clip").sum() == 2
+    with pytest.raises(ConfigError, match="^unknown executor 'ray'; known: local, subprocess$"):
+        run_sweep(cells, scoring, tmp_path, executor="ray")
+    with pytest.raises(ConfigError, match=r"^executor 'local': bad options \(.*unexpected keyword argument 'address'"):
+        run_sweep(cells, scoring, tmp_path, executor_options={"address": "auto"})

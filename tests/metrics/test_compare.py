@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from t2mbench.core import results
 from t2mbench.core.errors import ManifestError
 from t2mbench.metrics.bootstrap import paired_difference_ci
 from t2mbench.metrics.compare import compare_runs
@@ -14,7 +15,7 @@ def run_table(system: str, values: dict[str, list[float]], ids: list[str]) -> pd
             for m, vs in values.items() for cid, v in zip(ids, vs)]
     rows.append({"run_id": "r", "system": system, "clip_id": None, "metric": "fd_openl3", "kind": "aggregate",
                  "value": 1.0})
-    return pd.DataFrame(rows)
+    return results.frame(rows)
 
 
 def test_difference_and_ci_per_metric_in_common(tmp_path):

@@ -1,0 +1,55 @@
+"""Board renderers: a board (:func:`t2mbench.leaderboards.board.board`) in, a document out.
+
+A renderer is a function ``render(board: pd.DataFrame) -> str``. Built in: ``markdown``
+(:mod:`.markdown`). Third-party renderers join through the entry-point group
+``t2mbench.renderers``: each entry loads a :class:`RendererSpec`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from t2mbench.core.errors import ConfigError
+from t2mbench.core.plugins import with_plugins
+
+
+@dataclass(frozen=True)
+class RendererSpec:
+    """A registered renderer: ``function`` (``module:attribute``), the file suffix it writes and one line."""
+
+    function: str
+    suffix: str
+    description: str
+
+    def load(self) -> Callable[[pd.DataFrame], str]:
+        module, _, attribute = self.function.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+_BUILT_IN = {
+    "markdown": RendererSpec("t2mbench.leaderboards.renderers.markdown:render", ".md",
+                             "GitHub Markdown: one row per system, value [CI] per metric"),
+}  # fmt: skip
+_RENDERERS: dict[str, RendererSpec] = {}
+
+
+def renderers() -> dict[str, RendererSpec]:
+    """Every registered renderer by name: the built-in ones, then the plugins' (read once)."""
+    if not _RENDERERS:
+        _RENDERERS.update(with_plugins("t2mbench.renderers", _BUILT_IN, RendererSpec, "renderer"))
+    return dict(_RENDERERS)
+
+
+def get_renderer(name: str) -> RendererSpec:
+    """Renderer ``name``; an unknown name lists the known ones (ConfigError)."""
+    known = renderers()
+    if name not in known:
+        raise ConfigError(f"unknown renderer {name!r}; known: {', '.join(known)}")
+    return known[name]
+
+
+__all__ = ["RendererSpec", "get_renderer", "renderers"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from t2mbench.core.errors import ConfigError
-from t2mbench.core.plugins import with_plugins
+from t2mbench.core.plugins import Registry
 from t2mbench.metrics.base import Metric
 from t2mbench.metrics.clap_score import ClapScoreMetric
 from t2mbench.metrics.frechet import FrechetMetric
@@ -63,7 +63,7 @@ _BUILT_IN: dict[str, MetricSpec] = {
 }
 
 
-_METRICS: dict[str, MetricSpec] = {}
+REGISTRY: Registry[MetricSpec] = Registry(GROUP, _BUILT_IN, MetricSpec, "metric")
 
 
 def metric_specs() -> dict[str, MetricSpec]:
@@ -72,9 +72,7 @@ def metric_specs() -> dict[str, MetricSpec]:
     Raises:
         ConfigError: a plugin repeats a built-in name or does not load a :class:`MetricSpec`.
     """
-    if not _METRICS:
-        _METRICS.update(with_plugins(GROUP, _BUILT_IN, MetricSpec, "metric"))
-    return dict(_METRICS)
+    return REGISTRY.entries()
 
 
 def available() -> dict[str, str]:
@@ -94,10 +92,7 @@ def get_metric(name: str, **settings: Any) -> Metric:
         ConfigError: unknown name or setting (the message lists the valid ones), or a bad value
             (the message names the metric, the key, the value and what is allowed).
     """
-    specs = metric_specs()
-    if name not in specs:
-        raise ConfigError(f"unknown metric {name!r}; available: {', '.join(specs)}")
-    spec = specs[name]
+    spec = REGISTRY.get(name)
     valid = spec.factory.setting_names()
     unknown = [key for key in settings if key not in valid]
     if unknown:

@@ -85,7 +85,7 @@ def test_without_the_plugin_its_metric_is_unknown(pair, tmp_path):
     proc = t2mbench(["score", "--generated", str(gen), "--reference", str(ref), "--metrics", "rms_db", "--out",
                      str(tmp_path / "out")], None, tmp_path)  # fmt: skip
     assert proc.returncode == 2
-    assert proc.stderr.startswith("t2mbench score: error: unknown metric 'rms_db'; available: fd_openl3, ")
+    assert proc.stderr.startswith("t2mbench score: error: unknown metric 'rms_db'; known: fd_openl3, ")
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 

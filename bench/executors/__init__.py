@@ -21,7 +21,7 @@ import pandas as pd
 
 from t2mbench.bench.cells import Cell, Scoring
 from t2mbench.core.errors import ConfigError
-from t2mbench.core.plugins import with_plugins
+from t2mbench.core.plugins import Registry
 
 
 class Executor(Protocol):
@@ -47,23 +47,19 @@ class ExecutorSpec:
 _BUILT_IN = {
     "local": ExecutorSpec("t2mbench.bench.executors.local:LocalExecutor", "every cell in order, in this process"),
 }
-_EXECUTORS: dict[str, ExecutorSpec] = {}
+REGISTRY: Registry[ExecutorSpec] = Registry("t2mbench.executors", _BUILT_IN, ExecutorSpec, "executor")
 
 
 def executors() -> dict[str, ExecutorSpec]:
     """Every registered executor by name: the built-in ones, then the plugins' (read once)."""
-    if not _EXECUTORS:
-        _EXECUTORS.update(with_plugins("t2mbench.executors", _BUILT_IN, ExecutorSpec, "executor"))
-    return dict(_EXECUTORS)
+    return REGISTRY.entries()
 
 
 def get_executor(name: str, **options: Any) -> Executor:
     """Executor ``name`` built with ``options``; an unknown name lists the known ones (ConfigError)."""
-    known = executors()
-    if name not in known:
-        raise ConfigError(f"unknown executor {name!r}; known: {', '.join(known)}")
+    spec = REGISTRY.get(name)
     try:
-        return known[name].build(**options)
+        return spec.build(**options)
     except TypeError as e:
         raise ConfigError(f"executor {name!r}: bad options ({e})") from None
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from t2mbench.core.errors import ConfigError
-from t2mbench.core.plugins import with_plugins
+from t2mbench.core.plugins import Registry
 
 
 @dataclass(frozen=True)
@@ -34,22 +33,17 @@ _BUILT_IN = {
     "markdown": RendererSpec("t2mbench.leaderboards.renderers.markdown:render", ".md",
                              "GitHub Markdown: one row per system, value [CI] per metric"),
 }  # fmt: skip
-_RENDERERS: dict[str, RendererSpec] = {}
+REGISTRY: Registry[RendererSpec] = Registry("t2mbench.renderers", _BUILT_IN, RendererSpec, "renderer")
 
 
 def renderers() -> dict[str, RendererSpec]:
     """Every registered renderer by name: the built-in ones, then the plugins' (read once)."""
-    if not _RENDERERS:
-        _RENDERERS.update(with_plugins("t2mbench.renderers", _BUILT_IN, RendererSpec, "renderer"))
-    return dict(_RENDERERS)
+    return REGISTRY.entries()
 
 
 def get_renderer(name: str) -> RendererSpec:
     """Renderer ``name``; an unknown name lists the known ones (ConfigError)."""
-    known = renderers()
-    if name not in known:
-        raise ConfigError(f"unknown renderer {name!r}; known: {', '.join(known)}")
-    return known[name]
+    return REGISTRY.get(name)
 
 
 __all__ = ["RendererSpec", "get_renderer", "renderers"]

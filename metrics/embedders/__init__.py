@@ -16,8 +16,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from t2mbench.core.errors import ConfigError
-from t2mbench.core.plugins import with_plugins
+from t2mbench.core.plugins import Registry
 from t2mbench.core.weights import WeightFile
 from t2mbench.metrics.embedders.base import Embedder, TextEmbedder
 
@@ -65,7 +64,7 @@ _BUILT_IN: dict[str, EmbedderSpec] = {
                               audio_outputs=("embed", "attribute_logits", "clip_embedding"),
                               text_outputs=("embed_text",)),
 }  # fmt: skip
-_EMBEDDERS: dict[str, EmbedderSpec] = {}
+REGISTRY: Registry[EmbedderSpec] = Registry(GROUP, _BUILT_IN, EmbedderSpec, "embedder")
 
 
 def embedders() -> dict[str, EmbedderSpec]:
@@ -74,17 +73,12 @@ def embedders() -> dict[str, EmbedderSpec]:
     Raises:
         ConfigError: a plugin repeats a built-in name or does not load an :class:`EmbedderSpec`.
     """
-    if not _EMBEDDERS:
-        _EMBEDDERS.update(with_plugins(GROUP, _BUILT_IN, EmbedderSpec, "embedder"))
-    return dict(_EMBEDDERS)
+    return REGISTRY.entries()
 
 
 def embedder_spec(name: str) -> EmbedderSpec:
     """The registry entry ``name``; an unknown name lists the known ones (ConfigError)."""
-    known = embedders()
-    if name not in known:
-        raise ConfigError(f"unknown embedder {name!r}; known: {', '.join(known)}")
-    return known[name]
+    return REGISTRY.get(name)
 
 
 def embedder_names() -> dict[str, str]:

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import torch
 
 from t2mbench.core.errors import ConfigError
-from t2mbench.core.plugins import with_plugins
+from t2mbench.core.plugins import Registry
 
 from .common import Callback, NoiseSampler
 from .denoisers import EpsDenoiser, RFDenoiser, VDenoiser, continuous_time
@@ -193,23 +193,17 @@ SAMPLERS: Mapping[str, SamplerInfo] = MappingProxyType({
     "rf_pingpong": SamplerInfo(rf_pingpong, "rf", "Ping-pong sampling for ARC-distilled RF models (SAO-small)",
                                {"rectified_flow": rf_time, "rf_denoiser": rf_time}, takes_noise_sampler=True),
 })
-_registry: Mapping[str, SamplerInfo] | None = None
+REGISTRY: Registry[SamplerInfo] = Registry("t2mbench.samplers", SAMPLERS, SamplerInfo, "sampler")
 
 
 def registered() -> Mapping[str, SamplerInfo]:
     """Every sampler by name: the built-ins (``SAMPLERS``), then the ``t2mbench.samplers`` plugins, read once."""
-    global _registry
-    if _registry is None:
-        _registry = MappingProxyType(with_plugins("t2mbench.samplers", SAMPLERS, SamplerInfo, "sampler"))
-    return _registry
+    return MappingProxyType(REGISTRY.entries())
 
 
 def lookup(name: str) -> SamplerInfo:
     """The entry registered as ``name``; ConfigError listing the names otherwise."""
-    samplers = registered()
-    if name not in samplers:
-        raise ConfigError(f"unknown sampler {name!r}; choose one of {', '.join(samplers)}")
-    return samplers[name]
+    return REGISTRY.get(name)
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,16 @@ subcommand by declaring an entry point in one of the groups below (``pyproject.t
     [project.entry-points."t2mbench.metrics"]
     loudness_lufs = "my_pkg.loudness:LOUDNESS"      # a MetricSpec
 
-Each registry reads its group once, on first use, through :func:`with_plugins`, which is the
-one place that loads plugins: a plugin name that repeats a built-in one is refused (a plugin
-cannot silently replace a metric), and so is an object of the wrong type.
+Each registry is a :class:`Registry`: its group is read once, on first use, through
+:func:`with_plugins`, the one place that loads plugins. A plugin name that repeats a built-in
+one is refused (a plugin cannot silently replace a metric), and so is an object of the wrong type.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from importlib import metadata
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from t2mbench.core.errors import ConfigError
 
@@ -49,3 +49,25 @@ def with_plugins(group: str, built_in: Mapping[str, T], kind: type, what: str) -
             )
         found[ep.name] = obj
     return found
+
+
+class Registry(Generic[T]):
+    """The entries of one kind: ``built_in`` followed by the plugins of ``group``, read once on
+    first use (:func:`with_plugins`); ``what`` names the kind in messages."""
+
+    def __init__(self, group: str, built_in: Mapping[str, T], kind: type, what: str) -> None:
+        self.group, self.built_in, self.kind, self.what = group, built_in, kind, what
+        self._cache: dict[str, T] | None = None
+
+    def entries(self) -> dict[str, T]:
+        """Every entry by name (built-ins first)."""
+        if self._cache is None:
+            self._cache = with_plugins(self.group, self.built_in, self.kind, self.what)
+        return dict(self._cache)
+
+    def get(self, name: str) -> T:
+        """Entry ``name``; ConfigError ``"unknown <what> 'NAME'; known: ..."`` otherwise."""
+        entries = self.entries()
+        if name not in entries:
+            raise ConfigError(f"unknown {self.what} {name!r}; known: {', '.join(entries)}")
+        return entries[name]

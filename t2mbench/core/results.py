@@ -56,9 +56,6 @@ COLUMNS: dict[str, str] = {
 KEY = ("run_id", "cell", "clip_id", "metric", "kind")
 KINDS = ("clip", "aggregate", "generation")
 REQUIRED = ("run_id", "metric", "kind")
-GENERATION_METRICS = (
-    "nfe", "seconds_per_clip", "text_encoding_seconds", "denoising_seconds", "decoding_seconds", "real_time_factor",
-)  # fmt: skip
 # the scoring table before the schema (version 0): these columns, run attributes as text
 V0_COLUMNS = ("run_id", "system", "sampler", "steps", "cfg", "seed", "clip_id", "metric", "kind", "value", "ci_low",
               "ci_high")  # fmt: skip

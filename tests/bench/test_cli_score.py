@@ -43,7 +43,7 @@ def test_list_names_every_metric(capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--metrics", "stft,nope"], "t2mbench score: error: unknown metric 'nope'; available: fd_openl3"),
+        (["--metrics", "stft,nope"], "t2mbench score: error: unknown metric 'nope'; known: fd_openl3"),
         (["--metrics", "stft", "--set", "stft"], "t2mbench score: error: --set 'stft': expected METRIC.KEY=VALUE"),
         (["--metrics", "fd_openl3"], "t2mbench score: error: weights 'openl3-mel256-music' not found"),
         ([], "t2mbench score: error: missing --metrics (see t2mbench score --help)"),

@@ -73,7 +73,7 @@ def test_list_shows_the_weights_of_every_registered_embedder(capsys, monkeypatch
     if plugin:
         ep = metadata.EntryPoint("toy", "support.plugin_embedder:SPEC", "t2mbench.embedders")
         monkeypatch.setattr(plugins, "entry_points", lambda group: [ep] if group == "t2mbench.embedders" else [])
-        monkeypatch.setattr(registry, "_EMBEDDERS", {})
+        monkeypatch.setattr(registry.REGISTRY, "_cache", None)
     assert main(["weights", "list"]) == 0
     out = capsys.readouterr().out
     listed = _listed_names(out)

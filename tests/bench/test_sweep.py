@@ -151,7 +151,7 @@ def test_an_executor_plugin_runs_cells_in_other_processes_with_the_same_rows(swe
     _, cells, scoring, table, _ = swept
     ep = metadata.EntryPoint("subprocess", "support.subprocess_executor:SPEC", "t2mbench.executors")
     monkeypatch.setattr(plugins, "entry_points", lambda group: [ep] if group == "t2mbench.executors" else [])
-    monkeypatch.setattr(executors, "_EXECUTORS", {})
+    monkeypatch.setattr(executors.REGISTRY, "_cache", None)
     assert set(executors.executors()) == {"local", "subprocess"}
     other = run_sweep(cells, scoring, tmp_path, executor="subprocess", progress=False)
 

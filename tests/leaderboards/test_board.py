@@ -63,7 +63,7 @@ def test_cli_renders_from_folders_and_files(tmp_path, capsys):
 def test_a_renderer_plugin_is_one_function_and_one_entry_point(monkeypatch, tmp_path, capsys):
     ep = metadata.EntryPoint("csv", "support.csv_renderer:SPEC", "t2mbench.renderers")
     monkeypatch.setattr(plugins, "entry_points", lambda group: [ep] if group == "t2mbench.renderers" else [])
-    monkeypatch.setattr(renderers, "_RENDERERS", {})
+    monkeypatch.setattr(renderers.REGISTRY, "_cache", None)
     results.write(run("A", 10.0, 0.5), tmp_path, "results")
     assert main(["leaderboard", "render", str(tmp_path), "--renderer", "csv", "--metrics", "fd_evaluator"]) == 0
     assert capsys.readouterr().out == "A,fd_evaluator,10\n"

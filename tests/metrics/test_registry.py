@@ -71,7 +71,7 @@ def _plugins(monkeypatch, group_module, group: str, points: dict[str, str]) -> N
     """Install entry points ``name -> "module:attribute"`` of ``group`` and forget the registry's cache."""
     eps = [metadata.EntryPoint(name, value, group) for name, value in sorted(points.items())]
     monkeypatch.setattr(plugins, "entry_points", lambda g: eps if g == group else [])
-    monkeypatch.setattr(group_module, "_METRICS" if group_module is registry else "_EMBEDDERS", {})
+    monkeypatch.setattr(group_module.REGISTRY, "_cache", None)
 
 
 LOUD = MetricSpec(SISDR, "a plugin metric (SI-SDR at 16 kHz)", {"sample_rate": 16_000})

@@ -270,7 +270,7 @@ def test_missing_weights_fail_before_any_clip_is_read(tmp_path, monkeypatch):
 
 def test_configuration_errors(tmp_path):
     gen, ref = write_pair(tmp_path, n=1)
-    with pytest.raises(ConfigError, match="unknown metric 'fad'; available: fd_openl3, kl_passt, clap, stft"):
+    with pytest.raises(ConfigError, match="unknown metric 'fad'; known: fd_openl3, kl_passt, clap, stft"):
         score(gen, ref, ["fad"], tmp_path / "out", progress=False)
     with pytest.raises(ConfigError, match="metrics needing a reference set: sisdr; pass --reference"):
         score(gen, None, ["sisdr"], tmp_path / "out", progress=False)

@@ -64,7 +64,7 @@ def test_bad_sigmas(name, sigmas, match):
      "prediction must be one of epsilon, v"),
     (lambda: ddim(ToyModel(3), X, alpha_bar(beta_schedule("linear")), timesteps("leading", 10), eta=2.0),
      r"eta must lie in \[0, 1\]"),
-    (lambda: get_sampler("dpmpp_4m"), "unknown sampler 'dpmpp_4m'; choose one of euler, euler_ancestral, heun"),
+    (lambda: get_sampler("dpmpp_4m"), "unknown sampler 'dpmpp_4m'; known: euler, euler_ancestral, heun"),
 ])
 def test_bad_input_other_families(call, match):
     with pytest.raises(ConfigError, match=match):

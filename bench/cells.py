@@ -39,7 +39,7 @@ from t2mbench.core import results
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.files import read_json, write_json
 from t2mbench.core.manifest import load_clipset
-from t2mbench.metrics.scoring import score
+from t2mbench.metrics.scoring import build_metrics, score
 from t2mbench.reference_models import generate, load_model
 from t2mbench.reference_models.model import LatentDiffusionModel
 
@@ -118,6 +118,11 @@ class Scoring:
     metrics: tuple[str, ...]
     reference: str | None = None
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # a bad metric name, setting or value fails here, when the run is prepared, not after
+        # the first cell has generated its audio
+        build_metrics(self.metrics, self.settings)
 
     def to_dict(self) -> dict[str, Any]:
         """The scoring as JSON-ready data (the reference resolved)."""

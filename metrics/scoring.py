@@ -98,7 +98,7 @@ def score(
             metrics or settings, mismatched ids, bad clips, missing weights, unscorable input.
     """
     t_start = time.perf_counter()
-    built = _build(metrics, settings or {}, seed)
+    built = build_metrics(metrics, settings or {}, seed)
     gen_set = load_clipset(generated)
     needs_ref = [m.name for m in built if m.needs_reference]
     if needs_ref and reference is None:
@@ -142,7 +142,15 @@ def score(
     return ScoreRun(out, table, summary, results)
 
 
-def _build(metrics: Sequence[str | Metric], settings: Mapping[str, Mapping[str, Any]], seed: int) -> list[Metric]:
+def build_metrics(
+    metrics: Sequence[str | Metric], settings: Mapping[str, Mapping[str, Any]], seed: int = 0
+) -> list[Metric]:
+    """The metrics of a run, every name and setting checked (no weights loaded, no audio read).
+
+    Raises:
+        ConfigError: no metric, an unknown name or setting, a bad value, settings for a metric
+            not run, a metric listed twice.
+    """
     if not metrics:
         raise ConfigError("no metrics given; see `t2mbench score --list`")
     unknown = sorted(set(settings) - {m if isinstance(m, str) else m.name for m in metrics})

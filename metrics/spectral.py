@@ -37,6 +37,7 @@ import torch
 
 from t2mbench.metrics.base import ClipMeanMetric, ScoringItem
 from t2mbench.metrics.dsp.filterbanks import mel_filterbank
+from t2mbench.metrics.dsp.stft import stft_magnitude
 from t2mbench.metrics.pairs import paired_signals
 from t2mbench.metrics.setting_checks import flag, integer, one_of
 
@@ -128,14 +129,10 @@ def _batch(a: np.ndarray | torch.Tensor, what: str) -> np.ndarray:
 
 
 def _magnitude(x: np.ndarray, n_fft: int, hop_length: int, win_length: int) -> np.ndarray:
-    """float32 ``[N, F, frames]`` magnitudes sqrt(max(|X|², 1e-8)), computed by torch as auraloss does."""
-    window = torch.hann_window(win_length)
+    """float32 ``[N, F, frames]`` magnitudes sqrt(max(|X|², 1e-8)) (``dsp.stft.stft_magnitude``)."""
     with torch.inference_mode():
-        spec = torch.stft(
-            torch.from_numpy(np.ascontiguousarray(x)), n_fft, hop_length, win_length, window, center=True,
-            pad_mode="reflect", return_complex=True,
-        )
-        return torch.sqrt(torch.clamp(spec.real**2 + spec.imag**2, min=MAG_EPS)).numpy()
+        x = torch.from_numpy(np.ascontiguousarray(x))
+        return stft_magnitude(x, n_fft, hop_length, MAG_EPS, win_length).numpy()
 
 
 @lru_cache(maxsize=8)

@@ -6,7 +6,7 @@ import pytest
 
 from t2mbench.metrics.dsp.filterbanks import hz_to_mel, kaldi_mel_banks, mel_filterbank, mel_to_hz
 
-FIX = np.load(Path(__file__).parents[1] / "fixtures" / "filterbanks" / "filterbanks.npz")
+FIX = np.load(Path(__file__).parents[2] / "fixtures" / "filterbanks" / "filterbanks.npz")
 CASES = {
     "openl3_kapre037": (48000, 2048, 256, 0.0, 24000.0),
     "auraloss_mel": (44100, 1024, 128, 0.0, None),

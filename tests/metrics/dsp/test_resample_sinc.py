@@ -13,7 +13,7 @@ from support.openl3_weights import fixture_signal
 
 from t2mbench.metrics.dsp.resample_sinc import FILTERS, half_window, output_length, resample_sinc
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openl3"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "openl3"
 META = json.loads((FIXTURES / "resampy.json").read_text())
 GOLDEN = np.load(FIXTURES / "resampy.npz")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 from pathlib import Path
 from typing import Literal
 
@@ -217,16 +218,33 @@ def _k_weighting(sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return b_shelf, a_shelf, b_hp, a_hp
 
 
+def float_wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
+    """``[C, T]`` audio as a 32-bit float WAV file (WAVE_FORMAT_IEEE_FLOAT, ``fmt``, ``fact`` and
+    ``data`` chunks, little-endian). The bytes depend only on the samples and the rate: libsndfile
+    adds a PEAK chunk with a timestamp to float WAVs, so the same audio written twice differed
+    and content-keyed caches and manifests missed."""
+    channels, frames = audio.shape
+    payload = np.ascontiguousarray(audio.T, dtype="<f4").tobytes()
+    fmt = struct.pack("<HHIIHHH", 3, channels, sample_rate, sample_rate * channels * 4, channels * 4, 32, 0)
+    chunks = b"".join(tag + struct.pack("<I", len(body)) + body
+                      for tag, body in ((b"fmt ", fmt), (b"fact", struct.pack("<I", frames)), (b"data", payload)))
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
 def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *, subtype: str | None = None) -> Path:
     """Write ``[C, T]`` audio atomically, the format from the suffix.
 
     ``subtype`` defaults to PCM_16 for wav and flac and to the codec's own for ogg/mp3.
-    Values outside [-1, 1] are clipped for integer subtypes. Returns the final path.
+    Values outside [-1, 1] are clipped for integer subtypes; a FLOAT wav keeps them and its
+    bytes depend only on its content (:func:`float_wav_bytes`). Returns the final path.
     """
     check_audio(audio, sample_rate, source=str(path))
     if subtype is None and Path(path).suffix.lower() in (".wav", ".flac"):
         subtype = "PCM_16"
     data = np.clip(audio, -1.0, 1.0) if subtype is None or subtype.startswith("PCM") else audio
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), np.ascontiguousarray(data.T), sample_rate, subtype=subtype)
+        if subtype == "FLOAT" and Path(path).suffix.lower() == ".wav":
+            tmp.write_bytes(float_wav_bytes(data, sample_rate))
+        else:
+            sf.write(str(tmp), np.ascontiguousarray(data.T), sample_rate, subtype=subtype)
     return Path(path)

@@ -172,3 +172,17 @@ def test_an_executor_plugin_runs_cells_in_other_processes_with_the_same_rows(swe
         run_sweep(cells, scoring, tmp_path, executor="ray")
     with pytest.raises(ConfigError, match=r"^executor 'local': bad options \(LocalExecutor\(\) takes no arguments\)$"):
         run_sweep(cells, scoring, tmp_path, executor_options={"address": "auto"})
+
+
+def test_the_same_cell_generated_again_writes_the_same_bytes(swept, tmp_path):
+    """Audio files depend only on their content, so a re-run hits the content-keyed caches."""
+    import hashlib
+
+    out, cells, scoring, _, _ = swept
+    run_cell(cells[0], scoring, tmp_path, progress=False)
+
+    def hashes(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.wav"))}
+
+    first, again = hashes(cell_dir(out, cells[0])), hashes(cell_dir(tmp_path, cells[0]))
+    assert len(first) == 2 and first == again

@@ -165,3 +165,24 @@ def test_save_is_atomic_on_failure(tmp_path):
     with pytest.raises(AudioError):
         A.save_audio(target, np.full((1, 10), np.nan, np.float32), 16000)
     assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["keep.wav"]
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_float_wavs_hold_the_samples_exactly_and_their_bytes_depend_only_on_them(tmp_path, channels):
+    """Written twice, a second apart, the same audio gives the same file (libsndfile's PEAK chunk
+    carried a timestamp); soundfile and libsndfile read it back as 32-bit float, bit for bit."""
+    import hashlib
+    import time
+
+    x = (_sine(sr=16000, channels=channels) * 1.5).astype(np.float32)  # over full scale: kept, not clipped
+    A.save_audio(tmp_path / "a.wav", x, 16000, subtype="FLOAT")
+    time.sleep(1.1)
+    A.save_audio(tmp_path / "b.wav", x, 16000, subtype="FLOAT")
+    digest = [hashlib.sha256((tmp_path / f"{n}.wav").read_bytes()).hexdigest() for n in "ab"]
+    assert digest[0] == digest[1]
+    info = sf.info(str(tmp_path / "a.wav"))
+    assert (info.format, info.subtype, info.channels, info.samplerate, info.frames) == (
+        "WAV", "FLOAT", channels, 16000, x.shape[1])
+    y, _ = sf.read(str(tmp_path / "a.wav"), dtype="float32", always_2d=True)
+    assert np.array_equal(y.T, x)
+    assert (tmp_path / "a.wav").stat().st_size == 12 + 26 + 12 + 8 + 4 * x.size  # RIFF, fmt, fact, data

@@ -50,6 +50,7 @@ from t2mbench.core.audio import loudness_normalize, peak_normalize, save_audio
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.files import read_json, sha256_file, write_json
 from t2mbench.core.manifest import ClipRecord, write_manifest
+from t2mbench.core.processes import die_with_parent
 from t2mbench.core.progress import progress_bar
 
 RECIPE = 1  # bump whenever a change alters what a clip renders to
@@ -247,7 +248,7 @@ def _run(jobs, out: str, seed: int, seconds: float, workers: int, advance: Calla
         return
     # largest jobs first so that the two processes finish together
     order = sorted(jobs, key=lambda j: -len(j[1]))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(render_piece_clips, out, key, idx, seed, seconds): len(idx) for key, idx in order}
         for fut in as_completed(futures):
             yield fut.result()

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -308,3 +309,46 @@ def test_out_must_not_be_a_file(tmp_path):
     f.write_text("x")
     with pytest.raises(ConfigError, match=r"^out=.*taken is a file; give a folder for the corpus$"):
         build_corpus(f, 1, 2.0, 0, progress=False)
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc (Linux)")
+def test_workers_die_with_a_killed_parent(tmp_path):
+    """SIGKILL a real ``corpus build --workers 2``: its two renderers must not outlive it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "t2mbench", "corpus", "build", "--out", str(tmp_path / "c"), "--clips", "12",
+         "--seconds", "3", "--seed", "33", "--workers", "2"],
+        env={**os.environ, "T2MBENCH_NO_PROGRESS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    workers: set[int] = set()
+    while proc.poll() is None and time.monotonic() < deadline and len(workers) < 2:
+        workers = {p for p in _children(proc.pid) if _alive(p)}
+        time.sleep(0.05)
+    assert len(workers) >= 2, "the build never started its two workers"
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.05)
+    assert not [p for p in workers if _alive(p)]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -28,7 +29,7 @@ from typing import Any
 
 from t2mbench.core.audio import SUPPORTED_EXTENSIONS
 from t2mbench.core.errors import ManifestError
-from t2mbench.core.files import atomic_path, read_jsonl, write_jsonl
+from t2mbench.core.files import atomic_path, write_jsonl
 
 MANIFEST_JSONL = "manifest.jsonl"
 MANIFEST_PARQUET = "manifest.parquet"
@@ -100,7 +101,7 @@ def load_clipset(path: str | os.PathLike, *, check_files: bool = True) -> ClipSe
     p = Path(path)
     if p.is_dir():
         if (p / MANIFEST_JSONL).is_file():
-            return _from_rows(read_jsonl(p / MANIFEST_JSONL), p / MANIFEST_JSONL, check_files=check_files)
+            return load_clipset(p / MANIFEST_JSONL, check_files=check_files)
         tables = sorted(q for q in p.iterdir() if q.suffix.lower() in (".csv", ".jsonl") and q.is_file())
         if len(tables) == 1:
             return load_clipset(tables[0], check_files=check_files)
@@ -117,9 +118,9 @@ def load_clipset(path: str | os.PathLike, *, check_files: bool = True) -> ClipSe
     suffix = p.suffix.lower()
     try:
         if suffix == ".jsonl":
-            rows = read_jsonl(p)
+            rows = _jsonl_rows(p)
         elif suffix == ".csv":
-            with open(p, newline="", encoding="utf-8") as f:
+            with open(p, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM before the header is read, not kept
                 rows = list(csv.DictReader(f))
         elif suffix == ".parquet":
             import pandas as pd
@@ -133,6 +134,23 @@ def load_clipset(path: str | os.PathLike, *, check_files: bool = True) -> ClipSe
         raise ManifestError(f"{p}: unreadable manifest ({e})") from None
     external = p.name != MANIFEST_JSONL
     return _from_rows(rows, p, check_files=check_files, external=external)
+
+
+def _jsonl_rows(path: Path) -> list[dict]:
+    """The objects of a JSONL manifest; a line that is not a JSON object names its line number."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ManifestError(f"{path}: line {n} is not JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise ManifestError(f"{path}: line {n} is a JSON {type(row).__name__}, not an object")
+            rows.append(row)
+    return rows
 
 
 def _from_rows(rows: list[dict], source: Path, *, check_files: bool, external: bool = False) -> ClipSet:
@@ -153,20 +171,23 @@ def _from_rows(rows: list[dict], source: Path, *, check_files: bool, external: b
         if audio is None or (check_files and not audio.is_file()):
             missing.append(cid)
             continue
-        clips.append(
-            ClipRecord(
-                id=cid,
-                path=audio,
-                caption=_opt_str(r.get("caption")),
-                seconds=_opt(r.get("seconds"), float),
-                sample_rate=_opt(r.get("sample_rate"), int),
-                channels=_opt(r.get("channels"), int),
-                sha256=_opt_str(r.get("sha256")),
-                split=_opt_str(r.get("split")),
-                attributes=_attributes(r.get("attributes")),
-                truth=(root / r["truth"]) if r.get("truth") else None,
+        try:
+            clips.append(
+                ClipRecord(
+                    id=cid,
+                    path=audio,
+                    caption=_opt_str(r.get("caption")),
+                    seconds=_opt(r, "seconds", float),
+                    sample_rate=_opt(r, "sample_rate", int),
+                    channels=_opt(r, "channels", int),
+                    sha256=_opt_str(r.get("sha256")),
+                    split=_opt_str(r.get("split")),
+                    attributes=_attributes(r.get("attributes")),
+                    truth=(root / str(r["truth"])) if r.get("truth") else None,
+                )
             )
-        )
+        except ValueError as e:
+            raise ManifestError(f"{source}: clip {cid!r}: {e}") from None
     if missing:
         raise ManifestError(f"{source}: ids listed without an audio file in {root}: {_listing(missing)}")
     if external and check_files:
@@ -222,15 +243,34 @@ def _audio_path(root: Path, cid: str, path: Any) -> Path | None:
 
 
 def _attributes(value: Any) -> dict[str, Any]:
-    if value in (None, ""):
+    """A row's ``attributes``: an object, or its JSON text (CSV); ValueError naming the field otherwise."""
+    if value is None or (isinstance(value, str) and not value.strip()):
         return {}
     if isinstance(value, str):
-        return json.loads(value)
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"attributes {value!r} is not JSON ({e.msg})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"attributes must be an object, got {type(value).__name__} {value!r}")
     return dict(value)
 
 
-def _opt(value: Any, kind: type) -> Any:
-    return None if value in (None, "") else kind(value)
+def _opt(row: dict, key: str, kind: type) -> Any:
+    """Field ``key`` of ``row`` as ``kind`` (empty: None); ValueError naming the field otherwise."""
+    value = row.get(key)
+    if value is None or value == "":
+        return None
+    want = "a number" if kind is float else "an integer"
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} {value!r} is not {want}") from None
+    if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"{key} {value!r} is not {want}")
+    if kind is float and not math.isfinite(number):
+        raise ValueError(f"{key} {value!r} is not a finite number")
+    return number
 
 
 def _opt_str(value: Any) -> str | None:

@@ -118,3 +118,46 @@ def test_match_ids_lists_both_sides(tmp_path):
     with pytest.raises(ManifestError, match=r"only in generated .*: a; only in reference .*: c"):
         match_ids(g, r)
     assert match_ids(g, g) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("manifest.jsonl", '{"id": "a"}\n{"id": "b",\n', r"manifest.jsonl: line 2 is not JSON \(Expecting"),
+        ("manifest.jsonl", '{"id": "a"}\n\n[1, 2]\n', "manifest.jsonl: line 3 is a JSON list, not an object"),
+        ("set.jsonl", '"a"\n', "set.jsonl: line 1 is a JSON str, not an object"),
+        ("set.jsonl", '{"id": "a", "seconds": "long"}\n', "set.jsonl: clip 'a': seconds 'long' is not a number"),
+        ("set.jsonl", '{"id": "a", "sample_rate": 8000.5}\n',
+         "set.jsonl: clip 'a': sample_rate 8000.5 is not an integer"),
+        ("set.jsonl", '{"id": "a", "seconds": true}\n', "set.jsonl: clip 'a': seconds True is not a number"),
+        ("set.jsonl", '{"id": "a", "attributes": [1]}\n',
+         r"set.jsonl: clip 'a': attributes must be an object, got list \[1\]"),
+        ("c.csv", "id,seconds\na,ten\n", "c.csv: clip 'a': seconds 'ten' is not a number"),
+        ("c.csv", "id,attributes\na,{seed: 1}\n", r"c.csv: clip 'a': attributes '\{seed: 1\}' is not JSON \(Expecting"),
+        ("c.csv", "id,seconds\na,nan\n", "c.csv: clip 'a': seconds 'nan' is not a finite number"),
+    ],
+)  # fmt: skip
+def test_malformed_rows_are_one_manifest_error_naming_the_line_or_clip(tmp_path, name, text, message):
+    _wav(tmp_path / "a.wav")
+    _wav(tmp_path / "b.wav")
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ManifestError, match=message):
+        load_clipset(tmp_path)
+
+
+def test_a_utf8_bom_before_a_csv_header_is_read(tmp_path):
+    _wav(tmp_path / "a.wav")
+    (tmp_path / "c.csv").write_bytes("\ufeffid,caption\na,piano\n".encode())
+    s = load_clipset(tmp_path)
+    assert s.ids == ["a"] and s.clips[0].caption == "piano"
+
+
+@pytest.mark.parametrize("text", ['{"id": "a"}\n[1]\n', "id,seconds\na,ten\n"])
+def test_the_cli_reports_a_malformed_manifest_in_one_line(tmp_path, capsys, text):
+    from t2mbench.cli import main
+
+    _wav(tmp_path / "a.wav")
+    (tmp_path / ("m.jsonl" if text.startswith("{") else "m.csv")).write_text(text)
+    assert main(["corpus", "check", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("t2mbench corpus: error: ") and len(err.strip().splitlines()) == 1

@@ -20,6 +20,8 @@ import dataclasses
 import json
 import math
 import os
+import types
+import typing
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -54,9 +56,43 @@ T5_DIMS = {
 }  # fmt: skip
 
 
+def _describe(hint: Any) -> str:
+    """A JSON type annotation in words, for messages."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if typing.get_origin(hint) is list and args:
+        return f"a list of {_describe(args[0]).split(' ', 1)[1]}s"
+    words = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "an object",
+             list: "a list", type(None): "null"}  # fmt: skip
+    return words.get(typing.get_origin(hint) or hint, str(hint))
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether the JSON ``value`` has the annotated type (bool is not a number here)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    if (origin or hint) is list:
+        return isinstance(value, list) and (not args or all(_conforms(v, args[0]) for v in value))
+    if (origin or hint) is dict:
+        return isinstance(value, Mapping)
+    return True  # not a JSON type (built in code, never read from a file)
+
+
 def parse(cls: type, block: Any, where: str) -> Any:
-    """An instance of dataclass ``cls`` from the dict ``block``: unknown or missing keys raise
-    :class:`ConfigError` naming ``where`` and listing the valid keys."""
+    """An instance of dataclass ``cls`` from the dict ``block``: unknown or missing keys and
+    values of the wrong JSON type raise :class:`ConfigError` naming ``where`` and the key."""
     if not isinstance(block, Mapping):
         raise ConfigError(f"{where}: expected a JSON object, got {type(block).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -69,6 +105,10 @@ def parse(cls: type, block: Any, where: str) -> Any:
     missing = [n for n in required if n not in block]
     if missing:
         raise ConfigError(f"{where}: missing required key(s) {', '.join(missing)}")
+    hints = typing.get_type_hints(cls)
+    for key, value in block.items():
+        if not _conforms(value, hints[key]):
+            raise ConfigError(f"{where}.{key}: expected {_describe(hints[key])}, got {json.dumps(value)}")
     return cls(**block)
 
 
@@ -387,6 +427,9 @@ def build(
         name, config = load_config(name_or_path)
     top = parse(TopConfig, config, name)
     _only(name, "model_type", top.model_type, ("diffusion_cond",))
+    for key in ("sample_size", "sample_rate", "audio_channels"):
+        if getattr(top, key) < 1:
+            raise ConfigError(f"{name}.{key}: must be >= 1, got {getattr(top, key)}")
     m = parse(ModelBlock, top.model, f"{name}.model")
     d = parse(DiffusionBlock, m.diffusion, f"{name}.model.diffusion")
     _typed(DIFFUSION, m.diffusion, f"{name}.model.diffusion")

@@ -160,6 +160,22 @@ def _broken(edit):
             lambda c: c["model"]["diffusion"]["config"].update(patch_size=0),
             r"diffusion\.config: patch_size must be at least 1, got 0",
         ),
+        (lambda c: c.update(sample_rate="44100"), r"^custom\.sample_rate: expected an integer, got \"44100\"$"),
+        (lambda c: c.update(sample_size=[65536]), r"^custom\.sample_size: expected an integer, got \[65536\]$"),
+        (lambda c: c.update(audio_channels=None), r"^custom\.audio_channels: expected an integer, got null$"),
+        (lambda c: c.update(sample_rate=0), r"^custom\.sample_rate: must be >= 1, got 0$"),
+        (
+            lambda c: c["model"]["diffusion"]["config"].update(depth=2.5),
+            r"^custom\.model\.diffusion\.config\.depth: expected an integer, got 2\.5$",
+        ),
+        (
+            lambda c: c["model"]["pretransform"]["config"]["encoder"]["config"].update(strides=[2, "4", 4]),
+            r"encoder\.config\.strides: expected a list of integers, got \[2, \"4\", 4\]$",
+        ),
+        (
+            lambda c: c["model"]["pretransform"]["config"]["encoder"]["config"].update(use_snake="yes"),
+            r"encoder\.config\.use_snake: expected true or false, got \"yes\"$",
+        ),
         (
             lambda c: c["model"]["diffusion"]["config"].update(patch_size=3),
             r"custom\.model\.diffusion\.config\.patch_size: the window of 128 latent frames "

@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from t2mbench.core.devices import resolve_device
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.weights import hash_file, resolve
 from t2mbench.reference_models.checkpoints import load_checkpoint
@@ -100,6 +101,7 @@ def load_model(
     ``text_encoder``: a folder with the prompt encoder's Hugging Face files (T5 for the SAO
     models), instead of ``$T2MBENCH_HOME/weights/<name>/`` or the Hugging Face cache.
     """
+    device = resolve_device(device)
     model = build(name_or_path, device="meta", dtype=dtype)
     path = checkpoint_path(model, name_or_path, checkpoint)
     load_checkpoint(model, path)
@@ -322,7 +324,7 @@ def generate(
         model, sampler=sampler, steps=steps, cfg_scale=cfg_scale, sigma_min=sigma_min, sigma_max=sigma_max,
         sampler_options=sampler_options,
     )  # fmt: skip
-    device = torch.device(device)
+    device = resolve_device(device)
     model.to(device)
     length = latent_length(model, seconds, full_window)
     n_samples = round(seconds * model.sample_rate)

@@ -136,3 +136,33 @@ def test_bad_prompt_files(tmp_path, capsys, checkpoint, content, suffix, message
     prompts.write_text(content)
     assert main([*_argv(checkpoint, prompts, tmp_path), *SETTINGS]) == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    "device, message",
+    [
+        ("bogus", "unknown device 'bogus'; use cpu, cuda, cuda:N or mps"),
+        ("cpu:x", "unknown device 'cpu:x'; use cpu, cuda, cuda:N or mps"),
+        ("xla", "device 'xla': t2mbench runs on cpu, cuda or mps"),
+    ],
+)
+def test_a_bad_device_is_one_line_before_any_work(tmp_path, capsys, device, message):
+    (tmp_path / "p.txt").write_text("a piano\n")
+    argv = ["generate", "--model", "tiny", "--prompts", str(tmp_path / "p.txt"), "--out", str(tmp_path / "o"),
+            "--device", device, *SETTINGS]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"t2mbench generate: error: {message}\n"
+    assert not (tmp_path / "o").exists()
+
+
+def test_cuda_on_a_torch_without_it_is_one_line(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    (tmp_path / "p.txt").write_text("a piano\n")
+    argv = ["generate", "--model", "tiny", "--prompts", str(tmp_path / "p.txt"), "--out", str(tmp_path / "o"),
+            "--device", "cuda", *SETTINGS]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"t2mbench generate: error: device 'cuda': this torch ({torch.__version__}) has no usable CUDA; use cpu\n"
+    )

@@ -56,6 +56,8 @@ class Cell:
     ``seconds``: clip length in seconds; ``clips``: how many prompts (the first of the set);
     ``sampler_options``: the sampler's keyword options (e.g. ``{"eta": 0.5}``).
     ``batch_size`` is part of the key because DDPM/DDIM with η > 0 draw step noise per batch.
+    ``verify=False`` loads a ``checkpoint`` that is not the model's published or shipped file
+    (a fine-tune, a conversion) on purpose.
     """
 
     model: str
@@ -68,6 +70,7 @@ class Cell:
     sampler_options: Mapping[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None
     batch_size: int = 16
+    verify: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -79,6 +82,7 @@ class Cell:
             (_finite(self.seconds) and self.seconds > 0, "seconds", "a finite number > 0"),
             (isinstance(self.model, str) and bool(self.model), "model", "a config name or path"),
             (isinstance(self.sampler, str) and bool(self.sampler), "sampler", "a sampler name"),
+            (isinstance(self.verify, bool), "verify", "true or false"),
         ]
         for ok, name, want in checks:
             if not ok:
@@ -164,7 +168,7 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
         raise ConfigError(f"cell asks for {cell.clips} clips; {scoring.prompts} has {len(prompt_set)} prompts")
     prompts = [PromptRow(c.id, c.caption or "") for c in list(prompt_set)[: cell.clips]]
     if not ((folder / RUN_FILE).is_file() and (folder / "manifest.jsonl").is_file()):
-        model = _model(cell.model, cell.checkpoint, device)
+        model = _model(cell.model, cell.checkpoint, cell.verify, device)
         result = generate(
             model, [p.prompt for p in prompts], sampler=cell.sampler, steps=cell.steps, cfg_scale=cell.cfg,
             seconds=cell.seconds, seed=cell.seed, batch_size=cell.batch_size, device=device,
@@ -207,9 +211,9 @@ def generation_rows(cell: Cell, generation: Mapping[str, Any]) -> pd.DataFrame:
 
 
 @lru_cache(maxsize=2)
-def _model(model: str, checkpoint: str | None, device: str) -> LatentDiffusionModel:
+def _model(model: str, checkpoint: str | None, verify: bool, device: str) -> LatentDiffusionModel:
     """Each process loads a model once for all the cells it runs."""
-    return load_model(model, checkpoint=checkpoint, device=device).eval()
+    return load_model(model, checkpoint=checkpoint, verify=verify, device=device).eval()
 
 
 def _finite(x: Any) -> bool:

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from t2mbench.core.devices import resolve_device
-from t2mbench.core.errors import ConfigError
+from t2mbench.core.errors import ChecksumError, ConfigError, MissingWeightsError
 from t2mbench.core.weights import hash_file, resolve
 from t2mbench.reference_models.checkpoints import load_checkpoint
 from t2mbench.reference_models.conditioners import TextConditioner
@@ -68,23 +68,35 @@ class GenerationResult:
 
 
 def checkpoint_path(
-    model: LatentDiffusionModel, source: str | os.PathLike, checkpoint: str | os.PathLike | None
+    model: LatentDiffusionModel, source: str | os.PathLike, checkpoint: str | os.PathLike | None, *,
+    verify: bool = True,
 ) -> Path:
-    """The weight file for ``model``: ``checkpoint`` if given, else ``model.safetensors`` /
+    """The checked weight file for ``model``: ``checkpoint`` if given, else ``model.safetensors`` /
     ``model.ckpt`` beside a config folder, else the registered file of the model
-    (:class:`~t2mbench.core.errors.MissingWeightsError` naming the file and where to put it)."""
-    if checkpoint is not None:
-        return Path(checkpoint)
+    (:class:`~t2mbench.core.errors.MissingWeightsError` naming the file and where to put it).
+
+    One policy for every path: with ``verify`` the file must be the model's published or shipped
+    one (its sha256; :class:`~t2mbench.core.errors.ChecksumError` otherwise), and a model that
+    registers no weights has nothing to check a file against, so its file loads only with
+    ``verify=False``: a user's own file (a fine-tune, a conversion) is loaded on purpose."""
+    path = Path(checkpoint) if checkpoint is not None else None
     folder = Path(source)
     if folder.is_file() and folder.name == CONFIG_FILENAME:
         folder = folder.parent
-    if folder.is_dir():
-        for name in CHECKPOINT_NAMES:
-            if (folder / name).is_file():
-                return folder / name
-    if model.info.weights is None:
+    if path is None and folder.is_dir():
+        path = next((folder / n for n in CHECKPOINT_NAMES if (folder / n).is_file()), None)
+    if model.info.weights is not None:
+        return resolve(model.info.weights, path, verify=verify)
+    if path is None:
         raise ConfigError(f"model {model.info.name!r} names no weights; pass a checkpoint path")
-    return resolve(model.info.weights)
+    if not path.is_file():
+        raise MissingWeightsError(f"checkpoint {path} not found")
+    if verify:
+        raise ChecksumError(
+            f"{path}: model {model.info.name!r} registers no published weights to check this file against; to load "
+            "your own file on purpose (a fine-tune, a conversion), pass --no-verify (verify=False in the API)"
+        )
+    return path
 
 
 def load_model(
@@ -94,18 +106,23 @@ def load_model(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     text_encoder: str | os.PathLike | None = None,
+    verify: bool = True,
 ) -> LatentDiffusionModel:
     """Build a model (shipped config name, JSON file or folder with ``model_config.json``) on
     the meta device and load its weights straight onto ``device`` in ``dtype``.
+
+    ``verify``: the weight file must be the model's published or shipped one
+    (:func:`checkpoint_path`); ``False`` loads another file on purpose. Either way its path and
+    sha256 are recorded in ``model.checkpoint`` (with ``verified``).
 
     ``text_encoder``: a folder with the prompt encoder's Hugging Face files (T5 for the SAO
     models), instead of ``$T2MBENCH_HOME/weights/<name>/`` or the Hugging Face cache.
     """
     device = resolve_device(device)
     model = build(name_or_path, device="meta", dtype=dtype)
-    path = checkpoint_path(model, name_or_path, checkpoint)
+    path = checkpoint_path(model, name_or_path, checkpoint, verify=verify)
     load_checkpoint(model, path)
-    model.checkpoint = {"path": str(path), "sha256": hash_file(path)}
+    model.checkpoint = {"path": str(path), "sha256": hash_file(path), "verified": verify}
     if text_encoder is not None:
         for conditioner in model.conditioner.conditioners.values():
             if isinstance(conditioner, TextConditioner):

@@ -72,6 +72,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--text-encoder", metavar="DIR", help="folder with the prompt encoder's files (t5-base for SAO)")
     p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument(
+        "--no-verify", action="store_true",
+        help="load a --checkpoint that is not the model's published or shipped file (a fine-tune, a conversion)",
+    )  # fmt: skip
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="model dtype")
     p.set_defaults(func=run)
 
@@ -132,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=DTYPES[args.dtype],
         text_encoder=args.text_encoder,
+        verify=not args.no_verify,
     )
     result = generate(
         model,

@@ -110,8 +110,10 @@ def dit_cell(settings: LoopSettings, prompts: Sequence[ClipRecord], model: str,
              checkpoint: Path | None = None) -> Cell:  # fmt: skip
     """The cell that generates one clip per prompt clip (its caption, the first clip's length)."""
     seconds = float(prompts[0].seconds or 10.0)
+    own = checkpoint is not None  # the loop's own weight file (the untrained model), not a published one
     return Cell(model, settings.sampler, settings.steps, settings.cfg_scale, settings.seed, len(prompts), seconds,
-                checkpoint=None if checkpoint is None else str(checkpoint), batch_size=settings.batch_size)  # fmt: skip
+                checkpoint=str(checkpoint) if own else None, batch_size=settings.batch_size,
+                verify=not own)  # fmt: skip
 
 
 def generated_and_scored(cell: Cell, reference: Path, metrics: Sequence[str], out: Path,

@@ -155,7 +155,8 @@ def check(wf: WeightFile, path: Path) -> str:
         hint = f" (size {size} bytes, expected {wf.size})" if wf.size and wf.size != size else ""
         raise ChecksumError(
             f"{path}: sha256 {actual} does not match the published {wf.sha256} for {wf.name!r}{hint}; "
-            "the file is truncated, corrupt or a different model: delete it and fetch it again"
+            "the file is truncated, corrupt or a different model: delete it and fetch it again, or, to load your "
+            "own file on purpose (a fine-tune, a conversion), pass --no-verify (verify=False in the API)"
         )
     return actual
 

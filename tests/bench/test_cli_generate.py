@@ -2,6 +2,7 @@
 setting, the NFE and the wall time per stage; the audio equals the Python API's; user
 mistakes (missing SAO weights, bad prompt files) are one-line errors with exit code 2."""
 
+import hashlib
 import json
 import re
 
@@ -29,6 +30,7 @@ def _argv(checkpoint, prompts, out) -> list[str]:
         str(prompts),
         "--out",
         str(out),
+        "--no-verify",  # seeded weights: not the shipped file, loaded on purpose
     ]
 
 
@@ -96,7 +98,7 @@ def test_text_prompts_and_a_release_folder(tmp_path, checkpoint):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a calm piano\n\nfast drums\n")
     out = tmp_path / "run"
-    argv = ["generate", "--model", str(release), "--prompts", str(prompts), "--out", str(out)]
+    argv = ["generate", "--model", str(release), "--prompts", str(prompts), "--out", str(out), "--no-verify"]
     assert main([*argv, *SETTINGS, "--negative-prompt", "noise"]) == 0
     clips = load_clipset(out)
     assert clips.ids == ["clip_0000", "clip_0001"]
@@ -165,4 +167,42 @@ def test_cuda_on_a_torch_without_it_is_one_line(tmp_path, capsys, monkeypatch):
     assert main(argv) == 2
     assert capsys.readouterr().err == (
         f"t2mbench generate: error: device 'cuda': this torch ({torch.__version__}) has no usable CUDA; use cpu\n"
+    )
+
+
+def test_every_checkpoint_is_verified_unless_the_user_opts_out(tmp_path, capsys):
+    """The shipped tiny weights with one byte flipped: refused by --checkpoint (naming the way to
+    load a custom file on purpose), loaded with --no-verify and its hash recorded."""
+    from t2mbench.core.weights import get
+
+    shipped = get("tiny").bundled
+    flipped = bytearray(shipped.read_bytes())
+    flipped[len(flipped) // 2] ^= 0x01
+    (tmp_path / "tiny.safetensors").write_bytes(bytes(flipped))
+    (tmp_path / "p.txt").write_text("a piano\n")
+    argv = ["generate", "--model", "tiny", "--prompts", str(tmp_path / "p.txt"), "--out", str(tmp_path / "o"),
+            "--checkpoint", str(tmp_path / "tiny.safetensors"), *SETTINGS]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"t2mbench generate: error: {tmp_path / 'tiny.safetensors'}: sha256 ")
+    assert err.endswith("pass --no-verify (verify=False in the API)\n") and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+    assert main([*argv, "--no-verify"]) == 0
+    weights = json.loads((tmp_path / "o" / "generation.json").read_text())["weights"]
+    assert weights["verified"] is False and weights["sha256"] == hashlib.sha256(bytes(flipped)).hexdigest()
+
+
+def test_a_model_without_published_weights_needs_the_opt_out(tmp_path, capsys, checkpoint):
+    config = load_config("tiny")[1]
+    config["t2mbench"].pop("weights")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model_config.json").write_text(json.dumps(config))
+    (tmp_path / "p.txt").write_text("a piano\n")
+    argv = ["generate", "--model", str(tmp_path / "m"), "--prompts", str(tmp_path / "p.txt"), "--out",
+            str(tmp_path / "o"), "--checkpoint", str(checkpoint), *SETTINGS]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"t2mbench generate: error: {checkpoint}: model 'm' registers no published weights to check this file "
+        "against; to load your own file on purpose (a fine-tune, a conversion), pass --no-verify (verify=False in "
+        "the API)\n"
     )

@@ -37,7 +37,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     The temporary name keeps the final suffix (``.clip.wav.tmp123.wav``) so that writers
-    that infer the format from the suffix (soundfile, pandas) still work.
+    that infer the format from the suffix (soundfile, pandas) still work. The final file gets
+    the permissions a plain ``open`` would give it (0666 less the umask), not the temporary
+    file's private 0600.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -46,10 +48,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, final)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:

@@ -40,7 +40,7 @@ import pandas as pd
 from t2mbench.core import provenance
 from t2mbench.core import results as results_schema
 from t2mbench.core.errors import ConfigError, T2MBenchError
-from t2mbench.core.files import write_json
+from t2mbench.core.files import staged_outputs, write_json
 from t2mbench.core.manifest import ClipRecord, ClipSet, load_clipset, match_ids
 from t2mbench.core.progress import progress_bar
 from t2mbench.metrics.base import Metric, MetricError, MetricResult, ScoringItem
@@ -276,7 +276,13 @@ def _summary(results, built, gen, ref, run_id, system, store, timer: AudioTimer,
 
 
 def _write(out: Path, table: pd.DataFrame, summary: dict, gen: ClipSet, ref: ClipSet | None, built, seed: int) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    """The run's files, staged and moved in as one set (an earlier run's stay whole on failure)."""
+    with staged_outputs(out) as staging:
+        _write_set(staging, table, summary, gen, ref, built, seed)
+
+
+def _write_set(out: Path, table: pd.DataFrame, summary: dict, gen: ClipSet, ref: ClipSet | None, built,
+               seed: int) -> None:  # fmt: skip
     results_schema.write(table, out, SCORES)
     write_json(out / "summary.json", summary)
     inputs = {name: s.source for name, s in (("generated_manifest", gen), ("reference_manifest", ref))

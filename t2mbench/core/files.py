@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -53,6 +54,45 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+STAGING = ".staging"
+STAGED = "COMPLETE"  # written last in the staging folder: the set is whole and may be moved in
+
+
+@contextlib.contextmanager
+def staged_outputs(out: str | os.PathLike) -> Iterator[Path]:
+    """Yield a staging folder inside ``out``; on success move everything written there into
+    ``out`` as one set, on failure (a full disk, an error) delete it and leave ``out`` as it was.
+
+    The move renames file by file after a ``COMPLETE`` marker is written, so a run killed
+    between two renames is finished by the next call on ``out`` (:func:`finish_staged`): readers
+    never see a new file beside an old one for long, and never lose the old set to a failure.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    finish_staged(out)
+    staging = out / STAGING
+    staging.mkdir()
+    try:
+        yield staging
+        (staging / STAGED).write_bytes(b"")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finish_staged(out)
+
+
+def finish_staged(out: Path) -> None:
+    """Move a complete staged set into ``out`` (roll forward); drop an incomplete one."""
+    staging = out / STAGING
+    if not staging.is_dir():
+        return
+    if (staging / STAGED).is_file():
+        for item in sorted(staging.iterdir()):
+            if item.name != STAGED:
+                os.replace(item, out / item.name)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def _umask() -> int:

@@ -286,3 +286,43 @@ def test_a_clip_error_names_the_clip_and_metric(tmp_path):
     m.feed = lambda item: (_ for _ in ()).throw(ValueError("bad frame"))
     with pytest.raises(MetricError, match="melody_acc: clip 'clip0': bad frame"):
         score(gen, ref, [m], tmp_path / "out", progress=False)
+
+
+def test_a_failed_write_leaves_the_earlier_results_whole(tmp_path, monkeypatch):
+    """Disk full while writing summary.json: the folder keeps the earlier run's set, every file of
+    it, and no new scores.parquet beside the old summary.json."""
+    import errno
+
+    import t2mbench.metrics.scoring as scoring
+
+    gen, ref = write_pair(tmp_path, n=2)
+    out = tmp_path / "out"
+    score(gen, ref, ["sisdr"], out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["provenance.json", "scores.csv", "scores.parquet", "summary.json"]
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(scoring, "write_json", full)
+    with pytest.raises(OSError, match="No space left on device"):
+        score(gen, ref, ["stft"], out, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_set_killed_while_moving_in_is_finished_by_the_next_run(tmp_path):
+    from t2mbench.core.files import STAGED, STAGING, finish_staged
+
+    (tmp_path / "a.txt").write_text("old")
+    (tmp_path / "b.txt").write_text("old")
+    staging = tmp_path / STAGING
+    staging.mkdir()
+    (staging / "b.txt").write_text("new")  # a.txt already moved in when the run was killed
+    (staging / STAGED).write_text("")
+    finish_staged(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+    assert (tmp_path / "b.txt").read_text() == "new"
+    staging.mkdir()
+    (staging / "a.txt").write_text("half")  # no COMPLETE marker: never moved in
+    finish_staged(tmp_path)
+    assert (tmp_path / "a.txt").read_text() == "old" and not staging.exists()

@@ -59,6 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="render only clips of this split (the same clips a full build would make)")
     build.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                        help="processes to render in (the output does not depend on it)")
+    build.add_argument("--overwrite", action="store_true", help="take over a folder another command or other "
+                       "settings own")
     build.set_defaults(func=run_build)
     check = actions.add_parser(
         "check",
@@ -75,7 +77,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from t2mbench.bench.corpus import build_corpus
     from t2mbench.bench.corpus.check import check_set
+    from t2mbench.core.ownership import claim
 
+    settings = {"clips": args.clips, "seconds": args.seconds, "seed": args.seed, "split": args.split}
+    claim(args.out, "corpus build", settings, overwrite=args.overwrite)
     result = build_corpus(args.out, args.clips, args.seconds, args.seed, workers=args.workers, split=args.split)
     print(f"built {len(result.clips)} clips in {result.out} ({len(result.rendered)} rendered, "
           f"{len(result.reused)} reused from an earlier run)")

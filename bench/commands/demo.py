@@ -32,12 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cfg", type=float, default=d.cfg_scale, help="classifier-free guidance scale")
     p.add_argument("--batch", type=int, default=d.batch_size, help="clips per DiT batch")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--overwrite", action="store_true", help="take over a folder another command or other settings own")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from t2mbench.bench.demo import DemoSettings, run_demo
     from t2mbench.core.errors import ConfigError
+    from t2mbench.core.ownership import claim
 
     try:
         steps = tuple(int(s) for s in args.steps.split(","))
@@ -47,5 +49,6 @@ def run(args: argparse.Namespace) -> int:
         clips=args.clips, seconds=args.seconds, seed=args.seed, samplers=tuple(args.samplers.split(",")),
         steps=steps, cfg_scale=args.cfg, batch_size=args.batch,
     )
+    claim(args.out, "demo", settings.__dict__, overwrite=args.overwrite)
     print(run_demo(args.out, settings, progress=not args.no_progress))
     return 0

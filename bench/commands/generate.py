@@ -73,6 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--text-encoder", metavar="DIR", help="folder with the prompt encoder's files (t5-base for SAO)")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument(
+        "--overwrite", action="store_true", help="take over a folder another command or other settings own"
+    )
+    p.add_argument(
         "--no-verify", action="store_true",
         help="load a --checkpoint that is not the model's published or shipped file (a fine-tune, a conversion)",
     )  # fmt: skip
@@ -120,6 +123,7 @@ def read_prompts(path: str | Path) -> list[dict[str, str | None]]:
 
 def run(args: argparse.Namespace) -> int:
     from t2mbench.bench.generation import PromptRow, write_generation
+    from t2mbench.core.ownership import claim
     from t2mbench.reference_models.generate import generate, load_model
 
     rows = read_prompts(args.prompts)
@@ -138,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
         text_encoder=args.text_encoder,
         verify=not args.no_verify,
     )
+    defining = {k: v for k, v in vars(args).items() if k not in ("func", "command", "out", "overwrite")}
+    claim(args.out, "generate", defining, overwrite=args.overwrite)
     result = generate(
         model,
         [r["prompt"] for r in rows],
@@ -159,4 +165,7 @@ def run(args: argparse.Namespace) -> int:
         args.out, prompts, result, model, seconds=args.seconds, seed=args.seed, prompts_source=args.prompts,
         device=args.device, extra={"model_source": str(args.model)},
     )
+    seconds = result.timings["total"]
+    print(f"wrote {len(prompts)} clips of {args.seconds:g} s ({result.nfe} NFE each, {seconds:.1f} s) to {args.out}: "
+          "*.wav, manifest.jsonl, manifest.parquet, generation.json, provenance.json")
     return 0

@@ -45,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cache-dir", help="embedding cache folder (default: $T2MBENCH_HOME/cache/embeddings)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     parser.add_argument("--list", action="store_true", help="list the metric names and exit")
+    parser.add_argument("--overwrite", action="store_true", help="take over a folder another command owns")
     parser.set_defaults(func=run)
 
 
@@ -79,13 +80,20 @@ def run(args: argparse.Namespace) -> int:
                if not v]
     if missing:
         raise ConfigError(f"missing {', '.join(missing)} (see t2mbench score --help)")
+    from t2mbench.core.ownership import claim
+    from t2mbench.metrics.scoring import build_metrics
+
     names = [n.strip() for n in args.metrics.split(",") if n.strip()]
+    settings = parse_settings(args.set)
+    build_metrics(names, settings, args.seed)  # a bad name or setting fails before the folder is claimed
+    claim(args.out, "score", {"generated": args.generated, "reference": args.reference},
+          overwrite=args.overwrite)  # fmt: skip
     result = score(
         args.generated,
         args.reference,
         names,
         args.out,
-        settings=parse_settings(args.set),
+        settings=settings,
         system=args.system,
         run_id=args.run_id,
         cache=EmbeddingCache(args.cache_dir) if args.cache_dir else None,

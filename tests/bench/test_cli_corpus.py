@@ -52,7 +52,7 @@ def test_build_into_a_file_is_refused(tmp_path, capsys):
     f = tmp_path / "file.txt"
     f.write_text("")
     assert main(["corpus", "build", "--out", str(f), "--clips", "1", "--seconds", "2"]) == 2
-    assert capsys.readouterr().err == f"t2mbench corpus: error: out={f} is a file; give a folder for the corpus\n"
+    assert capsys.readouterr().err == f"t2mbench corpus: error: {f} is a file, not a folder; choose another --out\n"
 
 
 def _external_set(folder, ids):

@@ -4,7 +4,7 @@
     BOARD/submissions/<id>/submission.json + scores.csv    one folder per submission, never rewritten
     BOARD/listening/*.json                ``t2mbench listen analyze`` output (its own columns)
     BOARD/published.json                  optional reference rows from papers, marked "published"
-    BOARD/build/                          board.md, board.tex, ranking.json, site/ (``build``)
+    BOARD/rendered/                       board.md, board.tex, ranking.json, site/ (``build``)
 
 :func:`add` checks everything before it writes: a malformed submission, or one whose protocol
 differs from the board's, changes nothing on disk. Adding the same submission again is a no-op;
@@ -186,13 +186,13 @@ def frame(data: dict[str, Any]) -> pd.DataFrame:
 
 def build(board: str | os.PathLike, out: str | os.PathLike | None = None) -> list[Path]:
     """Write ``board.md``, ``board.tex``, ``ranking.json`` and ``site/`` into ``out`` (default
-    ``board/build``); the same folder always gives the same bytes. Returns the files written."""
+    ``board/rendered``); the same folder always gives the same bytes. Returns the files written."""
     from t2mbench.leaderboards import site
     from t2mbench.leaderboards.renderers.latex import render as latex
     from t2mbench.leaderboards.renderers.markdown import render as markdown
 
     data = ranked(board)
-    out = Path(out) if out is not None else Path(board) / "build"
+    out = Path(out) if out is not None else Path(board) / "rendered"
     out.mkdir(parents=True, exist_ok=True)
     table = frame(data)
     docs = {

@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                            formatter_class=HelpFormatter,
                            epilog="example:\n  t2mbench leaderboard build leaderboards/boards/tiny-sampler-steps")
     b.add_argument("board", metavar="BOARD")
-    b.add_argument("--out", help="output folder (default BOARD/build)")
+    b.add_argument("--out", help="output folder (default BOARD/rendered)")
     b.set_defaults(func=build)
 
 

@@ -3,34 +3,15 @@ import json
 import numpy as np
 import pytest
 from support import submissions as subs
+from support.listening_runs import runs
 
 from t2mbench.cli import main
-from t2mbench.core.audio import load_audio, loudness, save_audio
+from t2mbench.core.audio import load_audio, loudness
 from t2mbench.core.files import read_json, write_json
-from t2mbench.core.manifest import ClipRecord, write_manifest
 from t2mbench.leaderboards import listening, store
 
-SR = 16000
 TRUE_ELO = {"alpha": 1200.0, "beta": 1050.0, "gamma": 950.0, "delta": 800.0}  # mean 1000
 TRUE_MOS = {"alpha": 4.2, "beta": 3.6, "gamma": 3.0, "delta": 2.0}
-
-
-def runs(tmp_path, names, clips=5, seconds=1.5):
-    """One generated-clip folder per system: the same clip ids, a tone per system and clip."""
-    folders = []
-    for k, name in enumerate(names):
-        folder = tmp_path / "runs" / name
-        folder.mkdir(parents=True)
-        recs = []
-        for c in range(clips):
-            t = np.arange(int(SR * seconds)) / SR
-            audio = (0.1 * (k + 1) * np.sin(2 * np.pi * (220 + 40 * c + 5 * k) * t))[None].astype(np.float32)
-            path = save_audio(folder / f"clip{c}.wav", audio, SR)
-            recs.append(ClipRecord(id=f"clip{c}", path=path, caption=f"prompt {c} <b>\"é\"</b>", seconds=seconds,
-                                   sample_rate=SR, channels=1))  # fmt: skip
-        write_manifest(folder, recs)
-        folders.append(folder)
-    return folders
 
 
 def listener(key, rng, name, attentive=True):
@@ -119,11 +100,11 @@ def test_simulated_listeners_recover_the_true_order_with_covering_cis(tmp_path):
     assert sorted(q, key=lambda s: -q[s]["value"]) == names and all(q[s]["ratings"] == 40 * 4 for s in names)
     # the results enter the board as their own columns
     store.build(board)
-    data = read_json(board / "build" / "ranking.json")
+    data = read_json(board / "rendered" / "ranking.json")
     assert [c["key"] for c in data["listening_columns"]][:2] == ["listen.bt_elo", "listen.mos.quality"]
     assert {s["name"]: s["listening"]["listen.bt_elo"]["value"] for s in data["systems"]} == pytest.approx(
         {s: bt[s]["value"] for s in names})
-    assert "listening Elo (Bradley–Terry)" in (board / "build" / "board.md").read_text()
+    assert "listening Elo (Bradley–Terry)" in (board / "rendered" / "board.md").read_text()
 
 
 def test_bradley_terry_counts_a_tie_as_half_a_win_and_needs_min_votes(tmp_path):

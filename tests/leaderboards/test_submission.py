@@ -132,9 +132,9 @@ def test_build_is_idempotent_and_writes_markdown_latex_ranking_and_site(tmp_path
     for name in ("A", "B <script>alert('x')</script> é"):
         store.add(board, good(tmp_path, name))
     assert main(["leaderboard", "build", str(board)]) == 0
-    first = snapshot(board / "build")
+    first = snapshot(board / "rendered")
     assert main(["leaderboard", "build", str(board)]) == 0
-    assert snapshot(board / "build") == first
+    assert snapshot(board / "rendered") == first
     assert {"board.md", "board.tex", "ranking.json", "site/index.html"} <= set(first)
     data = json.loads(first["ranking.json"])
     assert len(data["systems"]) == 2

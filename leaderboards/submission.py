@@ -202,5 +202,6 @@ def from_cell(cell: str | os.PathLike, out: str | os.PathLike, *, eval_set: str,
 
 
 def _weights_tag(weights: dict[str, Any]) -> str:
-    shas = [str(v) for v in weights.values() if isinstance(v, str) and len(v) >= 12]
-    return shas[0][:12] if shas else "unrecorded"
+    """The first 12 hex digits of the model weights' sha256 (``weights["sha256"]``)."""
+    sha = weights.get("sha256")
+    return str(sha)[:12] if isinstance(sha, str) and sha else "unrecorded"

@@ -2,10 +2,12 @@ import copy
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from support import submissions as subs
 
 from t2mbench.cli import main
+from t2mbench.core import results
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.files import read_json, sha256_file, write_json
 from t2mbench.leaderboards import store, submission
@@ -144,3 +146,55 @@ def test_build_is_idempotent_and_writes_markdown_latex_ranking_and_site(tmp_path
     assert [s["metrics"]["fd_evaluator"]["rank"] for s in data["systems"]] == [1, 1]
     assert "<script>alert" not in first["site/index.html"].decode()
     assert "B &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; é" in first["site/index.html"].decode()
+
+
+def fake_cell(root, sampler="ddim", steps=10):
+    """A scored sweep cell folder as bench.cells writes it (only what from_cell reads)."""
+    cell = root / "cells" / f"{sampler}-{steps}-0123"
+    (cell / "scores").mkdir(parents=True)
+    spec = {"model": "tiny", "sampler": sampler, "sampler_options": {"eta": 0.0}, "steps": steps, "cfg": 3.0,
+            "seed": 1, "seconds": 10.0, "clips": 3}  # fmt: skip
+    write_json(cell / "cell.json", {"cell": spec, "scoring": {}})
+    write_json(cell / "generation.json", {"weights": {"path": "/somewhere/model.safetensors", "sha256": "e" * 64}})
+    metric = {"protocol_version": "sam-kld-1", "higher_is_better": False, "settings": {"sample_rate": 32000},
+              "weights": {"evaluator": subs.SHA_B}}  # fmt: skip
+    write_json(cell / "scores" / "summary.json", {"generated": {"clips": 3}, "metrics": {"kl_evaluator": metric}})
+    write_json(cell / "scores" / "provenance.json", {
+        "t2mbench_version": "0.2.0", "git": {"commit": "f00d", "dirty": True}, "device": "cpu", "cpu": "EPYC",
+        "gpu": None, "torch": "2.13.0", "inputs": {"reference_manifest": {"path": "/x/manifest.jsonl",
+                                                                          "sha256": "c" * 64}}})  # fmt: skip
+    rows = [{"run_id": "r", "cell": cell.name, "system": "tiny", "metric": "kl_evaluator", "kind": "clip",
+             "clip_id": f"c{i}", "value": 1.0 + i} for i in range(3)]  # fmt: skip
+    rows += [{"run_id": "r", "cell": cell.name, "metric": "seconds_per_clip", "kind": "generation", "clip_id": f"c{i}",
+              "value": 2.0 * (i + 1)} for i in range(3)]  # fmt: skip
+    rows.append({"run_id": "r", "cell": cell.name, "metric": "nfe", "kind": "generation", "clip_id": "c0", "value": 10})
+    results.frame(rows).to_csv(cell / "results.csv", index=False)
+    pd.DataFrame({"id": ["c0"], "channels": [1], "sample_rate": [16000]}).to_parquet(cell / "manifest.parquet")
+    return cell
+
+
+def test_from_sweep_makes_one_valid_submission_per_cell(tmp_path, capsys):
+    fake_cell(tmp_path, "ddim", 10)
+    fake_cell(tmp_path, "ddpm", 50)
+    assert main(["leaderboard", "from-sweep", str(tmp_path), "--out", str(tmp_path / "subs"), "--eval-set", "toy"]) == 0
+    made = sorted((tmp_path / "subs").iterdir())
+    assert [p.name for p in made] == ["ddim-10-0123", "ddpm-50-0123"]
+    assert all(submission.check(p) == [] for p in made)
+    doc = read_json(made[0] / "submission.json")
+    assert doc["system"] == {"name": "tiny ddim-10", "version": "tiny weights eeeeeeeeeeee",
+                             "code_commit": "f00d-dirty"}
+    assert doc["protocol"] == {
+        "metrics": {"kl_evaluator": {"protocol_version": "sam-kld-1", "higher_is_better": False,
+                                     "settings": {"sample_rate": 32000}}},
+        "embedder_weights": {"evaluator": subs.SHA_B},
+        "eval_set": {"name": "toy", "manifest_sha256": "c" * 64, "clips": 3},
+        "audio": {"loudness": submission.DEFAULT_LOUDNESS, "channels": "mono", "sample_rate": 16000,
+                  "clip_seconds": 10.0},
+        "best_of_n": 1,
+    }  # fmt: skip
+    assert doc["generation"]["weights"] == {"path": "model.safetensors", "sha256": "e" * 64}  # no machine paths
+    assert doc["generation"]["sampler_options"] == {"eta": 0.0} and doc["timing"] == {"seconds_per_clip": 4.0}
+    t = submission.scores(made[0], doc)
+    assert sorted(set(t["metric"])) == ["kl_evaluator", "seconds_per_clip"] and set(t["system"]) == {"tiny ddim-10"}
+    assert main(["leaderboard", "from-sweep", str(tmp_path / "subs"), "--out", str(tmp_path / "x"),
+                 "--eval-set", "toy"]) == 2  # fmt: skip

@@ -168,7 +168,7 @@ function player(item,side,src){var a=el('audio',{controls:'',preload:'none',src:
  a.addEventListener('play',function(){played[item.id+':'+side]=true;});return a;}
 function mark(item){var d=document.getElementById(item.id),a=answers[item.id],ok=false;
  if(item.type==='ab')ok=!!a;else ok=!!a&&Object.keys(data.questions).every(function(q){return a[q];});
- d.className=ok?'item done':'item';}
+ d.className=ok?'item done':'item';document.getElementById('status').textContent='';}
 data.items.forEach(function(item,n){
  var d=el('div',{'class':'item',id:item.id});d.appendChild(el('h3',{},'Item '+(n+1)+' of '+data.items.length));
  d.appendChild(el('p',{'class':'caption'},'Description: '+item.caption));

@@ -159,7 +159,8 @@ def _index(data: dict[str, Any]) -> str:
     pub = data.get("published")
     if pub:
         body.append("<h2>Published reference results</h2><p>Numbers as published in papers, under other "
-                    "protocols: not comparable with the board above and never ranked.</p>")
+                    "protocols: not comparable with the board above and never ranked. "
+                    f"{escape(pub.get('note', ''))}</p>")
         for t in pub["tables"]:
             body.append(f'<h3>{escape(t["title"])} <span class="tag">published</span></h3>'
                         f'<p>Source: {escape(t["source"])}</p><table class="published"><thead><tr>'

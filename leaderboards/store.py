@@ -230,7 +230,7 @@ def _published_md(data: dict[str, Any]) -> str:
     pub = data.get("published")
     if not pub:
         return ""
-    parts = ["\n## Published reference results (not comparable: other protocols)\n"]
+    parts = ["\n## Published reference results (not comparable: other protocols)\n\n", _text(pub.get("note", "")), "\n"]
     for table in pub["tables"]:
         parts.append(f"\n### {_text(table['title'])} — published\n\nSource: {_text(table['source'])}\n\n")
         parts.append("| " + " | ".join(_text(c) for c in table["columns"]) + " |\n")

@@ -141,9 +141,12 @@ def init(args: argparse.Namespace) -> int:
 def add(args: argparse.Namespace) -> int:
     from t2mbench.leaderboards import store, submission
 
-    store.read_board(args.board)
+    pinned = store.read_board(args.board)["protocol"]
     for path in args.submissions:  # check all before writing any: one bad submission adds none
-        submission.load(path)
+        diffs = submission.protocol_differences(pinned, submission.load(path)["protocol"])
+        if diffs:
+            raise submission.SubmissionError(f"{submission.manifest_path(path)}: refused, its protocol differs "
+                                             "from the board's", diffs)  # fmt: skip
     for path in args.submissions:
         sid, status = store.add(args.board, path)
         print(f"{status}: {sid}")

@@ -96,8 +96,10 @@ def test_a_submission_with_another_clap_checkpoint_or_clip_count_is_refused_nami
     err = capsys.readouterr().err
     assert "refused" not in err and "$.protocol.embedder_weights.clap: board pins" in err
     assert "$.protocol.eval_set.clips: board pins 20, submission has 25" in err
-    assert main(["leaderboard", "add", str(board), str(folder)]) == 2
-    assert "$.protocol.eval_set.clips: board pins 20, submission has 25" in capsys.readouterr().err
+    assert main(["leaderboard", "add", str(board), str(good(tmp_path, "Y")), str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "refused, its protocol differs from the board's" in err
+    assert "$.protocol.eval_set.clips: board pins 20, submission has 25" in err
     assert snapshot(board) == before
 
 

@@ -126,3 +126,22 @@ def test_the_listening_page_plays_answers_and_exports_in_chromium(browser, tmp_p
     assert doc["played"] == [f"{first}:{'a' if key['items'][first]['type'] == 'ab' else 'x'}"]
     result = listening.analyze([target], tmp_path / "t" / "key.json", min_votes=1, resamples=50)
     assert result["listeners"] == ["Zoë <b>"] and result["excluded"] == []
+
+
+def test_the_committed_tiny_board_opens_sorts_and_shows_published_tables_in_chromium(browser):
+    import t2mbench.leaderboards
+
+    site = Path(t2mbench.leaderboards.__file__).parent / "boards" / "tiny-sampler-steps" / "rendered" / "site"
+    data = read_json(site.parent / "ranking.json")
+    page = browser.open((site / "index.html").as_uri())
+    assert page.evaluate("document.querySelectorAll('#board tbody tr').length") == len(data["systems"]) == 6
+    col = page.evaluate("Array.prototype.findIndex.call(document.querySelectorAll('#board th'),"
+                        " th => th.getAttribute('data-col') === 'fd_evaluator')")  # fmt: skip
+    page.evaluate(f"document.querySelectorAll('#board th')[{col}].click()")
+    names = page.evaluate("Array.prototype.map.call(document.querySelectorAll('#board tbody tr'),"
+                          " r => r.getAttribute('data-name'))")  # fmt: skip
+    by_fd = sorted(data["systems"], key=lambda s: s["metrics"]["fd_evaluator"]["value"])
+    assert names == [s["name"] for s in by_fd]
+    tags = page.evaluate("document.querySelectorAll('span.tag').length")
+    assert tags == len(read_json(site.parents[1] / "published.json")["tables"])
+    page.screenshot(SCREENSHOTS / "tiny-sampler-steps.png")

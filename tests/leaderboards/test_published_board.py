@@ -42,3 +42,4 @@ def test_the_committed_board_holds_the_demo_cells_under_one_protocol_and_marks_p
     html = (BOARD / "rendered" / "site" / "index.html").read_text(encoding="utf-8")
     assert html.count('<span class="tag">published</span>') == len(published["tables"])
     assert "Stable Audio Open" in html and "Song et al." in html
+    assert "<td>123.30</td>" in html and "<td>45.20</td>" in html  # as published, trailing zeros kept

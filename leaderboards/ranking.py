@@ -52,9 +52,14 @@ def _clip_matrix(tables: Mapping[str, pd.DataFrame], metric: str) -> pd.DataFram
 
 
 def _aggregate(t: pd.DataFrame, metric: str) -> tuple[float, float, float]:
+    """The submitted aggregate row's value and CI; without one, the mean of the clip rows with
+    its bootstrap CI (a board mixing per-clip and aggregate-only submissions of one metric)."""
     rows = t[(t["metric"] == metric) & (t["kind"] == "aggregate")]
     if rows.empty:
-        return float("nan"), float("nan"), float("nan")
+        clips = t[(t["metric"] == metric) & (t["kind"] == "clip")]["value"].to_numpy(float)
+        if clips.size == 0:
+            return float("nan"), float("nan"), float("nan")
+        return (float(clips.mean()), *mean_ci(clips, resamples=RESAMPLES))
     r = rows.iloc[0]
     return tuple(float(x) if not pd.isna(x) else float("nan") for x in (r["value"], r["ci_low"], r["ci_high"]))
 

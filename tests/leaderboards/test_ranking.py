@@ -59,3 +59,13 @@ def test_overall_mean_rank_recovers_a_known_order_with_its_ci():
     assert out.loc[["p", "q"], "ci_high"].tolist() == [2.0, 2.0]
     assert out["rank"].tolist() == [1, 1, 3]
     assert isinstance(out, pd.DataFrame) and out.loc["r", "mean_rank"] == 3.0
+
+
+def test_a_metric_mixing_per_clip_and_aggregate_only_submissions_uses_aggregates_for_all():
+    a = table("A", [0.5, 0.7, 0.9])  # clip rows only
+    b = results.frame([{"run_id": "B", "system": "B", "metric": "clap", "kind": "aggregate", "value": 0.1,
+                        "ci_low": 0.05, "ci_high": 0.15}])  # fmt: skip
+    out = rank_metric({"A": a, "B": b}, "clap", True)
+    assert out["value"].tolist() == pytest.approx([0.7, 0.1]) and out["rank"].tolist() == [1, 2]
+    assert (out.loc[0, "ci_low"], out.loc[0, "ci_high"]) == mean_ci([0.5, 0.7, 0.9], resamples=2000)
+    assert overall({"A": a, "B": b}, {"clap": True}, resamples=50)["mean_rank"].tolist() == [1.0, 2.0]

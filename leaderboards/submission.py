@@ -61,21 +61,26 @@ def manifest_path(path: str | os.PathLike) -> Path:
 
 def check(path: str | os.PathLike) -> list[tuple[str, str]]:
     """Every problem of the submission at ``path``: JSON syntax, the schema, then the scores file
-    (present, sha256 as recorded, a result table whose clip count matches the protocol)."""
+    (present, sha256 as recorded, and, once the schema holds, a result table with rows for every
+    metric whose clip count matches the protocol)."""
     path = manifest_path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         return [("$", f"not JSON: {e.msg} at line {e.lineno} column {e.colno}")]
     found = problems(doc, schema())
-    if found or not isinstance(doc, dict):
+    entry = doc.get("scores") if isinstance(doc, dict) else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or any(p.startswith("$.scores.file")
+                                                                                   for p, _ in found):
         return found
-    scores = path.parent / doc["scores"]["file"]
+    scores = path.parent / entry["file"]
     where = "$.scores.file"
     if not scores.is_file():
-        return [(where, f"{scores.name} is not beside the manifest")]
-    if sha256_file(scores) != doc["scores"]["sha256"]:
-        return [("$.scores.sha256", f"does not match {scores.name} (sha256 {sha256_file(scores)})")]
+        return [*found, (where, f"{scores.name} is not beside the manifest")]
+    if isinstance(entry.get("sha256"), str) and sha256_file(scores) != entry["sha256"]:
+        return [*found, ("$.scores.sha256", f"does not match {scores.name} (sha256 {sha256_file(scores)})")]
+    if found:
+        return found
     try:
         table = results.read(scores)
     except Exception as e:  # noqa: BLE001 - any unreadable table is a problem to report, not a crash

@@ -42,6 +42,7 @@ def test_validate_reports_every_problem_with_its_json_path(tmp_path, capsys):
     doc["hardware"]["colour"] = "red"
     doc["generation"]["steps"] = 0
     write_json(folder / "submission.json", doc)
+    (folder / "scores.csv").write_text("tampered")
     expected = [
         ("$.system.code_commit", "required field is missing"),
         ("$.protocol.embedder_weights.clap", "'not-a-sha' does not match ^[0-9a-f]{64}$"),
@@ -49,11 +50,12 @@ def test_validate_reports_every_problem_with_its_json_path(tmp_path, capsys):
         ("$.protocol.audio.channels", "must be one of 'mono', 'stereo', 'downmix-to-mono', 'as-generated', got '5.1'"),
         ("$.generation.steps", "must be at least 1, got 0"),
         ("$.hardware.colour", "unknown field"),
+        ("$.scores.sha256", f"does not match scores.csv (sha256 {sha256_file(folder / 'scores.csv')})"),
     ]
     assert sorted(submission.check(folder)) == sorted(expected)
     assert main(["leaderboard", "validate", str(folder)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"t2mbench leaderboard: error: {folder / 'submission.json'}: 6 problems\n")
+    assert err.startswith(f"t2mbench leaderboard: error: {folder / 'submission.json'}: 7 problems\n")
     for path, message in expected:
         assert f"\n  {path}: {message}" in err
 

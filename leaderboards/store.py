@@ -108,11 +108,16 @@ def add(board: str | os.PathLike, path: str | os.PathLike) -> tuple[str, str]:
 
 
 def entries(board: str | os.PathLike) -> list[tuple[str, dict[str, Any], pd.DataFrame]]:
-    """``(id, manifest, scores)`` of every submission, in id order."""
+    """``(id, manifest, scores)`` of every submission, in id order, each re-checked (schema,
+    scores hash, the board's protocol): a hand-edited submission fails the build, naming it."""
     root = Path(board) / "submissions"
+    pinned = read_board(board)["protocol"]
     out = []
     for folder in sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")):
-        doc = read_json(folder / submission.SUBMISSION_FILE)
+        doc = submission.load(folder)
+        diffs = submission.protocol_differences(pinned, doc["protocol"])
+        if diffs:
+            raise submission.SubmissionError(f"{folder}: its protocol differs from the board's", diffs)
         out.append((folder.name, doc, submission.scores(folder, doc)))
     return out
 

@@ -202,3 +202,14 @@ def test_from_sweep_makes_one_valid_submission_per_cell(tmp_path, capsys):
     assert sorted(set(t["metric"])) == ["kl_evaluator", "seconds_per_clip"] and set(t["system"]) == {"tiny ddim-10"}
     assert main(["leaderboard", "from-sweep", str(tmp_path / "subs"), "--out", str(tmp_path / "x"),
                  "--eval-set", "toy"]) == 2  # fmt: skip
+
+
+def test_build_rechecks_every_stored_submission(tmp_path, capsys):
+    board = tmp_path / "board"
+    store.init(board, good(tmp_path, "A"), title="T")
+    sid, _ = store.add(board, tmp_path / "A")
+    scores = board / "submissions" / sid / "scores.csv"
+    scores.write_text(scores.read_text().replace("0.", "0.9", 1))  # a hand edit after adding
+    assert main(["leaderboard", "build", str(board)]) == 2
+    assert "$.scores.sha256: does not match scores.csv" in capsys.readouterr().err
+    assert not (board / "rendered").exists()

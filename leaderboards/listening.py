@@ -7,7 +7,8 @@
   and saved as 16-bit WAV under a random name, so neither the file name nor the level gives a
   system away;
 - A/B items: for each prompt, each pair of systems once, sides drawn at random; MOS items: each
-  prompt × system, rated 1–5 on :data:`QUESTIONS`; all items in a seeded random order;
+  prompt × system, rated 1–5 on :data:`QUESTIONS`; the page shows the items in a fresh random
+  order for every listener and records that order in the answers;
 - attention checks: an A/B pair of a clip against an obviously degraded copy of itself (white
   noise at 0 dB SNR, hard-clipped), whose answer must be the clean side; and a MOS item on a
   degraded clip, whose audio-quality rating must be at most 2;
@@ -162,6 +163,8 @@ from 1 (bad) to 5 (excellent). When every item is answered, download your answer
 _JS = """(function(){
 var data=JSON.parse(document.getElementById('data').textContent),box=document.getElementById('items');
 var answers={},played={};
+for(var s=data.items.length-1;s>0;s--){var r=Math.floor(Math.random()*(s+1)),t=data.items[s];
+ data.items[s]=data.items[r];data.items[r]=t;}
 function el(tag,attrs,text){var e=document.createElement(tag);for(var k in attrs)e.setAttribute(k,attrs[k]);
  if(text!==undefined)e.textContent=text;return e;}
 function player(item,side,src){var a=el('audio',{controls:'',preload:'none',src:'audio/'+src,'data-side':side});
@@ -195,7 +198,7 @@ document.getElementById('export').addEventListener('click',function(){
  var name=document.getElementById('listener').value||'anonymous';
  var out={page_id:data.page_id,listener:name,answers:data.items.map(function(i){
   return i.type==='ab'?{item:i.id,choice:answers[i.id]}:{item:i.id,ratings:answers[i.id]};}),
-  played:Object.keys(played).sort()};
+  played:Object.keys(played).sort(),order:data.items.map(function(i){return i.id;})};
  var blob=new Blob([JSON.stringify(out,null,1)],{type:'application/json'});
  var a=el('a',{href:URL.createObjectURL(blob),download:'answers-'+name.replace(/[^A-Za-z0-9_-]/g,'_')+'.json'});
  document.body.appendChild(a);a.click();a.remove();status.textContent='answers downloaded';

@@ -124,6 +124,8 @@ def test_the_listening_page_plays_answers_and_exports_in_chromium(browser, tmp_p
     got = {a["item"]: a.get("choice", a.get("ratings")) for a in doc["answers"]}
     assert got == chosen
     assert doc["played"] == [f"{first}:{'a' if key['items'][first]['type'] == 'ab' else 'x'}"]
+    shown = page.evaluate("Array.prototype.map.call(document.querySelectorAll('.item'), d => d.id)")
+    assert doc["order"] == shown and sorted(shown) == sorted(key["items"]) and shown[0] == first
     result = listening.analyze([target], tmp_path / "t" / "key.json", min_votes=1, resamples=50)
     assert result["listeners"] == ["Zoë <b>"] and result["excluded"] == []
 

@@ -17,7 +17,9 @@
 ``analyze`` reads answer files with the key and computes, over the listeners who passed every
 attention check (the others are excluded and reported):
 
-- MOS per system and question: the mean with a percentile bootstrap CI over ratings;
+- MOS per system and question: the mean rating with a percentile bootstrap CI that resamples
+  listeners (a cluster bootstrap: one listener's ratings are correlated, so resampling single
+  ratings would give intervals that are too narrow);
 - Bradley–Terry strengths from the A/B votes (ties count as half a win for each side; Music
   Arena's and Chatbot Arena's practice) by maximum likelihood, on the Elo scale
   (400 · log10 odds, mean-centred at 1000), with percentile CIs from resampling votes;
@@ -46,7 +48,7 @@ from t2mbench.core.errors import ConfigError
 from t2mbench.core.files import read_json, write_json
 from t2mbench.core.manifest import load_clipset
 from t2mbench.leaderboards.ranking import shared_ranks
-from t2mbench.metrics.bootstrap import mean_ci, percentile_interval
+from t2mbench.metrics.bootstrap import percentile_interval
 
 QUESTIONS = {
     "quality": "Audio quality: how clean and artefact-free is the sound?",
@@ -251,6 +253,19 @@ def elo(votes: np.ndarray, n_systems: int) -> np.ndarray:
     return 1000.0 + ELO_SCALE * bradley_terry(votes, n_systems)
 
 
+def listener_ci(ratings: Sequence[tuple[int, float]], n_listeners: int, *, resamples: int, seed: int,
+                confidence: float) -> tuple[float, float]:
+    """Percentile CI of the mean rating when whole listeners are resampled with replacement;
+    ``ratings`` are ``(listener index, value)``."""
+    who = np.array([w for w, _ in ratings])
+    sums = np.bincount(who, [v for _, v in ratings], n_listeners)
+    counts = np.bincount(who, minlength=n_listeners).astype(float)
+    draws = np.random.default_rng(seed).multinomial(n_listeners, np.full(n_listeners, 1 / n_listeners), resamples)
+    total = draws @ counts
+    reps = (draws @ sums)[total > 0] / total[total > 0]
+    return percentile_interval(reps, confidence)
+
+
 def analyze(answer_files: Sequence[str | os.PathLike], key_file: str | os.PathLike, *, min_votes: int = MIN_VOTES,
             resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
     """MOS and Bradley–Terry results from answer files (see the module docstring)."""
@@ -258,7 +273,7 @@ def analyze(answer_files: Sequence[str | os.PathLike], key_file: str | os.PathLi
     systems = key["systems"]
     listeners, excluded = [], []
     votes: list[tuple[int, int, float]] = []
-    ratings: dict[tuple[str, str], list[float]] = {}
+    ratings: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for f in answer_files:
         doc = read_json(f)
         if doc.get("page_id") != key["page_id"]:
@@ -267,6 +282,7 @@ def analyze(answer_files: Sequence[str | os.PathLike], key_file: str | os.PathLi
         if failed:
             excluded.append({"listener": doc.get("listener"), "file": Path(f).name, "reasons": failed})
             continue
+        who = len(listeners)
         listeners.append(doc.get("listener"))
         for a in doc["answers"]:
             k = key["items"].get(a["item"])
@@ -277,7 +293,7 @@ def analyze(answer_files: Sequence[str | os.PathLike], key_file: str | os.PathLi
                 votes.append((systems.index(k["a"]), systems.index(k["b"]), y))
             elif k["type"] == "mos":
                 for q, v in (a.get("ratings") or {}).items():
-                    ratings.setdefault((k["system"], q), []).append(float(v))
+                    ratings.setdefault((k["system"], q), []).append((who, float(v)))
     columns = []
     v = np.array(votes, dtype=float).reshape(-1, 3)
     counts = np.bincount(v[:, :2].astype(int).ravel(), minlength=len(systems)) if len(v) else np.zeros(len(systems))
@@ -304,8 +320,9 @@ def analyze(answer_files: Sequence[str | os.PathLike], key_file: str | os.PathLi
         for s in systems:
             x = ratings.get((s, q))
             if x:
-                low, high = mean_ci(x, resamples=resamples, seed=seed, confidence=confidence)
-                col[s] = {"value": float(np.mean(x)), "ci_low": low, "ci_high": high, "ratings": len(x)}
+                low, high = listener_ci(x, len(listeners), resamples=resamples, seed=seed, confidence=confidence)
+                col[s] = {"value": float(np.mean([v for _, v in x])), "ci_low": low, "ci_high": high,
+                          "ratings": len(x)}  # fmt: skip
         columns.append({"key": f"listen.mos.{q}", "label": f"MOS {LABELS[q]}", "higher_is_better": True,
                         "systems": col})  # fmt: skip
     below = {systems[k]: int(counts[k]) for k in range(len(systems)) if k not in scored}

@@ -120,3 +120,13 @@ def test_bradley_terry_counts_a_tie_as_half_a_win_and_needs_min_votes(tmp_path):
     assert r["columns"][0]["systems"] == {} and r["below_min_votes"] == {"alpha": 2, "beta": 2}
     r = listening.analyze([f], tmp_path / "t" / "key.json", min_votes=2, resamples=50)
     assert set(r["columns"][0]["systems"]) == {"alpha", "beta"} and r["below_min_votes"] == {}
+
+
+def test_mos_intervals_resample_listeners_not_single_ratings():
+    # listener 0 rates everything 5, listener 1 everything 1 (ten ratings each): resampling
+    # listeners gives means of 1, 3 or 5, so the 95% interval is [1, 5]; resampling the twenty
+    # ratings one by one would give a narrow interval around 3
+    ratings = [(0, 5.0)] * 10 + [(1, 1.0)] * 10
+    assert listening.listener_ci(ratings, 2, resamples=400, seed=0, confidence=0.95) == (1.0, 5.0)
+    # a listener with no rating of this system counts as drawn but adds nothing
+    assert listening.listener_ci([(0, 4.0), (0, 2.0)], 3, resamples=200, seed=0, confidence=0.95) == (3.0, 3.0)

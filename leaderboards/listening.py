@@ -278,6 +278,10 @@ def analyze(answer_files: Sequence[str | os.PathLike], key_file: str | os.PathLi
         doc = read_json(f)
         if doc.get("page_id") != key["page_id"]:
             raise ConfigError(f"{f}: answers for page {doc.get('page_id')!r}, the key is for {key['page_id']!r}")
+        if doc.get("listener") in listeners:
+            excluded.append({"listener": doc.get("listener"), "file": Path(f).name,
+                             "reasons": ["a second answer file from this listener (the first one counts)"]})
+            continue
         failed = attention_failures(doc, key)
         if failed:
             excluded.append({"listener": doc.get("listener"), "file": Path(f).name, "reasons": failed})

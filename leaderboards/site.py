@@ -60,6 +60,11 @@ def _fmt(value: Any, low: Any = None, high: Any = None) -> str:
     return text
 
 
+def _short(name: str, limit: int = 28) -> str:
+    """A plot label: the name, cut to ``limit`` characters with an ellipsis (the tooltip keeps it whole)."""
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
 def _page(title: str, body: str, script: str = "") -> str:
     js = f"<script>{script}</script>" if script else ""
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
@@ -111,7 +116,8 @@ def pareto_svg(data: dict[str, Any], width: int = 560, height: int = 360) -> str
         on = i in front
         out.append(f'<circle cx="{sx(xs[i]):.1f}" cy="{sy(ys[i]):.1f}" r="5" fill="{"#c33" if on else "#fff"}" '
                    f'stroke="#c33" data-pareto="{str(on).lower()}"><title>{escape(name)}: {val:.3g} at {lat:.3g} s'
-                   f'</title></circle><text x="{sx(xs[i]) + 7:.1f}" y="{sy(ys[i]) - 6:.1f}">{escape(name)}</text>')
+                   f'</title></circle><text x="{sx(xs[i]) + 7:.1f}" y="{sy(ys[i]) - 6:.1f}">'
+                   f"{escape(_short(name))}</text>")
     for v in (x0 + 0.1, x1 - 0.1):
         out.append(f'<text x="{sx(v):.1f}" y="{height - pad + 15}" text-anchor="middle">{10 ** v:.3g}</text>')
     for v in (y0, y1):

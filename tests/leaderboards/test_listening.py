@@ -76,6 +76,7 @@ def test_simulated_listeners_recover_the_true_order_with_covering_cis(tmp_path):
         files.append(write_json(tmp_path / "answers" / f"l{n}.json", listener(key, rng, f"listener {n}")))
     for n in range(3):
         files.append(write_json(tmp_path / "answers" / f"bad{n}.json", listener(key, rng, f"bot {n}", False)))
+    files.append(write_json(tmp_path / "answers" / "again.json", listener(key, rng, "listener 0")))
     out, board = tmp_path / "results.json", tmp_path / "board"
     for name in names:
         sub = subs.write(tmp_path / "s" / name, name, np.full(20, 0.3), np.ones(20), (1, 0, 2))
@@ -85,8 +86,9 @@ def test_simulated_listeners_recover_the_true_order_with_covering_cis(tmp_path):
     assert main(["listen", "analyze", *map(str, files), "--key", str(tmp_path / "t" / "key.json"),
                  "--out", str(out), "--resamples", "300", "--board", str(board)]) == 0  # fmt: skip
     r = read_json(out)
-    assert [e["listener"] for e in r["excluded"]] == ["bot 0", "bot 1", "bot 2"]
-    assert all(len(e["reasons"]) == 2 for e in r["excluded"])
+    assert [e["listener"] for e in r["excluded"]] == ["bot 0", "bot 1", "bot 2", "listener 0"]
+    assert all(len(e["reasons"]) == 2 for e in r["excluded"][:3])
+    assert r["excluded"][3]["reasons"] == ["a second answer file from this listener (the first one counts)"]
     assert len(r["listeners"]) == 40 and r["votes"] == 40 * 4 * 6
     bt = r["columns"][0]["systems"]
     assert sorted(bt, key=lambda s: -bt[s]["value"]) == names  # the true order

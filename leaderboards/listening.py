@@ -3,9 +3,10 @@
 ``make`` writes ``out/page/`` (``index.html`` plus ``audio/``; open it from disk, no server) and
 ``out/key.json`` (which system is behind each blinded item; keep it away from listeners):
 
-- every clip is loudness-normalised to -23 LUFS (BS.1770, :func:`t2mbench.core.audio.loudness_normalize`)
-  and saved as 16-bit WAV under a random name, so neither the file name nor the level gives a
-  system away;
+- every clip is downmixed to mono, loudness-normalised to -23 LUFS (BS.1770,
+  :func:`t2mbench.core.audio.loudness_normalize`) and saved as 16-bit WAV at its own sample rate
+  under a random name, so neither the file name, the level nor the channel count gives a system
+  away (a test of stereo imaging would need all systems in stereo);
 - A/B items: for each prompt, each pair of systems once, sides drawn at random; MOS items: each
   prompt × system, rated 1–5 on :data:`QUESTIONS`; the page shows the items in a fresh random
   order for every listener and records that order in the answers;

@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"t2mbench": "t2mbench", "bench": "t2mbench/bench", "metrics": "t2mbench/metrics",
            "reference_models": "t2mbench/reference_models", "leaderboards": "t2mbench/leaderboards"}  # fmt: skip
-SHIPPED = (".py", ".json", ".safetensors", ".csv", ".md")
+SHIPPED = (".py", ".json", ".safetensors", ".csv", ".md", ".html", ".tex")
 
 
 def pip(*args: str, cwd: Path | None = None) -> None:

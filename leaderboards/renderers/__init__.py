@@ -1,7 +1,7 @@
 """Board renderers: a board (:func:`t2mbench.leaderboards.board.board`) in, a document out.
 
 A renderer is a function ``render(board: pd.DataFrame) -> str``. Built in: ``markdown``
-(:mod:`.markdown`). Third-party renderers join through the entry-point group
+(:mod:`.markdown`) and ``latex`` (:mod:`.latex`). Third-party renderers join through the entry-point group
 ``t2mbench.renderers``: each entry loads a :class:`RendererSpec`.
 """
 
@@ -32,6 +32,8 @@ class RendererSpec:
 _BUILT_IN = {
     "markdown": RendererSpec("t2mbench.leaderboards.renderers.markdown:render", ".md",
                              "GitHub Markdown: one row per system, value [CI] per metric"),
+    "latex": RendererSpec("t2mbench.leaderboards.renderers.latex:render", ".tex",
+                          "LaTeX booktabs table: one row per system, value [CI] and shared rank per metric"),
 }  # fmt: skip
 REGISTRY: Registry[RendererSpec] = Registry("t2mbench.renderers", _BUILT_IN, RendererSpec, "renderer")
 

@@ -7,6 +7,7 @@ from t2mbench.core import plugins, results
 from t2mbench.core.errors import ConfigError
 from t2mbench.leaderboards import renderers
 from t2mbench.leaderboards.board import board, read_results
+from t2mbench.leaderboards.renderers.latex import render as latex
 from t2mbench.leaderboards.renderers.markdown import render
 
 
@@ -68,4 +69,21 @@ def test_a_renderer_plugin_is_one_function_and_one_entry_point(monkeypatch, tmp_
     assert main(["leaderboard", "render", str(tmp_path), "--renderer", "csv", "--metrics", "fd_evaluator"]) == 0
     assert capsys.readouterr().out == "A,fd_evaluator,10\n"
     assert main(["leaderboard", "render", str(tmp_path), "--renderer", "html"]) == 2
-    assert capsys.readouterr().err == "t2mbench leaderboard: error: unknown renderer 'html'; known: markdown, csv\n"
+    known = "markdown, latex, csv"
+    assert capsys.readouterr().err == f"t2mbench leaderboard: error: unknown renderer 'html'; known: {known}\n"
+
+
+def test_latex_is_golden_and_escapes_every_special_character():
+    b = board([run("tiny_ddim & 50% <b>", 123.0, 0.23), run("naïve \\ {x} #1 $ ~ ^", 190.0, 0.2)], ["fd_evaluator"])
+    assert latex(b.assign(rank=[1, 2]), caption="T_1") == (
+        "\\begin{table}\n\\centering\n\\caption{T\\_1}\n\\begin{tabular}{lc}\n\\toprule\n"
+        "system & fd\\_evaluator \\\\\n\\midrule\n"
+        "tiny\\_ddim \\& 50\\% \\textless{}b\\textgreater{} & 123 [122, 125]$^{1}$ \\\\\n"
+        "naïve \\textbackslash{} \\{x\\} \\#1 \\$ \\textasciitilde{} \\textasciicircum{} & 190 [189, 192]$^{2}$ \\\\\n"
+        "\\bottomrule\n\\end{tabular}\n\\end{table}\n"
+    )
+
+
+def test_markdown_shows_shared_ranks_and_keeps_html_as_text():
+    b = board([run("<script>alert(1)</script>", 123.0, 0.23)], ["fd_evaluator"]).assign(rank=[1])
+    assert render(b).splitlines()[2] == "| &lt;script&gt;alert(1)&lt;/script&gt; | 123 [122, 125] (#1) |"

@@ -40,9 +40,9 @@ class SubmissionError(ConfigError):
 
     def __init__(self, source: str, found: list[tuple[str, str]]):
         self.problems = found
-        lines = [f"{source}: {len(found)} problem{'s' if len(found) != 1 else ''}"]
-        lines += [f"  {p}: {m}" for p, m in found]
-        super().__init__("\n".join(lines))
+        # one line (the CLI's promise for every error), every problem on it with its JSON path
+        listed = "; ".join(f"{p}: {m}" for p, m in found)
+        super().__init__(f"{source}: {len(found)} problem{'s' if len(found) != 1 else ''}: {listed}")
 
 
 @lru_cache(maxsize=1)

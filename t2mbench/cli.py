@@ -23,7 +23,7 @@ from types import ModuleType
 
 from t2mbench import __version__
 from t2mbench.core.allocator import tune_allocator
-from t2mbench.core.cli_format import EXIT_USER_ERROR, HelpFormatter
+from t2mbench.core.cli_format import EXIT_USER_ERROR, HelpFormatter, Parser
 from t2mbench.core.errors import T2MBenchError
 from t2mbench.core.plugins import entry_points
 
@@ -43,7 +43,7 @@ def command_modules() -> Iterator[ModuleType]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, with one subcommand per command module."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="t2mbench",
         description="Evaluation and benchmarking for diffusion text-to-music generation.",
         formatter_class=HelpFormatter,
@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(message: str) -> str:
+    """A message on one line: the CLI's promise is one stderr line per error."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = build_parser().parse_args(argv)
@@ -63,11 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = args.func(args)
     except T2MBenchError as e:
-        print(f"t2mbench {args.command}: error: {e}", file=sys.stderr)
+        print(f"t2mbench {args.command}: error: {one_line(str(e))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
-        print(f"t2mbench {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        print(f"t2mbench {args.command}: error: {one_line(str(e.strerror or e))}{where}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"t2mbench {args.command}: interrupted", file=sys.stderr)

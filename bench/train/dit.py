@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
 from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.train.ship import ship
-from t2mbench.core.errors import ConfigError
+from t2mbench.core.errors import ConfigError, WeightsError
 from t2mbench.core.progress import progress_bar
 from t2mbench.reference_models import build
 from t2mbench.reference_models.autoencoder import vae_posterior
+from t2mbench.reference_models.checkpoints import read_state_dict
 from t2mbench.reference_models.generate import latent_length
 from t2mbench.reference_models.model import LatentDiffusionModel
 from t2mbench.reference_models.objectives import TimestepSampler, diffusion_loss
@@ -80,7 +80,8 @@ class DitTask:
         self.cfg_dropout = float(task.get("cfg_dropout", 0.1))
         self.init_seed = int(task.get("init_seed", 0))
         self.sobol_seed = int(task.get("sobol_seed", 0))
-        self.vae_state = load_file(str(vae))
+        self.vae_path = Path(vae)
+        self.vae_state = read_state_dict(vae)
         ref = self._fresh()
         self.scale = ref.pretransform.scale
         clips = split_clips(corpus, task.get("split", "train"))
@@ -98,7 +99,13 @@ class DitTask:
     def _fresh(self) -> LatentDiffusionModel:
         torch.manual_seed(self.init_seed)
         model = build(self.config_name)
-        model.pretransform.model.load_state_dict(self.vae_state)
+        try:
+            model.pretransform.model.load_state_dict(self.vae_state)
+        except RuntimeError as e:
+            raise WeightsError(
+                f"{self.vae_path}: not a VAE of {self.config_name} ({' '.join(str(e).split())[:160]}); pass the "
+                "ema.safetensors of a `t2mbench train vae` run on this config"
+            ) from None
         return model
 
     @staticmethod

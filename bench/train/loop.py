@@ -34,14 +34,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.core import provenance
-from t2mbench.core.errors import ConfigError
+from t2mbench.core.errors import ConfigError, WeightsError
 from t2mbench.core.files import atomic_path, write_bytes_atomic, write_json
 from t2mbench.core.progress import progress_bar
+from t2mbench.reference_models.checkpoints import read_state_dict
 
 MODEL_FILE, EMA_FILE, STATE_FILE = "model.safetensors", "ema.safetensors", "state.pt"
 CRITIC_FILE = "critic.safetensors"
@@ -254,14 +255,22 @@ def _resume(out: Path, model: torch.nn.Module, ema: torch.nn.Module, opts: list[
     if not pointer.exists():
         return 0
     ckpt = out / CKPT_DIR / pointer.read_text().strip()
-    model.load_state_dict(load_file(str(ckpt / MODEL_FILE)))
-    ema.load_state_dict(load_file(str(ckpt / EMA_FILE)))
-    if critic is not None:
-        critic.load_state_dict(load_file(str(ckpt / CRITIC_FILE)))
-    state = torch.load(ckpt / STATE_FILE, weights_only=True)
-    for opt, opt_state in zip(opts, state["optimizers"], strict=True):
-        opt.load_state_dict(opt_state)
-    return int(state["step"])
+    try:
+        model.load_state_dict(read_state_dict(ckpt / MODEL_FILE))
+        ema.load_state_dict(read_state_dict(ckpt / EMA_FILE))
+        if critic is not None:
+            critic.load_state_dict(read_state_dict(ckpt / CRITIC_FILE))
+        state = torch.load(ckpt / STATE_FILE, weights_only=True)
+        for opt, opt_state in zip(opts, state["optimizers"], strict=True):
+            opt.load_state_dict(opt_state)
+        return int(state["step"])
+    except (WeightsError, RuntimeError, KeyError, ValueError, OSError, EOFError) as e:
+        # a truncated file, or one from another task or config: resuming from it would be wrong
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise WeightsError(
+            f"{ckpt}: cannot resume from this checkpoint ({reason}); it is truncated or from another run: "
+            f"delete {out / CKPT_DIR} to start over, or train into another --out"
+        ) from None
 
 
 class _Log:

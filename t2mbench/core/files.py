@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from t2mbench.core.errors import ConfigError
+
 _CHUNK = 1 << 20
 
 
@@ -116,9 +118,15 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file."""
+    """Read a JSON file; a file that is not JSON is a :class:`~t2mbench.core.errors.ConfigError`
+    naming it and where the syntax breaks."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a UTF-8 text file") from None
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:

@@ -55,9 +55,10 @@ def test_validate_reports_every_problem_with_its_json_path(tmp_path, capsys):
     assert sorted(submission.check(folder)) == sorted(expected)
     assert main(["leaderboard", "validate", str(folder)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"t2mbench leaderboard: error: {folder / 'submission.json'}: 7 problems\n")
+    assert err.startswith(f"t2mbench leaderboard: error: {folder / 'submission.json'}: 7 problems: ")
+    assert len(err.splitlines()) == 1  # every problem on the CLI's one error line
     for path, message in expected:
-        assert f"\n  {path}: {message}" in err
+        assert f"{path}: {message}" in err
 
 
 def test_the_scores_file_is_checked_against_its_hash_and_the_clip_count(tmp_path):

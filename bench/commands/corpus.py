@@ -77,11 +77,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from t2mbench.bench.corpus import build_corpus
     from t2mbench.bench.corpus.check import check_set
-    from t2mbench.core.ownership import claim
+    from t2mbench.core.ownership import owning
 
     settings = {"clips": args.clips, "seconds": args.seconds, "seed": args.seed, "split": args.split}
-    claim(args.out, "corpus build", settings, overwrite=args.overwrite)
-    result = build_corpus(args.out, args.clips, args.seconds, args.seed, workers=args.workers, split=args.split)
+    with owning(args.out, "corpus build", settings, overwrite=args.overwrite):
+        result = build_corpus(args.out, args.clips, args.seconds, args.seed, workers=args.workers, split=args.split)
     print(f"built {len(result.clips)} clips in {result.out} ({len(result.rendered)} rendered, "
           f"{len(result.reused)} reused from an earlier run)")
     if result.differing_pieces:

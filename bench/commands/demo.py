@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from t2mbench.bench.demo import DemoSettings, run_demo
     from t2mbench.core.errors import ConfigError
-    from t2mbench.core.ownership import claim
+    from t2mbench.core.ownership import owning
 
     try:
         steps = tuple(int(s) for s in args.steps.split(","))
@@ -49,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
         clips=args.clips, seconds=args.seconds, seed=args.seed, samplers=tuple(args.samplers.split(",")),
         steps=steps, cfg_scale=args.cfg, batch_size=args.batch,
     )
-    claim(args.out, "demo", settings.__dict__, overwrite=args.overwrite)
-    print(run_demo(args.out, settings, progress=not args.no_progress))
+    with owning(args.out, "demo", settings.__dict__, overwrite=args.overwrite):
+        print(run_demo(args.out, settings, progress=not args.no_progress))
     return 0

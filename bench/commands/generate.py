@@ -123,7 +123,7 @@ def read_prompts(path: str | Path) -> list[dict[str, str | None]]:
 
 def run(args: argparse.Namespace) -> int:
     from t2mbench.bench.generation import PromptRow, write_generation
-    from t2mbench.core.ownership import claim
+    from t2mbench.core.ownership import owning
     from t2mbench.reference_models.generate import generate, load_model
 
     rows = read_prompts(args.prompts)
@@ -143,28 +143,28 @@ def run(args: argparse.Namespace) -> int:
         verify=not args.no_verify,
     )
     defining = {k: v for k, v in vars(args).items() if k not in ("func", "command", "out", "overwrite")}
-    claim(args.out, "generate", defining, overwrite=args.overwrite)
-    result = generate(
-        model,
-        [r["prompt"] for r in rows],
-        sampler=args.sampler,
-        steps=args.steps,
-        cfg_scale=args.cfg,
-        seconds=args.seconds,
-        seed=args.seed,
-        batch_size=args.batch,
-        negative_prompts=negatives if negatives[0] is not None else None,
-        sigma_min=args.sigma_min,
-        sigma_max=args.sigma_max,
-        seconds_start=args.seconds_start,
-        full_window=args.full_window,
-        device=args.device,
-    )
-    prompts = [PromptRow(r["id"], r["prompt"], negatives[i]) for i, r in enumerate(rows)]
-    write_generation(
-        args.out, prompts, result, model, seconds=args.seconds, seed=args.seed, prompts_source=args.prompts,
-        device=args.device, extra={"model_source": str(args.model)},
-    )
+    with owning(args.out, "generate", defining, overwrite=args.overwrite):
+        result = generate(
+            model,
+            [r["prompt"] for r in rows],
+            sampler=args.sampler,
+            steps=args.steps,
+            cfg_scale=args.cfg,
+            seconds=args.seconds,
+            seed=args.seed,
+            batch_size=args.batch,
+            negative_prompts=negatives if negatives[0] is not None else None,
+            sigma_min=args.sigma_min,
+            sigma_max=args.sigma_max,
+            seconds_start=args.seconds_start,
+            full_window=args.full_window,
+            device=args.device,
+        )
+        prompts = [PromptRow(r["id"], r["prompt"], negatives[i]) for i, r in enumerate(rows)]
+        write_generation(
+            args.out, prompts, result, model, seconds=args.seconds, seed=args.seed, prompts_source=args.prompts,
+            device=args.device, extra={"model_source": str(args.model)},
+        )
     seconds = result.timings["total"]
     print(f"wrote {len(prompts)} clips of {args.seconds:g} s ({result.nfe} NFE each, {seconds:.1f} s) to {args.out}: "
           "*.wav, manifest.jsonl, manifest.parquet, generation.json, provenance.json")

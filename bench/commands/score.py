@@ -80,26 +80,26 @@ def run(args: argparse.Namespace) -> int:
                if not v]
     if missing:
         raise ConfigError(f"missing {', '.join(missing)} (see t2mbench score --help)")
-    from t2mbench.core.ownership import claim
+    from t2mbench.core.ownership import owning
     from t2mbench.metrics.scoring import build_metrics
 
     names = [n.strip() for n in args.metrics.split(",") if n.strip()]
     settings = parse_settings(args.set)
     build_metrics(names, settings, args.seed)  # a bad name or setting fails before the folder is claimed
-    claim(args.out, "score", {"generated": args.generated, "reference": args.reference},
-          overwrite=args.overwrite)  # fmt: skip
-    result = score(
-        args.generated,
-        args.reference,
-        names,
-        args.out,
-        settings=settings,
-        system=args.system,
-        run_id=args.run_id,
-        cache=EmbeddingCache(args.cache_dir) if args.cache_dir else None,
-        use_cache=not args.no_cache,
-        seed=args.seed,
-    )
+    with owning(args.out, "score", {"generated": args.generated, "reference": args.reference},
+                overwrite=args.overwrite):  # fmt: skip
+        result = score(
+            args.generated,
+            args.reference,
+            names,
+            args.out,
+            settings=settings,
+            system=args.system,
+            run_id=args.run_id,
+            cache=EmbeddingCache(args.cache_dir) if args.cache_dir else None,
+            use_cache=not args.no_cache,
+            seed=args.seed,
+        )
     for name, m in result.summary["metrics"].items():
         ci = "" if m["ci_low"] is None else f"  95% CI [{m['ci_low']:.6g}, {m['ci_high']:.6g}]"
         print(f"{name:<12} {m['value']:.6g}{ci}  ({m['n_clips']} clips)")

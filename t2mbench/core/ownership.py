@@ -10,9 +10,10 @@ parent is found before any work starts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,24 @@ class OwnershipError(T2MBenchError):
 def _normal(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Settings as their JSON round trip (paths and tuples become text and lists)."""
     return json.loads(json.dumps(dict(settings), sort_keys=True, default=str))
+
+
+@contextlib.contextmanager
+def owning(folder: str | os.PathLike, command: str, settings: Mapping[str, Any], *,
+           overwrite: bool = False) -> Iterator[Path]:  # fmt: skip
+    """:func:`claim` ``folder`` for the body's work; if the body fails before writing anything
+    there, the claim is withdrawn (a run refused for a bad setting does not keep the folder, so
+    the corrected command is not refused for "other settings")."""
+    folder = Path(folder)
+    fresh = not folder.exists() or (folder.is_dir() and not any(folder.iterdir()))
+    claim(folder, command, settings, overwrite=overwrite)
+    try:
+        yield folder
+    except BaseException:
+        if fresh and [p.name for p in folder.iterdir()] == [OWNER_FILE]:
+            (folder / OWNER_FILE).unlink()
+            folder.rmdir()
+        raise
 
 
 def claim(folder: str | os.PathLike, command: str, settings: Mapping[str, Any], *, overwrite: bool = False) -> Path:

@@ -49,3 +49,12 @@ def test_score_refuses_a_generated_folder_which_stays_loadable(corpus, tmp_path,
     assert main(["score", "--generated", str(gen), "--metrics", "clap_evaluator", "--out", str(gen)]) == 2
     assert capsys.readouterr().err.startswith(f"t2mbench score: error: {gen} belongs to `t2mbench generate`")
     assert snapshot(gen) == before and len(load_clipset(gen)) == 2
+
+
+def test_a_run_refused_for_a_bad_setting_does_not_keep_the_folder(corpus, tmp_path, capsys):
+    out = tmp_path / "g"
+    bad = [*GEN[:-4], "--seed", "1", "--batch", "2", "--cfg", "-1"]
+    assert main(["generate", "--model", "tiny", "--prompts", str(corpus), "--out", str(out), *bad]) == 2
+    assert capsys.readouterr().err.endswith("cfg_scale must be a finite number >= 0, got -1.0\n")
+    assert not out.exists()
+    assert main(["generate", "--model", "tiny", "--prompts", str(corpus), "--out", str(out), *GEN]) == 0

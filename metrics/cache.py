@@ -54,6 +54,14 @@ class EmbeddingCache:
         self.root = Path(root) if root is not None else default_root()
         self.hits = self.misses = self.writes = self.corrupt = 0
 
+    def check_writable(self) -> None:
+        """Create the cache folder and write a probe there, so that a read-only or misplaced cache
+        (under a regular file) fails before any clip is embedded (OSError naming the path)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        probe = self.root / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+
     def path(self, embedder: str, key: str) -> Path:
         return self.root / embedder / key[:2] / f"{key}.emb"
 

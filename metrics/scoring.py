@@ -108,6 +108,8 @@ def score(
     if paired:
         match_ids(gen_set, ref_set)
     store = None if not use_cache else (cache if cache is not None else EmbeddingCache())
+    if store is not None:
+        store.check_writable()
     for m in built:
         m.prepare(store)
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pytest
 
 from t2mbench.cli import build_parser, main
+from t2mbench.core.audio import save_audio
 
 
 def subcommands() -> set[str]:
@@ -35,6 +37,9 @@ def bad(tmp_path):
     (tmp_path / "garbage.json").write_text("{not json")
     (tmp_path / "afile").write_text("x")
     (tmp_path / "prompts.txt").write_text("a piano\n")
+    (tmp_path / "good").mkdir()  # a valid one-clip set, for the cases that fail on something else
+    save_audio(tmp_path / "good" / "a.wav", np.full((1, 16000), 0.1, np.float32), 16000)
+    (tmp_path / "good" / "manifest.jsonl").write_text('{"id": "a", "path": "a.wav", "caption": "a piano"}\n')
     return tmp_path
 
 
@@ -71,6 +76,8 @@ CASES = [
     ("score", "name", lambda d: ["score", "--generated", f"{d}/set", "--metrics", "nope", "--out", f"{d}/s"]),
     ("score", "malformed", lambda d: ["score", "--generated", f"{d}/set", "--metrics", "clap_evaluator", "--out",
                                       f"{d}/s"]),
+    ("score", "unwritable", lambda d: ["score", "--generated", f"{d}/good", "--metrics", "clap_evaluator", "--out",
+                                       f"{d}/s", "--cache-dir", f"{d}/afile/cache"]),
     ("score", "number", lambda d: ["score", "--generated", f"{d}/set", "--metrics", "clap_evaluator", "--set",
                                    "clap_evaluator.ci_resamples=-1", "--out", f"{d}/s"]),
     ("train", "missing", lambda d: ["train", "vae", "--corpus", f"{d}/no", "--out", f"{d}/t"]),
@@ -104,3 +111,5 @@ def test_malformed_input_is_one_line_and_exit_2(bad, capsys, command, kind, argv
     assert code == 2, err
     assert err.startswith(f"t2mbench {command.split()[0]}: error: ") or err.startswith(f"t2mbench {command}: error: ")
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    if kind == "unwritable":  # found before any work, naming the path
+        assert "afile" in err and not (bad / "s" / "scores.parquet").exists()

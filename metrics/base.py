@@ -158,6 +158,12 @@ class ClipMeanMetric(Metric):
         self.values: dict[str, list[float]] = {c: [] for c in self.components}
         self.total: dict[str, float] = {c: 0.0 for c in self.components}
         self.count = 0
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        """Note something the user should see beside the result (reported once, in the summary)."""
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     def ci_settings(self) -> dict[str, Any]:
         return {"ci_resamples": self.ci_resamples, "confidence": self.confidence, "seed": self.seed}
@@ -186,6 +192,7 @@ class ClipMeanMetric(Metric):
         results = [self._result(c) for c in self.components]
         main = results[0]
         main.components = results[1:]
+        main.warnings = list(self.warnings)
         return main
 
     def _result(self, component: str) -> MetricResult:

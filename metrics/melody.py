@@ -33,6 +33,7 @@ from scipy.signal import butter, filtfilt
 
 from t2mbench.metrics.base import ClipMeanMetric, ScoringItem
 from t2mbench.metrics.dsp.chroma import chroma_stft
+from t2mbench.metrics.pairs import short_clip
 
 SAMPLE_RATE = 44_100
 HIGHPASS_HZ = 261.2
@@ -90,6 +91,9 @@ class MelodyAccuracy(ClipMeanMetric):
             raise ValueError(f"clip {item.clip_id!r}: melody accuracy needs the generated and the reference clip")
         gen = item.generated.mono(SAMPLE_RATE, "sinc_hann")
         ref = item.reference.mono(SAMPLE_RATE, "sinc_hann")
+        message = short_clip(item.clip_id, gen.shape[-1], ref.shape[-1], SAMPLE_RATE)
+        if message:
+            self.warn(message)
         self.update([gen], [ref], [item.clip_id])
 
 

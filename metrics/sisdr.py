@@ -79,5 +79,5 @@ class SISDR(ClipMeanMetric):
             self.add(cid, value=v)
 
     def feed(self, item: ScoringItem) -> None:
-        gen, ref = paired_signals(item, self.sample_rate)
+        gen, ref = paired_signals(item, self.sample_rate, warn=self.warn)
         self.update(gen[None], ref[None], [item.clip_id])

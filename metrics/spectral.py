@@ -191,5 +191,5 @@ class SpectralDistance(ClipMeanMetric):
             self.add(cid, value=s + m, sc=s, log_mag=m)
 
     def feed(self, item: ScoringItem) -> None:
-        gen, ref = paired_signals(item, self.sample_rate, min_samples=self.n_fft // 2 + 1)
+        gen, ref = paired_signals(item, self.sample_rate, min_samples=self.n_fft // 2 + 1, warn=self.warn)
         self.update(gen[None], ref[None], [item.clip_id])

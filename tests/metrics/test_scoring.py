@@ -326,3 +326,16 @@ def test_a_set_killed_while_moving_in_is_finished_by_the_next_run(tmp_path):
     (staging / "a.txt").write_text("half")  # no COMPLETE marker: never moved in
     finish_staged(tmp_path)
     assert (tmp_path / "a.txt").read_text() == "old" and not staging.exists()
+
+
+def test_a_generated_clip_much_shorter_than_its_reference_is_scored_with_a_warning(tmp_path):
+    ids = ["clip0", "clip1"]
+    ref = write_set(tmp_path / "r", ids, noise=0.01, seconds=1.0, seed=5)
+    gen = write_set(tmp_path / "g", ids, noise=0.05, seconds=1.0, seed=7)
+    x, sr = load_audio(gen / "clip1.wav")
+    save_audio(gen / "clip1.wav", x[:, : sr // 2], sr)  # a truncated generation: 0.5 s of 1 s
+    run = score(gen, ref, ["sisdr", "stft", "melody_acc"], tmp_path / "out", progress=False)
+    message = "clip 'clip1': the generated clip (0.50 s) is much shorter than its reference (1.00 s)"
+    for name in ("sisdr", "stft", "melody_acc"):
+        warnings = run.summary["metrics"][name]["warnings"]
+        assert len(warnings) == 1 and warnings[0].startswith(message), name

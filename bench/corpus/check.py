@@ -14,9 +14,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
-from t2mbench.core.errors import ManifestError
+from t2mbench.core.audio import load_audio
+from t2mbench.core.errors import AudioError, ManifestError
 from t2mbench.core.files import sha256_file
 from t2mbench.core.manifest import _listing, load_clipset
 
@@ -53,9 +55,10 @@ class SetSummary:
 
 
 def check_set(path: str | os.PathLike, *, verify_hashes: bool = True) -> SetSummary:
-    """Load the set at ``path`` and check every clip: the audio file opens, its sample rate,
-    channel count and length agree with the manifest where it records them (length within
-    one sample), its sha256 matches (when recorded and ``verify_hashes``), and its
+    """Load the set at ``path`` and check every clip as ``score`` would read it: the audio
+    decodes, holds no NaN or Inf and is not digital silence, its sample rate, channel count and
+    length agree with the manifest where it records them (longer or shorter by more than one
+    sample is reported), its sha256 matches (when recorded and ``verify_hashes``), and its
     ground-truth file exists (when named).
 
     Raises:
@@ -68,9 +71,16 @@ def check_set(path: str | os.PathLike, *, verify_hashes: bool = True) -> SetSumm
     for clip in clipset:
         try:
             info = sf.info(str(clip.path))
+            audio, _ = load_audio(clip.path)
+        except AudioError as e:
+            kind = "NaN or Inf samples (score refuses them)" if "NaN" in str(e) else "unreadable audio"
+            problems[kind].append(clip.id)
+            continue
         except (sf.LibsndfileError, RuntimeError) as e:
             problems[f"unreadable audio ({e.__class__.__name__})"].append(clip.id)
             continue
+        if not np.any(audio):
+            problems["digital silence (score cannot peak-normalise it for FD, KL or CLAP)"].append(clip.id)
         seconds = info.frames / info.samplerate
         summary.total_seconds += seconds
         summary.min_seconds = min(summary.min_seconds, seconds)
@@ -83,8 +93,10 @@ def check_set(path: str | os.PathLike, *, verify_hashes: bool = True) -> SetSumm
             problems["sample rate differs from the manifest"].append(clip.id)
         if clip.channels is not None and clip.channels != info.channels:
             problems["channel count differs from the manifest"].append(clip.id)
-        if clip.seconds is not None and abs(clip.seconds * info.samplerate - info.frames) > 1:
-            problems["length differs from the manifest"].append(clip.id)
+        if clip.seconds is not None and info.frames - clip.seconds * info.samplerate > 1:
+            problems["longer than the manifest's seconds"].append(clip.id)
+        if clip.seconds is not None and clip.seconds * info.samplerate - info.frames > 1:
+            problems["shorter than the manifest's seconds"].append(clip.id)
         if clip.truth is not None:
             if clip.truth.is_file():
                 summary.truth += 1

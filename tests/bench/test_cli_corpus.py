@@ -83,6 +83,23 @@ def test_check_lists_missing_and_unmatched_ids(tmp_path, capsys):
     assert capsys.readouterr().err.strip().endswith("audio files in " f"{tmp_path / 'sd'} that no row names: stray.wav")
 
 
+def test_check_reports_nan_silent_and_over_long_clips_as_score_would(tmp_path, capsys):
+    import soundfile as sf
+
+    _external_set(tmp_path / "x", ["ok", "nan", "quiet", "long"])
+    sf.write(tmp_path / "x" / "nan.wav", np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT")
+    save_audio(tmp_path / "x" / "quiet.wav", np.zeros((1, 16000), np.float32), 16000)
+    save_audio(tmp_path / "x" / "long.wav", np.full((1, 32000), 0.1, np.float32), 16000)
+    rows = [{"id": i, "caption": "c", "seconds": 1.0} for i in ("ok", "nan", "quiet", "long")]
+    (tmp_path / "x" / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["corpus", "check", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err == (
+        f"t2mbench corpus: error: {tmp_path / 'x' / 'set.jsonl'}: NaN or Inf samples (score refuses them): nan; "
+        "digital silence (score cannot peak-normalise it for FD, KL or CLAP): quiet; longer than the manifest's "
+        "seconds: long\n"
+    )
+
+
 def test_check_lists_duplicate_ids(tmp_path, capsys):
     _external_set(tmp_path / "d", ["a"])
     (tmp_path / "d" / "c.csv").write_text("id,caption\na,x\na,y\n")

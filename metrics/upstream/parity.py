@@ -253,6 +253,14 @@ def run_parity(
     if not script.is_file():
         raise ConfigError(f"upstream runner {script} not found; pass --runner with the script for {embedder!r}")
     missing = missing_modules(python, up.modules) if runner is None else []
+    if missing and Path(python).resolve() == Path(sys.executable).resolve():
+        # never into t2mbench's own environment: the upstream stacks bring torchaudio, which breaks
+        # transformers beside this torch, and pins that would replace the suite's own packages
+        raise ConfigError(
+            f"{script.name} needs {', '.join(missing)}, which t2mbench's own Python must not have: make a separate "
+            f"environment (python -m venv upstream && upstream/bin/pip install {up.install}; {up.install_note}) "
+            "and pass --upstream-python upstream/bin/python"
+        )
     if missing:
         raise ConfigError(
             f"the upstream python {python} cannot import {', '.join(missing)} (needed by {script.name}): "

@@ -115,3 +115,13 @@ def test_parity_prints_the_differences_of_embeddings_and_kl(tmp_path, state):
     assert float(kl[4]) == pytest.approx(kl_theirs, abs=2e-6)
     assert abs(kl_ours - kl_theirs) > 1e-4  # the perturbation shows in the metric
     assert out[6] == f"parity FAILED: relative difference {OFFSET / peak:.2e} exceeds --tolerance 0.0001"
+
+
+def test_without_an_upstream_python_it_never_advises_installing_into_the_suite_s_own(tmp_path):
+    proc = t2mbench("metrics", "parity", "--embedder", "passt", "a.wav", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "t2mbench metrics: error: passt_runner.py needs hear21passt, librosa, which t2mbench's own Python must not "
+        "have: make a separate environment (python -m venv upstream && upstream/bin/pip install hear21passt==0.0.26 "
+        "librosa; hear21passt brings torch, torchaudio and timm) and pass --upstream-python upstream/bin/python\n"
+    )

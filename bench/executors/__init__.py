@@ -2,6 +2,8 @@
 
 An executor is an object with ``run(cells, scoring, out, *, device, progress)`` that yields each
 cell's result rows (:func:`t2mbench.bench.cells.run_cell`'s table) in the order of ``cells``.
+An executor whose ``run`` also takes ``on_stage`` gets the cells' stage reports for the
+sweep's progress bar (:func:`t2mbench.bench.cells.run_cell`); one without it still works.
 Since a cell is plain data, an executor may run it in this process, in another process or on
 another machine; the rows it yields are the same.
 

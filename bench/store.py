@@ -74,6 +74,14 @@ class ResultStore:
         results.write(table, self.out, RESULTS)
         return table
 
+    def clean(self) -> list[Path]:
+        """Remove the temporary files of part writes a kill interrupted (``.<key>.parquet.tmp*``);
+        call it only when no other sweep writes this folder. Returns what it removed."""
+        stale = sorted(self.parts.glob(".*.tmp*")) if self.parts.is_dir() else []
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
+
     def discard(self, cells: Sequence[Cell]) -> None:
         """Forget ``cells``: their parts and their cell folders (``--fresh``). Other cells stay."""
         for cell in cells:

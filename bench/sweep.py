@@ -76,6 +76,7 @@ def run_sweep(
         raise ConfigError("the sweep lists a cell twice; every cell of a grid must differ")
     runner = get_executor(executor, **dict(executor_options or {}))
     store = ResultStore(out)
+    store.clean()  # one sweep writes a run folder at a time: a temporary part is a killed write's
     pending = [c for c in cells if not store.has(c)]
     if on_cell is not None:
         for cell in cells:

@@ -11,7 +11,8 @@ prompt set, clip i seeded ``seed + i``), times each stage, scores them, and writ
 
     <out>/cells/<key>/cell.json            the cell and its scoring, as plain JSON
     <out>/cells/<key>/*.wav, manifest.*    the generated clips (t2mbench.bench.generation)
-    <out>/cells/<key>/generation.json      settings, NFE, per-stage seconds
+    <out>/cells/<key>/generation.json      settings, NFE, per-stage seconds, "timing": the timing
+                                           harness's stages and per-step seconds (t2mbench.bench.timing)
     <out>/cells/<key>/scores/              the scoring engine's folder
     <out>/cells/<key>/results.parquet|csv  the cell's rows in the result schema (written last)
 
@@ -35,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from t2mbench.bench.generation import RUN_FILE, PromptRow, write_generation
+from t2mbench.bench.timing import Clock, split_marks
 from t2mbench.core import results
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.faults import pause_point
@@ -167,8 +169,10 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
     if not ((folder / RUN_FILE).is_file() and (folder / "manifest.jsonl").is_file()):
         model = _model(cell.model, cell.checkpoint, device)
         batches = math.ceil(cell.clips / cell.batch_size)
+        clock = Clock(device)  # the timing harness's marks: per-step seconds into generation.json
 
         def step(info: Mapping[str, Any]) -> None:
+            clock.step(info)
             if on_stage is not None:
                 on_stage("generating", {"step": int(info["i"]) + 1, "steps": cell.steps,
                                         "batch": int(info["batch"]) + 1, "batches": batches})  # fmt: skip
@@ -177,13 +181,13 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
         result = generate(
             model, [p.prompt for p in prompts], sampler=cell.sampler, steps=cell.steps, cfg_scale=cell.cfg,
             seconds=cell.seconds, seed=cell.seed, batch_size=cell.batch_size, device=device,
-            sampler_options=cell.sampler_options, callback=step,
+            sampler_options=cell.sampler_options, callback=step, stage_hook=clock.mark,
         )  # fmt: skip
         attributes = {"model": cell.model, "sampler": cell.sampler, "steps": cell.steps, "cfg": cell.cfg,
                       "sampler_options": results.canonical_options(cell.sampler_options)}  # fmt: skip
         write_generation(folder, prompts, result, model, seconds=cell.seconds, seed=cell.seed,
                          prompts_source=scoring.prompts, device=device, attributes=attributes,
-                         extra={"cell": cell.to_dict()})  # fmt: skip
+                         extra={"cell": cell.to_dict(), "timing": split_marks(clock.read())})  # fmt: skip
     if on_stage is not None:
         on_stage("scoring", {})
     pause_point("scoring")

@@ -7,7 +7,8 @@ sweep's progress bar (:func:`t2mbench.bench.cells.run_cell`); one without it sti
 Since a cell is plain data, an executor may run it in this process, in another process or on
 another machine; the rows it yields are the same.
 
-Built in: ``local`` (:mod:`.local`: in order, in this process). Third-party executors join
+Built in: ``local`` (:mod:`.local`: in order, in this process) and ``ray`` (:mod:`.ray`: cells as
+Ray tasks). Third-party executors join
 through the entry-point group ``t2mbench.executors``: each entry loads an :class:`ExecutorSpec`.
 """
 
@@ -48,6 +49,7 @@ class ExecutorSpec:
 
 _BUILT_IN = {
     "local": ExecutorSpec("t2mbench.bench.executors.local:LocalExecutor", "every cell in order, in this process"),
+    "ray": ExecutorSpec("t2mbench.bench.executors.ray:RayExecutor", "every cell a Ray task (the ray extra)"),
 }
 _EXECUTORS: dict[str, ExecutorSpec] = {}
 

@@ -152,7 +152,7 @@ def test_an_executor_plugin_runs_cells_in_other_processes_with_the_same_rows(swe
     ep = metadata.EntryPoint("subprocess", "support.subprocess_executor:SPEC", "t2mbench.executors")
     monkeypatch.setattr(plugins, "entry_points", lambda group: [ep] if group == "t2mbench.executors" else [])
     monkeypatch.setattr(executors, "_EXECUTORS", {})
-    assert set(executors.executors()) == {"local", "subprocess"}
+    assert set(executors.executors()) == {"local", "ray", "subprocess"}
     other = run_sweep(cells, scoring, tmp_path, executor="subprocess", progress=False)
 
     def untimed(t):  # every row but the measured seconds (which differ run to run)
@@ -160,7 +160,7 @@ def test_an_executor_plugin_runs_cells_in_other_processes_with_the_same_rows(swe
 
     assert untimed(other).equals(untimed(table)) and len(untimed(table)) == 8  # 2 cells: aggregate, 2 clips, nfe
     assert (other.metric == "seconds_per_clip").sum() == 2
-    with pytest.raises(ConfigError, match="^unknown executor 'ray'; known: local, subprocess$"):
-        run_sweep(cells, scoring, tmp_path, executor="ray")
+    with pytest.raises(ConfigError, match="^unknown executor 'slurm'; known: local, ray, subprocess$"):
+        run_sweep(cells, scoring, tmp_path, executor="slurm")
     with pytest.raises(ConfigError, match=r"^executor 'local': bad options \(LocalExecutor\(\) takes no arguments\)$"):
         run_sweep(cells, scoring, tmp_path, executor_options={"address": "auto"})

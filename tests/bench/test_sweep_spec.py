@@ -94,7 +94,7 @@ SAMPLERS = "euler, euler_ancestral"  # the start of the allowed list (the regist
         (("seconds = 1.0", "seconds = '1'"), "spec key grid.seconds: must be a number > 0, got '1'"),
         (("out = ", "colour = 1\nout = "), "spec key colour: unknown; allowed in the top level: out, executor, "
          "executor_options, device, grid, corpus, scoring"),
-        (("[grid]", "executor = 'slurm'\n[grid]"), "spec key executor: unknown executor 'slurm'; allowed: local"),
+        (("[grid]", "executor = 'slurm'\n[grid]"), "spec key executor: unknown executor 'slurm'; allowed: local, ray"),
         (("steps = [2]", "steps = [2, 2]"), "spec key grid.steps: lists a value twice ([2, 2])"),
         (("steps = [2]", "steps = ["), r"^t2mbench sweep: error: .*spec.toml: not valid TOML \(.*line 7"),
     ],

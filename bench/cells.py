@@ -143,9 +143,9 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
              progress: bool = True, on_stage: StageCallback | None = None) -> pd.DataFrame:  # fmt: skip
     """Generate, time, score and write ``cell`` under ``out``; returns its rows (result schema).
 
-    ``on_stage(stage, info)`` reports where the cell is: ``("generating", {"step", "steps",
-    "batch", "batches"})`` after every denoising step, ``("scoring", {})`` before scoring and
-    ``("done", {})`` at the end (a progress bar's postfix; :class:`t2mbench.bench.sweep`).
+    ``on_stage(stage, info)`` reports where the cell is: ``("generating", {"cell", "step", "steps",
+    "batch", "batches"})`` after every denoising step, ``("scoring", {"cell"})`` before scoring and
+    ``("done", {"cell"})`` at the end (a progress bar's postfix; :class:`t2mbench.bench.sweep`).
 
     Raises:
         ConfigError: the folder holds this cell scored another way, too few prompts, bad settings.
@@ -174,7 +174,7 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
         def step(info: Mapping[str, Any]) -> None:
             clock.step(info)
             if on_stage is not None:
-                on_stage("generating", {"step": int(info["i"]) + 1, "steps": cell.steps,
+                on_stage("generating", {"cell": cell.key, "step": int(info["i"]) + 1, "steps": cell.steps,
                                         "batch": int(info["batch"]) + 1, "batches": batches})  # fmt: skip
             pause_point("generating")
 
@@ -189,7 +189,7 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
                          prompts_source=scoring.prompts, device=device, attributes=attributes,
                          extra={"cell": cell.to_dict(), "timing": split_marks(clock.read())})  # fmt: skip
     if on_stage is not None:
-        on_stage("scoring", {})
+        on_stage("scoring", {"cell": cell.key})
     pause_point("scoring")
     scored = score(
         folder, scoring.reference or scoring.prompts, scoring.metrics, folder / "scores",
@@ -199,7 +199,7 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
     table = results.concat([scored.table, generation_rows(cell, read_json(folder / RUN_FILE))])
     results.write(table, folder, RESULTS)
     if on_stage is not None:
-        on_stage("done", {})
+        on_stage("done", {"cell": cell.key})
     return table
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -101,16 +102,20 @@ class SweepProgress:
     def __init__(self, total: int, done: int, *, enabled: bool = True) -> None:
         self.bar = progress_bar(total=total, initial=done, desc="sweep", unit="cell", disable=not enabled)
         self.current = ""
+        self.drawn = 0.0
 
     def stage(self, stage: str, info: Mapping[str, Any]) -> None:
-        """A cell's stage report (``run_cell``'s ``on_stage``)."""
+        """A cell's stage report (``run_cell``'s ``on_stage``); redrawn at most every 0.2 s."""
+        text = f"{info.get('cell', '')} {stage}"
         if stage == "generating":
-            text = f"generating {info['step']}/{info['steps']} batch {info['batch']}/{info['batches']}"
-        else:
-            text = stage
+            text += f" {info['step']}/{info['steps']} batch {info['batch']}/{info['batches']}"
         if text != self.current:
             self.current = text
-            self.bar.set_postfix_str(text, refresh=False)
+            now = time.monotonic()
+            redraw = now - self.drawn >= 0.2 or stage != "generating"
+            self.bar.set_postfix_str(text, refresh=redraw)
+            if redraw:
+                self.drawn = now
 
     def cell_done(self, cell: Cell) -> None:
         self.bar.set_postfix_str(f"{cell.key} done", refresh=False)

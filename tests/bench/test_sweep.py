@@ -164,3 +164,21 @@ def test_an_executor_plugin_runs_cells_in_other_processes_with_the_same_rows(swe
         run_sweep(cells, scoring, tmp_path, executor="slurm")
     with pytest.raises(ConfigError, match=r"^executor 'local': bad options \(LocalExecutor\(\) takes no arguments\)$"):
         run_sweep(cells, scoring, tmp_path, executor_options={"address": "auto"})
+
+
+def test_run_cell_reports_each_step_then_scoring_to_the_sweep_bar(prompts, tmp_path):
+    from t2mbench.bench.sweep import SweepProgress
+
+    cell = Cell("tiny", "ddim", 2, 3.0, 5, 2, SECONDS, batch_size=1)  # two batches of one clip
+    reports, bar = [], SweepProgress(3, 1)
+    run_cell(cell, Scoring(prompts=str(prompts), metrics=("clap_evaluator",)), tmp_path, progress=False,
+             on_stage=lambda stage, info: (reports.append((stage, dict(info))), bar.stage(stage, info)))  # fmt: skip
+    k = cell.key
+    steps = [("generating", {"cell": k, "step": s, "steps": 2, "batch": b, "batches": 2})
+             for b in (1, 2) for s in (1, 2)]  # fmt: skip
+    assert reports == [*steps, ("scoring", {"cell": k}), ("done", {"cell": k})]
+    assert bar.current == f"{k} done" and bar.bar.n == 1 and bar.bar.total == 3
+    bar.stage(*steps[2])
+    assert bar.current == f"{k} generating 1/2 batch 2/2"
+    timing = json.loads((cell_dir(tmp_path, cell) / "generation.json").read_text())["timing"]
+    assert len(timing["steps"]) == 2 and sum(timing["steps"]) <= timing["denoising"] <= timing["total"]

@@ -6,7 +6,8 @@ private instance here (``num_cpus`` CPUs). A task receives only the cell's and t
 plain data, runs :func:`t2mbench.bench.cells.run_cell` on its worker and returns the rows;
 the driver yields them in the cells' order, so the sweep's store and export are the local
 executor's. ``out`` (and the prompt and reference sets) must be on a filesystem every node
-sees; the embedding cache is keyed by content, so workers sharing ``$T2MBENCH_HOME`` share it.
+sees (a task works in the driver's current directory, so relative paths in the spec mean the
+same there); the embedding cache is keyed by content, so workers sharing ``$T2MBENCH_HOME`` share it.
 
 Numerics: each task runs torch with ``threads`` threads, by default the driver's
 ``torch.get_num_threads()``, so a cell's audio is bit-identical to the local executor's (a
@@ -28,12 +29,15 @@ from t2mbench.bench.cells import Cell, Scoring
 from t2mbench.core.errors import ConfigError
 
 
-def _cell_task(cell: dict[str, Any], scoring: dict[str, Any], out: str, device: str, threads: int) -> pd.DataFrame:
+def _cell_task(cell: dict[str, Any], scoring: dict[str, Any], out: str, device: str, threads: int,
+               cwd: str) -> pd.DataFrame:  # fmt: skip
     import torch
 
     from t2mbench.bench.cells import Cell, Scoring, run_cell
 
     torch.set_num_threads(threads)
+    if os.path.isdir(cwd):  # relative prompt/reference paths mean what they mean to the driver (shared filesystem)
+        os.chdir(cwd)
     return run_cell(Cell.from_dict(cell), Scoring.from_dict(scoring), out, device=device, progress=False)
 
 
@@ -75,6 +79,7 @@ class RayExecutor:
         ray = self._connect()
         task = ray.remote(num_cpus=self.cpus_per_cell, max_retries=0)(_cell_task)
         out = os.path.abspath(out)
-        refs = [task.remote(c.to_dict(), scoring.to_dict(), out, device, self.threads) for c in cells]
+        cwd = os.getcwd()
+        refs = [task.remote(c.to_dict(), scoring.to_dict(), out, device, self.threads, cwd) for c in cells]
         for ref in refs:  # in the cells' order; the others keep running meanwhile
             yield ray.get(ref)

@@ -11,7 +11,8 @@ prompt set, clip i seeded ``seed + i``), times each stage, scores them, and writ
 
     <out>/cells/<key>/cell.json            the cell and its scoring, as plain JSON
     <out>/cells/<key>/*.wav, manifest.*    the generated clips (t2mbench.bench.generation)
-    <out>/cells/<key>/generation.json      settings, NFE, per-stage seconds
+    <out>/cells/<key>/generation.json      settings, NFE, per-stage seconds, "timing": the timing
+                                           harness's stages and per-step seconds (t2mbench.bench.timing)
     <out>/cells/<key>/scores/              the scoring engine's folder
     <out>/cells/<key>/results.parquet|csv  the cell's rows in the result schema (written last)
 
@@ -26,7 +27,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -35,8 +36,10 @@ from typing import Any
 import pandas as pd
 
 from t2mbench.bench.generation import RUN_FILE, PromptRow, write_generation
+from t2mbench.bench.timing import Clock, split_marks
 from t2mbench.core import results
 from t2mbench.core.errors import ConfigError
+from t2mbench.core.faults import pause_point
 from t2mbench.core.files import read_json, write_json
 from t2mbench.core.manifest import load_clipset
 from t2mbench.metrics.scoring import build_metrics, score
@@ -45,6 +48,7 @@ from t2mbench.reference_models.model import LatentDiffusionModel
 
 CELL_FILE = "cell.json"
 RESULTS = "results"  # results.parquet / results.csv
+StageCallback = Callable[[str, Mapping[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -145,8 +149,12 @@ def cell_dir(out: str | os.PathLike, cell: Cell) -> Path:
 
 
 def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: str = "cpu",
-             progress: bool = True) -> pd.DataFrame:  # fmt: skip
+             progress: bool = True, on_stage: StageCallback | None = None) -> pd.DataFrame:  # fmt: skip
     """Generate, time, score and write ``cell`` under ``out``; returns its rows (result schema).
+
+    ``on_stage(stage, info)`` reports where the cell is: ``("generating", {"cell", "step", "steps",
+    "batch", "batches"})`` after every denoising step, ``("scoring", {"cell"})`` before scoring and
+    ``("done", {"cell"})`` at the end (a progress bar's postfix; :class:`t2mbench.bench.sweep`).
 
     Raises:
         ConfigError: the folder holds this cell scored another way, too few prompts, bad settings.
@@ -169,16 +177,29 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
     prompts = [PromptRow(c.id, c.caption or "") for c in list(prompt_set)[: cell.clips]]
     if not ((folder / RUN_FILE).is_file() and (folder / "manifest.jsonl").is_file()):
         model = _model(cell.model, cell.checkpoint, cell.verify, device)
+        batches = math.ceil(cell.clips / cell.batch_size)
+        clock = Clock(device)  # the timing harness's marks: per-step seconds into generation.json
+
+        def step(info: Mapping[str, Any]) -> None:
+            clock.step(info)
+            if on_stage is not None:
+                on_stage("generating", {"cell": cell.key, "step": int(info["i"]) + 1, "steps": cell.steps,
+                                        "batch": int(info["batch"]) + 1, "batches": batches})  # fmt: skip
+            pause_point("generating")
+
         result = generate(
             model, [p.prompt for p in prompts], sampler=cell.sampler, steps=cell.steps, cfg_scale=cell.cfg,
             seconds=cell.seconds, seed=cell.seed, batch_size=cell.batch_size, device=device,
-            sampler_options=cell.sampler_options,
+            sampler_options=cell.sampler_options, callback=step, stage_hook=clock.mark,
         )  # fmt: skip
         attributes = {"model": cell.model, "sampler": cell.sampler, "steps": cell.steps, "cfg": cell.cfg,
                       "sampler_options": results.canonical_options(cell.sampler_options)}  # fmt: skip
         write_generation(folder, prompts, result, model, seconds=cell.seconds, seed=cell.seed,
                          prompts_source=scoring.prompts, device=device, attributes=attributes,
-                         extra={"cell": cell.to_dict()})  # fmt: skip
+                         extra={"cell": cell.to_dict(), "timing": split_marks(clock.read())})  # fmt: skip
+    if on_stage is not None:
+        on_stage("scoring", {"cell": cell.key})
+    pause_point("scoring")
     scored = score(
         folder, scoring.reference or scoring.prompts, scoring.metrics, folder / "scores",
         settings=scoring.settings, system=f"{cell.model} {cell.sampler}-{cell.steps}", run_id=cell.key,
@@ -186,6 +207,8 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
     )  # fmt: skip
     table = results.concat([scored.table, generation_rows(cell, read_json(folder / RUN_FILE))])
     results.write(table, folder, RESULTS)
+    if on_stage is not None:
+        on_stage("done", {"cell": cell.key})
     return table
 
 

@@ -263,6 +263,10 @@ def _timed(device: torch.device) -> Callable[[], float]:
     return now
 
 
+def _no_mark(stage: str) -> None:
+    pass
+
+
 def _record(model: LatentDiffusionModel, settings: Settings, **run: Any) -> dict[str, Any]:
     """The settings dict of a :class:`GenerationResult`: the sampling settings, the model, then ``run``'s items
     (clip length, seed, batching, device...), then the schedule the sampler's family steps over."""
@@ -304,6 +308,7 @@ def generate(
     full_window: bool = False,
     device: torch.device | str = "cpu",
     callback: Callable[[dict[str, Any]], None] | None = None,
+    stage_hook: Callable[[str], None] | None = None,
 ) -> GenerationResult:
     """Generate ``len(prompts)`` clips of ``seconds`` seconds.
 
@@ -325,6 +330,9 @@ def generate(
         full_window: denoise the model's whole window, as the reference pipelines do.
         device: where to run (the model is moved there).
         callback: called after every sampler step with the sampler's info dict plus ``batch``.
+        stage_hook: called with ``"text_encoding"``, ``"denoising"``, ``"decoding"`` as each stage of a batch
+            starts and ``"done"`` when its decoding ends (a timing harness marks clock events there:
+            :mod:`t2mbench.bench.timing`).
 
     Returns:
         :class:`GenerationResult`.
@@ -346,6 +354,7 @@ def generate(
     length = latent_length(model, seconds, full_window)
     n_samples = round(seconds * model.sample_rate)
     now = _timed(device)
+    mark = stage_hook if stage_hook is not None else _no_mark
     timings = dict.fromkeys(STAGES, 0.0)
     outputs, nfe = [], 0
     start = now()
@@ -353,17 +362,21 @@ def generate(
         for b0 in range(0, len(prompts), batch_size):
             batch = slice(b0, b0 + batch_size)
             chunk = list(prompts[batch])
+            mark("text_encoding")
             t0 = now()
             cond, uncond = _condition(
                 model, chunk, None if negative_prompts is None else list(negative_prompts[batch]),
                 seconds=seconds, seconds_start=seconds_start, device=device,
             )  # fmt: skip
             t1 = now()
+            mark("denoising")
             generators = [torch.Generator().manual_seed(seed + b0 + i) for i in range(len(chunk))]
             step_cb = None if callback is None else (lambda info, b=b0 // batch_size: callback({**info, "batch": b}))
             latents, nfe = _denoise(model, settings, cond, uncond, generators, length, device, step_cb)
             t2 = now()
+            mark("decoding")
             outputs.append(_decode(model, latents, n_samples))
+            mark("done")
             t3 = now()
             for stage, elapsed in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2)):
                 timings[stage] += elapsed

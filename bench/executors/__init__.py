@@ -2,10 +2,13 @@
 
 An executor is an object with ``run(cells, scoring, out, *, device, progress)`` that yields each
 cell's result rows (:func:`t2mbench.bench.cells.run_cell`'s table) in the order of ``cells``.
+An executor whose ``run`` also takes ``on_stage`` gets the cells' stage reports for the
+sweep's progress bar (:func:`t2mbench.bench.cells.run_cell`); one without it still works.
 Since a cell is plain data, an executor may run it in this process, in another process or on
 another machine; the rows it yields are the same.
 
-Built in: ``local`` (:mod:`.local`: in order, in this process). Third-party executors join
+Built in: ``local`` (:mod:`.local`: in order, in this process) and ``ray`` (:mod:`.ray`: cells as
+Ray tasks). Third-party executors join
 through the entry-point group ``t2mbench.executors``: each entry loads an :class:`ExecutorSpec`.
 """
 
@@ -46,6 +49,7 @@ class ExecutorSpec:
 
 _BUILT_IN = {
     "local": ExecutorSpec("t2mbench.bench.executors.local:LocalExecutor", "every cell in order, in this process"),
+    "ray": ExecutorSpec("t2mbench.bench.executors.ray:RayExecutor", "every cell a Ray task (the ray extra)"),
 }
 REGISTRY: Registry[ExecutorSpec] = Registry("t2mbench.executors", _BUILT_IN, ExecutorSpec, "executor")
 

@@ -7,13 +7,14 @@ from collections.abc import Iterator, Sequence
 
 import pandas as pd
 
-from t2mbench.bench.cells import Cell, Scoring, run_cell
+from t2mbench.bench.cells import Cell, Scoring, StageCallback, run_cell
 
 
 class LocalExecutor:
-    """Runs each cell with :func:`~t2mbench.bench.cells.run_cell` here, one after another."""
+    """Runs each cell with :func:`~t2mbench.bench.cells.run_cell` here, one after another (stage
+    reports go to ``on_stage``)."""
 
     def run(self, cells: Sequence[Cell], scoring: Scoring, out: str | os.PathLike, *, device: str = "cpu",
-            progress: bool = True) -> Iterator[pd.DataFrame]:  # fmt: skip
+            progress: bool = True, on_stage: StageCallback | None = None) -> Iterator[pd.DataFrame]:  # fmt: skip
         for cell in cells:
-            yield run_cell(cell, scoring, out, device=device, progress=progress)
+            yield run_cell(cell, scoring, out, device=device, progress=progress, on_stage=on_stage)

@@ -160,7 +160,7 @@ def test_an_executor_plugin_runs_cells_in_other_processes_with_the_same_rows(swe
     ep = metadata.EntryPoint("subprocess", "support.subprocess_executor:SPEC", "t2mbench.executors")
     monkeypatch.setattr(plugins, "entry_points", lambda group: [ep] if group == "t2mbench.executors" else [])
     monkeypatch.setattr(executors.REGISTRY, "_cache", None)
-    assert set(executors.executors()) == {"local", "subprocess"}
+    assert set(executors.executors()) == {"local", "ray", "subprocess"}
     other = run_sweep(cells, scoring, tmp_path, executor="subprocess", progress=False)
 
     def untimed(t):  # every row but the measured seconds (which differ run to run)
@@ -168,8 +168,8 @@ def test_an_executor_plugin_runs_cells_in_other_processes_with_the_same_rows(swe
 
     assert untimed(other).equals(untimed(table)) and len(untimed(table)) == 8  # 2 cells: aggregate, 2 clips, nfe
     assert (other.metric == "seconds_per_clip").sum() == 2
-    with pytest.raises(ConfigError, match="^unknown executor 'ray'; known: local, subprocess$"):
-        run_sweep(cells, scoring, tmp_path, executor="ray")
+    with pytest.raises(ConfigError, match="^unknown executor 'slurm'; known: local, ray, subprocess$"):
+        run_sweep(cells, scoring, tmp_path, executor="slurm")
     with pytest.raises(ConfigError, match=r"^executor 'local': bad options \(LocalExecutor\(\) takes no arguments\)$"):
         run_sweep(cells, scoring, tmp_path, executor_options={"address": "auto"})
 
@@ -186,3 +186,21 @@ def test_the_same_cell_generated_again_writes_the_same_bytes(swept, tmp_path):
 
     first, again = hashes(cell_dir(out, cells[0])), hashes(cell_dir(tmp_path, cells[0]))
     assert len(first) == 2 and first == again
+
+
+def test_run_cell_reports_each_step_then_scoring_to_the_sweep_bar(prompts, tmp_path):
+    from t2mbench.bench.sweep import SweepProgress
+
+    cell = Cell("tiny", "ddim", 2, 3.0, 5, 2, SECONDS, batch_size=1)  # two batches of one clip
+    reports, bar = [], SweepProgress(3, 1)
+    run_cell(cell, Scoring(prompts=str(prompts), metrics=("clap_evaluator",)), tmp_path, progress=False,
+             on_stage=lambda stage, info: (reports.append((stage, dict(info))), bar.stage(stage, info)))  # fmt: skip
+    k = cell.key
+    steps = [("generating", {"cell": k, "step": s, "steps": 2, "batch": b, "batches": 2})
+             for b in (1, 2) for s in (1, 2)]  # fmt: skip
+    assert reports == [*steps, ("scoring", {"cell": k}), ("done", {"cell": k})]
+    assert bar.current == f"{k} done" and bar.bar.n == 1 and bar.bar.total == 3
+    bar.stage(*steps[2])
+    assert bar.current == f"{k} generating 1/2 batch 2/2"
+    timing = json.loads((cell_dir(tmp_path, cell) / "generation.json").read_text())["timing"]
+    assert len(timing["steps"]) == 2 and sum(timing["steps"]) <= timing["denoising"] <= timing["total"]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from t2mbench.core.errors import WeightsError
+from t2mbench.core.torch_files import load_torch_file
 from t2mbench.core.weights import WeightFile, register, register_shipped
 
 HF = "https://huggingface.co/stabilityai"
@@ -72,15 +73,15 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     p = Path(path)
     if not p.is_file():
         raise WeightsError(f"{p}: no such checkpoint file")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
+        try:
             return load_file(str(p))
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any decoder failure means an unusable file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise WeightsError(f"{p}: not a readable checkpoint ({type(e).__name__}: {first})") from None
+        except Exception as e:  # noqa: BLE001 - any decoder failure means an unusable file
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise WeightsError(f"{p}: not a readable checkpoint ({type(e).__name__}: {first})") from None
+    obj = load_torch_file(p, what="this checkpoint")
     if isinstance(obj, Mapping) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -42,6 +42,7 @@ from t2mbench.core import provenance
 from t2mbench.core.errors import ConfigError, WeightsError
 from t2mbench.core.files import atomic_path, write_bytes_atomic, write_json
 from t2mbench.core.progress import progress_bar
+from t2mbench.core.torch_files import load_torch_file
 from t2mbench.reference_models.checkpoints import read_state_dict
 
 MODEL_FILE, EMA_FILE, STATE_FILE = "model.safetensors", "ema.safetensors", "state.pt"
@@ -260,7 +261,7 @@ def _resume(out: Path, model: torch.nn.Module, ema: torch.nn.Module, opts: list[
         ema.load_state_dict(read_state_dict(ckpt / EMA_FILE))
         if critic is not None:
             critic.load_state_dict(read_state_dict(ckpt / CRITIC_FILE))
-        state = torch.load(ckpt / STATE_FILE, weights_only=True)
+        state = load_torch_file(ckpt / STATE_FILE, what="the training state")
         for opt, opt_state in zip(opts, state["optimizers"], strict=True):
             opt.load_state_dict(opt_state)
         return int(state["step"])

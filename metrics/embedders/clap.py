@@ -49,6 +49,7 @@ from torch import nn
 
 from t2mbench.core.audio import int16_roundtrip
 from t2mbench.core.errors import AudioError, ConfigError, ManifestError, MissingWeightsError, WeightsError
+from t2mbench.core.torch_files import load_torch_file
 from t2mbench.core.weights import WeightFile, hash_file, register_all, resolve, weights_dir
 from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.embedders.base import TextEmbedder, state_dict_mismatch, state_dict_sha256
@@ -224,18 +225,9 @@ class ClapModel(nn.Module):
 
 
 def _read_checkpoint(path: Path) -> Any:
-    try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:
-            if "mmap" not in str(e):
-                raise
-            return torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) format
-    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError... for a bad file
-        raise WeightsError(
-            f"{path}: cannot read the LAION-CLAP checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-            f"the file is truncated or not a torch checkpoint: download it again from {_HF}{path.name}"
-        ) from None
+    return load_torch_file(path, what="the LAION-CLAP checkpoint",
+                           hint=f"; the file is truncated or not a torch checkpoint: download it again from "
+                                f"{_HF}{path.name}")  # fmt: skip
 
 
 def normalise_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:

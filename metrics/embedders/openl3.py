@@ -67,6 +67,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from t2mbench.core.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
+from t2mbench.core.torch_files import load_torch_file
 from t2mbench.core.weights import WeightFile, check, hash_file, register_all, resolve
 from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.dsp.resample_sinc import resample_sinc
@@ -371,13 +372,9 @@ def read_keras_h5(path: Path) -> dict[str, np.ndarray]:
 def read_torch_state(path: Path) -> dict[str, np.ndarray]:
     """A torchopenl3 state dict (``torch.save`` of ``PytorchOpenl3.state_dict()``) as float32 arrays,
     ``num_batches_tracked`` entries dropped (present or not)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError... for a bad file
-        raise WeightsError(
-            f"{path}: cannot read it as a torch checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
-            "the file is truncated or neither a torchopenl3 .pth.tar nor an openl3 .h5: download it again"
-        ) from None
+    state = load_torch_file(path, what="it as a torch checkpoint",
+                            hint="; the file is truncated or neither a torchopenl3 .pth.tar nor an openl3 .h5: "
+                                 "download it again")  # fmt: skip
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path}: holds a {type(state).__name__}, not a torchopenl3 state dict of tensors")
     return {k: v.float().numpy() for k, v in state.items() if not k.endswith("num_batches_tracked")}

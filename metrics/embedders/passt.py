@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from t2mbench.core.errors import AudioError, ConfigError, WeightsError
+from t2mbench.core.torch_files import load_torch_file
 from t2mbench.core.weights import WeightFile, hash_file, register_all, resolve
 from t2mbench.metrics.dsp.filterbanks import kaldi_mel_banks
 from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch, state_dict_sha256
@@ -257,13 +258,9 @@ class PasstEmbedder(Embedder):
 
 
 def _read_checkpoint(path: Path) -> Mapping[str, Any]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError... for a bad file
-        raise WeightsError(
-            f"{path}: cannot read the PaSST checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-            f"the file is truncated or not a torch checkpoint: download it again from {CHECKPOINT.url}"
-        ) from None
+    state = load_torch_file(path, what="the PaSST checkpoint",
+                            hint=f"; the file is truncated or not a torch checkpoint: download it again from "
+                                 f"{CHECKPOINT.url}")  # fmt: skip
     if not isinstance(state, Mapping):
         raise WeightsError(f"{path}: holds a {type(state).__name__}, not a PaSST state dict")
     return state

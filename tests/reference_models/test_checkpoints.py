@@ -54,13 +54,31 @@ def test_half_precision_checkpoint_is_cast_to_the_model_dtype(sao10_state):
     torch.testing.assert_close(model.state_dict()[key], sao10_state[key].half().float())
 
 
-def test_ckpt_is_read_with_weights_only(tmp_path):
-    import datetime
+class Payload:
+    """Unpickling this runs ``os.system``: t2mbench must refuse it, never run it."""
 
-    path = tmp_path / "evil.ckpt"  # any non-tensor global: weights_only refuses to unpickle it
-    torch.save({"state_dict": {"a": torch.zeros(1)}, "payload": datetime.date(2024, 1, 1)}, path)
-    with pytest.raises(WeightsError, match=r"evil\.ckpt: not a readable checkpoint \(UnpicklingError"):
-        read_state_dict(path)
+    def __reduce__(self):
+        import os
+
+        return os.system, ("touch PWNED",)
+
+
+@pytest.mark.parametrize("reader", ["state dict", "passt", "training state"])
+def test_pickled_objects_are_refused_in_one_line_and_never_run(tmp_path, monkeypatch, reader):
+    from t2mbench.core.torch_files import load_torch_file
+    from t2mbench.metrics.embedders.passt import _read_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {"a": torch.zeros(1)}, "payload": Payload()}, path)
+    read = {"state dict": read_state_dict, "passt": _read_checkpoint,
+            "training state": lambda p: load_torch_file(p, what="the training state")}[reader]  # fmt: skip
+    with pytest.raises(WeightsError) as info:
+        read(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: refused: ") and "pickled Python objects besides tensors" in message
+    assert "weights_only" not in message and len(message.splitlines()) == 1
+    assert not (tmp_path / "PWNED").exists()
 
 
 def test_mismatched_checkpoints_list_the_keys(sao10_state):

@@ -1,7 +1,8 @@
 """``t2mbench demo``: the main job — the DDIM paper's Table 1 (rows η ∈ {0, 0.2, 0.5, 1} and σ̂,
-DDPM's larger variance; S ∈ {10, 20, 50, 100}) on the bundled tiny model and the benchmark corpus,
+DDPM's larger variance; S ∈ {10, 20, 50}) on the bundled tiny model and the benchmark corpus,
 offline, scored with the audio FD (fd_evaluator) and the FD in the DiT's latent space (fd_latent),
-printed next to the published table with the paper's three findings checked."""
+printed next to the published table with the paper's three findings checked. S = 100:
+``--steps 10,20,50,100`` or ``t2mbench reproduce ddim``; S = 1000: ``t2mbench reproduce ddim --full``."""
 
 from __future__ import annotations
 

@@ -96,7 +96,8 @@ def plot_sweep(table: pd.DataFrame, rows: Sequence[ddim.Row], png: Path, metrics
         cells = ddim.cell_frame(table, metric, rows)
         for label, part in cells.groupby("row", sort=False):
             part = part.sort_values("steps")
-            err = [part["value"] - part["ci_low"], part["ci_high"] - part["value"]]
+            # the percentile FD interval can sit wholly above the estimate (its bias on few clips): clip at 0
+            err = [(part["value"] - part["ci_low"]).clip(lower=0), (part["ci_high"] - part["value"]).clip(lower=0)]
             ax.errorbar(part["steps"], part["value"], yerr=err, marker="o", capsize=3, label=label)
         steps = sorted(cells["steps"].unique())
         ax.set_xscale("log")

@@ -183,10 +183,11 @@ class Verdict:
     resolved: bool
     table: str | None
     evidence: str
+    resolution: str = "intervals disjoint"
 
     def text(self) -> str:
         state = "not checked" if self.holds is None else ("holds" if self.holds else "does not hold")
-        how = "" if self.holds is None else (" (resolved: intervals disjoint)" if self.resolved else
+        how = "" if self.holds is None else (f" (resolved: {self.resolution})" if self.resolved else
                                              " (not resolved: intervals overlap)")  # fmt: skip
         where = f" on {self.table}" if self.table else ""
         return f"**{self.finding}**: {state}{where}{how}. {self.evidence}"
@@ -216,16 +217,22 @@ def finding_sigma_hat(table: pd.DataFrame, metric: str) -> Verdict | None:
     if 10 not in small:
         return None
     worse = all(c[(sig, s)][0] > c[(eta0, s)][0] for s in small)
-    resolved = _disjoint_above(c[(sig, 10)], c[(eta0, 10)])
+    disjoint = _disjoint_above(c[(sig, 10)], c[(eta0, 10)]) or _disjoint_above(c[(eta0, 10)], c[(sig, 10)])
     paired = _cells(table, f"{metric}.minus_baseline")
+    p10 = paired.get((sig, 10))
+    # the paired interval (same prompts and noise) decides the sign when the two marginal intervals overlap
+    by_pair = p10 is not None and (p10[1] > 0 or p10[2] < 0) and (p10[1] > 0) == worse
     ev_paired = "".join(f" Paired (same prompts and initial noise) σ̂ − η=0 at S={s}: {paired[(sig, s)][0]:+.3g} "
                         f"[{paired[(sig, s)][1]:+.3g}, {paired[(sig, s)][2]:+.3g}]"
-                        f"{' (excludes 0)' if paired[(sig, s)][1] > 0 else ''}."
+                        f"{' (excludes 0)' if paired[(sig, s)][1] > 0 or paired[(sig, s)][2] < 0 else ''}."
                         for s in small if (sig, s) in paired)  # fmt: skip
     ev = "; ".join(f"S={s}: σ̂ {c[(sig, s)][0]:.3g} [{c[(sig, s)][1]:.3g}, {c[(sig, s)][2]:.3g}] vs η=0 "
                    f"{c[(eta0, s)][0]:.3g} [{c[(eta0, s)][1]:.3g}, {c[(eta0, s)][2]:.3g}] "
                    f"(ratio {c[(sig, s)][0] / c[(eta0, s)][0]:.2f})" for s in small)  # fmt: skip
-    return Verdict(FINDINGS[0], worse, worse and resolved, metric, ev + "." + ev_paired)
+    if disjoint:
+        return Verdict(FINDINGS[0], worse, True, metric, ev + "." + ev_paired)
+    return Verdict(FINDINGS[0], worse, by_pair, metric, ev + "." + ev_paired,
+                   "the paired σ̂ − η = 0 interval at S = 10 excludes 0; the marginal intervals overlap")
 
 
 def finding_eta0_best(table: pd.DataFrame, metric: str) -> Verdict | None:
@@ -286,7 +293,8 @@ def verdicts(table: pd.DataFrame) -> list[Verdict]:
         others = [v for v in found if v is not chosen]
         extra = "".join(f" On {v.table}: {_state(v)}{', resolved' if v.resolved else ', not resolved'} ({v.evidence})"
                         for v in others)  # fmt: skip
-        out.append(Verdict(chosen.finding, chosen.holds, chosen.resolved, chosen.table, chosen.evidence + extra))
+        out.append(Verdict(chosen.finding, chosen.holds, chosen.resolved, chosen.table, chosen.evidence + extra,
+                           chosen.resolution))
     return out
 
 

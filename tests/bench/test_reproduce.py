@@ -100,6 +100,17 @@ def test_overlapping_intervals_are_not_resolved_and_s1000_catch_up(tmp_path):
     assert "σ̂ − η=0: +1 at S=10 → -0.1 at S=1000" in v3.evidence
 
 
+def test_sigma_hat_better_by_a_paired_interval_is_resolved_against_the_finding(tmp_path):
+    """The 128-clip measurement's shape: marginal intervals overlap, the paired σ̂ − η = 0 interval is below 0."""
+    latent = dict(LATENT) | {(SIG, 10): (2.54, 0.6), (ETA0, 10): (2.98, 0.7), (SIG, 20): (7.0, 2.0)}
+    v1 = ddim.verdicts(_store(tmp_path, latent, AUDIO, paired={(SIG, 10): (-0.446, 0.3)}))[0]
+    assert (v1.holds, v1.resolved, v1.table) == (False, True, "fd_latent")
+    assert v1.text().startswith("**1. σ̂ is far worse than η = 0 at S = 10 and 20**: does not hold on fd_latent "
+                                "(resolved: the paired σ̂ − η = 0 interval at S = 10 excludes 0; the marginal "
+                                "intervals overlap).")  # fmt: skip
+    assert "σ̂ − η=0 at S=10: -0.446 [-0.746, -0.146] (excludes 0)." in v1.evidence
+
+
 def _rows(*keys):
     return tuple(ddim.ROWS[k] for k in keys)
 

@@ -176,7 +176,7 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
         raise ConfigError(f"cell asks for {cell.clips} clips; {scoring.prompts} has {len(prompt_set)} prompts")
     prompts = [PromptRow(c.id, c.caption or "") for c in list(prompt_set)[: cell.clips]]
     if not ((folder / RUN_FILE).is_file() and (folder / "manifest.jsonl").is_file()):
-        model = _model(cell.model, cell.checkpoint, cell.verify, device)
+        model = cached_model(cell.model, cell.checkpoint, cell.verify, device)
         batches = math.ceil(cell.clips / cell.batch_size)
         clock = Clock(device)  # the timing harness's marks: per-step seconds into generation.json
 
@@ -234,7 +234,7 @@ def generation_rows(cell: Cell, generation: Mapping[str, Any]) -> pd.DataFrame:
 
 
 @lru_cache(maxsize=2)
-def _model(model: str, checkpoint: str | None, verify: bool, device: str) -> LatentDiffusionModel:
+def cached_model(model: str, checkpoint: str | None, verify: bool, device: str) -> LatentDiffusionModel:
     """Each process loads a model once for all the cells it runs."""
     return load_model(model, checkpoint=checkpoint, verify=verify, device=device).eval()
 

@@ -9,14 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from t2mbench.core import provenance
 from t2mbench.core.audio import save_audio
-from t2mbench.core.files import sha256_file, write_json
+from t2mbench.core.files import atomic_path, sha256_file, write_json
 from t2mbench.core.manifest import ClipRecord, ClipSet, write_manifest
 from t2mbench.reference_models.generate import GenerationResult
 from t2mbench.reference_models.model import LatentDiffusionModel
 
 RUN_FILE = "generation.json"
+LATENTS_FILE = "latents.npy"  # the DiT's output latents [N, C, L] float32, clip i <-> manifest row i
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,13 @@ def write_generation(
     """Write ``result`` (clip i ↔ ``rows[i]``) into ``out`` as 32-bit float wavs (no
     normalisation, no clipping) with a manifest whose attributes hold each clip's seed,
     negative prompt and ``attributes`` (e.g. sampler, steps, cfg for the scorer's run columns);
-    ``extra`` goes into ``generation.json``."""
+    ``extra`` goes into ``generation.json``. When ``result`` holds the sampler's latents they are
+    written as ``latents.npy`` (``LATENTS_FILE``), for scores in the DiT's own latent space."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if result.latents is not None:
+        with atomic_path(out / LATENTS_FILE) as tmp, open(tmp, "wb") as f:
+            np.save(f, result.latents.numpy().astype(np.float32))
     clips = []
     for i, (row, audio) in enumerate(zip(rows, result.audio)):
         path = save_audio(out / f"{row.id}.wav", audio.numpy(), result.sample_rate, subtype="FLOAT")

@@ -58,6 +58,8 @@ class GenerationResult:
     ``nfe``: model evaluations per clip (a batched CFG call counts once).
     ``timings``: seconds per stage (``text_encoding``, ``denoising``, ``decoding``) summed over
     batches, plus ``total``. ``settings``: every setting that shaped the audio.
+    ``latents``: the sampler's output x0, float32 ``[N, latent_channels, latent_length]`` on the CPU
+    in the DiT's latent space (before the VAE decoder), in prompt order.
     """
 
     audio: torch.Tensor
@@ -65,6 +67,7 @@ class GenerationResult:
     nfe: int
     timings: dict[str, float]
     settings: dict[str, Any] = field(default_factory=dict)
+    latents: torch.Tensor | None = None
 
 
 def checkpoint_path(
@@ -356,7 +359,7 @@ def generate(
     now = _timed(device)
     mark = stage_hook if stage_hook is not None else _no_mark
     timings = dict.fromkeys(STAGES, 0.0)
-    outputs, nfe = [], 0
+    outputs, latent_parts, nfe = [], [], 0
     start = now()
     with torch.inference_mode():
         for b0 in range(0, len(prompts), batch_size):
@@ -378,6 +381,7 @@ def generate(
             outputs.append(_decode(model, latents, n_samples))
             mark("done")
             t3 = now()
+            latent_parts.append(latents.float().cpu())
             for stage, elapsed in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2)):
                 timings[stage] += elapsed
     timings["total"] = now() - start
@@ -386,4 +390,4 @@ def generate(
         batch_size=int(batch_size), negative_prompts=None if negative_prompts is None else list(negative_prompts),
         latent_length=length, full_window=full_window, samples=n_samples, device=str(device),
     )  # fmt: skip
-    return GenerationResult(torch.cat(outputs), model.sample_rate, nfe, timings, record)
+    return GenerationResult(torch.cat(outputs), model.sample_rate, nfe, timings, record, torch.cat(latent_parts))

@@ -80,6 +80,8 @@ CASES = [
                                        f"{d}/s", "--cache-dir", f"{d}/afile/cache"]),
     ("score", "number", lambda d: ["score", "--generated", f"{d}/set", "--metrics", "clap_evaluator", "--set",
                                    "clap_evaluator.ci_resamples=-1", "--out", f"{d}/s"]),
+    ("reproduce", "name", lambda d: ["reproduce", "nope"]),
+    ("reproduce", "unwritable", lambda d: ["reproduce", "ddim", "--out", f"{d}/afile/r"]),
     ("sweep", "missing", lambda d: ["sweep", f"{d}/no-spec.toml"]),
     ("sweep", "malformed", lambda d: ["sweep", f"{d}/garbage.json"]),
     ("time", "number", lambda d: ["time", "--sampler", "ddim", "--steps", "0"]),

@@ -8,8 +8,14 @@ Prompts FILE: a ``.txt`` (one prompt per line), a ``.jsonl`` / ``.csv`` with ``c
 Writes into ``--out``: ``<id>.wav`` (32-bit float, the model's rate and channels; no
 normalisation, no clipping), ``manifest.jsonl`` / ``manifest.parquet`` (the clip set:
 id, path, caption, seconds, rate, channels, sha256, attributes with the clip's seed and
-negative prompt), ``generation.json`` (settings, NFE, timings per stage, real-time
-factor, weights) and ``provenance.json``.
+negative prompt, and the model, sampler, steps, cfg and canonical sampler options that the
+scorer copies into the result rows), ``generation.json`` (settings with ``sampler_options``, NFE,
+timings per stage, real-time factor, weights), ``latents.npy`` (the DiT's output latents
+``[N, C, L]`` before the decoder) and ``provenance.json``.
+
+Sampler options: ``--sampler-option KEY=VALUE``, repeatable, checked against the options the
+sampler declares (``ddim``/``v_ddim``: ``eta`` in [0, 1]; ``ddpm``: ``variance`` fixed_small |
+fixed_large; the SDE samplers: ``eta``, ``s_noise``); a mistake is a one-line error (exit 2).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ EPILOG = """\
 examples:
   t2mbench generate --model tiny --checkpoint tiny.safetensors --prompts prompts.txt \\
       --sampler dpmpp_2m --steps 25 --cfg 3 --seconds 10 --seed 0 --batch 8 --out runs/tiny
+  t2mbench generate --model tiny --prompts corpus/ --sampler ddpm --sampler-option variance=fixed_large \
+      --steps 10 --seconds 5 --out runs/sigma-hat
   t2mbench generate --model sao-1.0 --prompts corpus/ --sampler dpmpp_3m_sde --steps 100 --cfg 7 \\
       --sigma-min 0.3 --sigma-max 500 --seconds 10 --seed 0 --batch 4 --out runs/sao --device cuda --dtype bfloat16
 """
@@ -53,6 +61,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--prompts", required=True, metavar="FILE", help="prompts: .txt, .jsonl, .csv or a clip-set folder")
     p.add_argument("--sampler", help="sampler name (README: Reference models); unset: the model's default")
+    p.add_argument(
+        "--sampler-option", action="append", default=[], metavar="KEY=VALUE",
+        help="a sampler option, repeatable (ddim: eta=0.5; ddpm: variance=fixed_large); checked against the sampler",
+    )  # fmt: skip
     p.add_argument("--steps", type=int, help="sampler steps; unset: the model's default")
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale; unset: the model's default")
     p.add_argument("--seconds", type=float, required=True, help="clip length (also the seconds_total conditioning)")
@@ -123,9 +135,12 @@ def read_prompts(path: str | Path) -> list[dict[str, str | None]]:
 
 def run(args: argparse.Namespace) -> int:
     from t2mbench.bench.generation import PromptRow, write_generation
+    from t2mbench.bench.sampler_options import sampler_options
     from t2mbench.core.ownership import owning
+    from t2mbench.core.results import canonical_options
     from t2mbench.reference_models.generate import generate, load_model
 
+    options = sampler_options(args.sampler, args.sampler_option)
     rows = read_prompts(args.prompts)
     if args.batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {args.batch}")
@@ -159,12 +174,16 @@ def run(args: argparse.Namespace) -> int:
             seconds_start=args.seconds_start,
             full_window=args.full_window,
             device=args.device,
+            sampler_options=options,
         )
         prompts = [PromptRow(r["id"], r["prompt"], negatives[i]) for i, r in enumerate(rows)]
         write_generation(
             args.out, prompts, result, model, seconds=args.seconds, seed=args.seed, prompts_source=args.prompts,
             device=args.device, extra={"model_source": str(args.model)},
-        )
+            attributes={"model": str(args.model), "sampler": result.settings["sampler"],
+                        "steps": result.settings["steps"], "cfg": result.settings["cfg_scale"],
+                        "sampler_options": canonical_options(result.settings["sampler_options"])},
+        )  # fmt: skip
     seconds = result.timings["total"]
     print(f"wrote {len(prompts)} clips of {args.seconds:g} s ({result.nfe} NFE each, {seconds:.1f} s) to {args.out}: "
           "*.wav, manifest.jsonl, manifest.parquet, generation.json, provenance.json")

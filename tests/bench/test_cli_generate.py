@@ -206,3 +206,46 @@ def test_a_model_without_published_weights_needs_the_opt_out(tmp_path, capsys, c
         "against; to load your own file on purpose (a fine-tune, a conversion), pass --no-verify (verify=False in "
         "the API)\n"
     )
+
+
+def test_sampler_options_are_checked_and_recorded(tmp_path, checkpoint):
+    """``--sampler-option variance=fixed_large`` reaches the sampler (the audio differs from the
+    default fixed_small run with the same seed) and is recorded in generation.json and the manifest."""
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a calm piano\nfast drums\n")
+    base = ["generate", "--model", "tiny", "--checkpoint", str(checkpoint), "--prompts", str(prompts),
+            "--sampler", "ddpm", "--steps", "3", "--seconds", "0.25", "--seed", "1", "--batch", "2", "--no-verify"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "large"), "--sampler-option", "variance=fixed_large"]) == 0
+    assert main([*base, "--out", str(tmp_path / "small")]) == 0
+    large = json.loads((tmp_path / "large" / "generation.json").read_text())
+    small = json.loads((tmp_path / "small" / "generation.json").read_text())
+    assert large["settings"]["sampler_options"] == {"variance": "fixed_large"}
+    assert small["settings"]["sampler_options"] == {}
+    clips = load_clipset(tmp_path / "large")
+    assert {c.attributes["sampler_options"] for c in clips} == {'{"variance":"fixed_large"}'}
+    a = sf.read(list(clips)[0].path, dtype="float32")[0]
+    b = sf.read(list(load_clipset(tmp_path / "small"))[0].path, dtype="float32")[0]
+    assert np.abs(a - b).max() > 1e-4
+    latents = np.load(tmp_path / "large" / "latents.npy")
+    assert latents.shape == (2, 32, 8) and latents.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["variance=huge"], "sampler 'ddpm': option variance='huge' must be one of fixed_small, fixed_large"),
+        (["eta=0.5"], "sampler 'ddpm' has no option 'eta'; its options: variance"),
+        (["variance"], "--sampler-option takes KEY=VALUE (e.g. eta=0.5), got 'variance'"),
+    ],
+)
+def test_bad_sampler_options_are_one_line_errors(tmp_path, capsys, options, message):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("rain\n")
+    argv = ["generate", "--model", "tiny", "--prompts", str(prompts), "--sampler", "ddpm", "--seconds", "0.25",
+            "--out", str(tmp_path / "o")]  # fmt: skip
+    for option in options:
+        argv += ["--sampler-option", option]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"t2mbench generate: error: {message}"
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,1 @@
+"""`t2mbench reproduce`: published paper tables next to what runs here (spec files in ``specs/``)."""

@@ -1,0 +1,98 @@
+"""The DDIM table's rows pinned to their definitions (Song et al. 2021, eq. 16 and the σ̂ row):
+σ_t(η) = η·√((1 − ᾱ_{t'})/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_{t'}) for ``ddim(eta=η)``; σ̂_t = √(1 − ᾱ_t/ᾱ_{t'})
+(DDPM's larger variance β_t) for ``ddpm(variance="fixed_large")``; the posterior variance (η = 1) for
+``ddpm(variance="fixed_small")``. Checked three ways: the step's injected noise against the closed forms,
+η = 1 against DDPM's posterior variance trajectory for trajectory, and diffusers' own variances."""
+
+import math
+
+import pytest
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler
+
+from t2mbench.reference_models.samplers import alpha_bar, beta_schedule, ddim, ddpm, timesteps
+from t2mbench.reference_models.samplers.schedules import v_alpha_bar
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:diffusers")
+
+SHAPE = (4, 8, 64)
+T1, T2 = 899, 0  # one step t -> t' = 0, then the last step from t = 0 (the paper's tau ends at t = 0)
+
+
+def zero_eps(x, t):
+    """ε ≡ 0: x0 = x/√ᾱ_t, so the step lands on √ᾱ_{t'}·x0 plus exactly the injected noise σ·z."""
+    return torch.zeros_like(x)
+
+
+def injected_std(sampler, ab, **options):
+    """σ of the first step, read back from the output: x_final = x0 + σ·z/√ᾱ_{t'} with z the sampler's first draw."""
+    x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    out = sampler(zero_eps, x, ab, torch.tensor([T1, T2]), generator=torch.Generator().manual_seed(9), **options)
+    z = torch.randn(SHAPE, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    x0 = x / math.sqrt(ab[T1])
+    ratio = (out - x0) * math.sqrt(ab[T2]) / z
+    assert torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio), atol=1e-9)  # one σ for every element
+    return float(ratio.flatten()[0])
+
+
+def closed_forms(ab):
+    a_t, a_p = float(ab[T1]), float(ab[T2])
+    sigma_hat = math.sqrt(1 - a_t / a_p)
+    return {eta: eta * math.sqrt((1 - a_p) / (1 - a_t)) * sigma_hat for eta in (0.0, 0.2, 0.5, 1.0)}, sigma_hat
+
+
+@pytest.mark.parametrize("name", ["tiny cosine (v_alpha_bar)", "linear (DDPM, CIFAR10)"])
+def test_injected_noise_equals_the_closed_forms(name):
+    ab = v_alpha_bar(1000) if name.startswith("tiny") else alpha_bar(beta_schedule("linear", 1000, 1e-4, 0.02))
+    ab = ab.to(torch.float64)
+    sigma_eta, sigma_hat = closed_forms(ab)
+    for eta, expected in sigma_eta.items():
+        assert injected_std(ddim, ab, eta=eta) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert injected_std(ddpm, ab, variance="fixed_large") == pytest.approx(sigma_hat, rel=1e-9)
+    assert injected_std(ddpm, ab, variance="fixed_small") == pytest.approx(sigma_eta[1.0], rel=1e-9)
+    # σ̂ is the larger: by √((1 − ᾱ_t)/(1 − ᾱ_{t'})), which is huge when t' = 0 (ᾱ_0 ≈ 1)
+    assert sigma_hat / sigma_eta[1.0] == pytest.approx(math.sqrt((1 - ab[T1]) / (1 - ab[T2])), rel=1e-9)
+    assert sigma_hat > 10 * sigma_eta[1.0]
+
+
+def test_eta_one_is_ddpm_with_the_posterior_variance():
+    """Same model, noise and generator on the tiny model's trailing grid: ddim(η=1) and ddpm(fixed_small) are one
+    sampler (both draw once per step, the last one included, since the trailing grid ends at t = 99 > 0);
+    ddpm(fixed_large) is not."""
+    ab = v_alpha_bar(1000).to(torch.float64)
+    ts = timesteps("trailing", 10, 1000)
+
+    def model(x, t):
+        return torch.tanh(x) * 0.3 + 0.01 * t[:, None, None].to(x.dtype) / 1000
+
+    x = torch.randn(SHAPE, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    def g():
+        return torch.Generator().manual_seed(5)
+
+    run = {"eta1": ddim(model, x, ab, ts, eta=1.0, generator=g()),
+           "small": ddpm(model, x, ab, ts, variance="fixed_small", generator=g()),
+           "large": ddpm(model, x, ab, ts, variance="fixed_large", generator=g())}  # fmt: skip
+    assert torch.allclose(run["eta1"], run["small"], atol=1e-9)
+    assert (run["large"] - run["small"]).abs().max() > 0.05
+    # the last step of the trailing grid (t = 99 -> clean) injects √(1 − ᾱ_99) under σ̂ and nothing under η = 1
+    assert math.sqrt(1 - ab[99]) == pytest.approx(0.1564, abs=1e-4)
+
+
+def test_diffusers_variances_are_the_table_rows():
+    """diffusers' DDPM fixed_large / fixed_small and DDIM's σ² (times η²) are the closed forms on the strided grid."""
+    kw = {"num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02}
+    ab = alpha_bar(beta_schedule("linear", 1000, 1e-4, 0.02)).to(torch.float64)
+    t, prev = 900, 800
+    a_t, a_p = float(ab[t]), float(ab[prev])
+    large = DDPMScheduler(variance_type="fixed_large", **kw)
+    small = DDPMScheduler(variance_type="fixed_small", **kw)
+    for s in (large, small):
+        s.set_timesteps(10)  # leading: 900, 800, ..., 0 (the paper's tau)
+    assert list(large.timesteps[:2]) == [900, 800] and int(large.timesteps[-1]) == 0
+    assert float(large._get_variance(t, prev)) == pytest.approx(1 - a_t / a_p, rel=1e-5)
+    assert float(small._get_variance(t, prev)) == pytest.approx((1 - a_p) / (1 - a_t) * (1 - a_t / a_p), rel=1e-5)
+    ddim_s = DDIMScheduler(**kw)
+    ddim_s.set_timesteps(10)
+    for eta in (0.2, 0.5, 1.0):
+        expected = eta * math.sqrt((1 - a_p) / (1 - a_t)) * math.sqrt(1 - a_t / a_p)
+        assert eta * math.sqrt(float(ddim_s._get_variance(t, prev))) == pytest.approx(expected, rel=1e-5)

@@ -214,7 +214,8 @@ def test_sampler_options_are_checked_and_recorded(tmp_path, checkpoint):
     prompts = tmp_path / "p.txt"
     prompts.write_text("a calm piano\nfast drums\n")
     base = ["generate", "--model", "tiny", "--checkpoint", str(checkpoint), "--prompts", str(prompts),
-            "--sampler", "ddpm", "--steps", "3", "--seconds", "0.25", "--seed", "1", "--batch", "2", "--no-verify"]  # fmt: skip
+            "--sampler", "ddpm", "--steps", "3", "--seconds", "0.25", "--seed", "1", "--batch", "2",
+            "--no-verify"]  # fmt: skip
     assert main([*base, "--out", str(tmp_path / "large"), "--sampler-option", "variance=fixed_large"]) == 0
     assert main([*base, "--out", str(tmp_path / "small")]) == 0
     large = json.loads((tmp_path / "large" / "generation.json").read_text())

@@ -45,6 +45,7 @@ frames, with SAM's preprocessing (:mod:`t2mbench.metrics.embedding_metric`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -565,6 +566,7 @@ class FrechetMetric(EmbeddingMetric):
         self.generated, self.reference = StatsAccumulator(), StatsAccumulator()
         self.clip_ids: set[str] = set()
         self.clip_frames: dict[str, np.ndarray] = {}
+        self._last_reference: GaussianStats | None = None
 
     def settings(self) -> dict[str, Any]:
         return {**self.protocol.settings(), "method": self.method, "ci_resamples": self.ci_resamples,
@@ -633,7 +635,23 @@ class FrechetMetric(EmbeddingMetric):
                           steps=self.fad_inf_steps, seed=self.seed, method=self.method)
             result.extra.update({"fad_inf": inf.score, "fad_inf_slope": inf.slope, "fad_inf_r2": inf.r2})
         result.extra.update({"generated_frames": float(gen.n), "reference_frames": float(ref.n)})
+        self._last_reference = ref
         return result
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """After :meth:`compute`, when the clips' frames were kept (CI, per-song or FAD-∞ on): the
+        generated frames per clip and the reference statistics, so that two runs can be compared
+        on the same prompts (:func:`fd_difference_interval`): ``clip_ids`` [C], ``frames``
+        [ΣF_i, D] float32, ``offsets`` [C + 1] (clip i is ``frames[offsets[i]:offsets[i+1]]``),
+        ``reference_mu`` [D], ``reference_sigma`` [D, D]. Read back with :func:`read_frames`."""
+        ref = self._last_reference
+        if ref is None or not self.clip_frames:
+            return {}
+        ids = sorted(self.clip_frames)
+        frames = [self.clip_frames[i] for i in ids]
+        return {"clip_ids": np.asarray(ids, dtype=str), "frames": np.concatenate(frames).astype(np.float32),
+                "offsets": np.cumsum([0] + [len(f) for f in frames]).astype(np.int64),
+                "reference_mu": ref.mu, "reference_sigma": ref.sigma}
 
     def _stats(self, acc: StatsAccumulator, side: str) -> GaussianStats:
         if acc.n < 2:
@@ -641,6 +659,15 @@ class FrechetMetric(EmbeddingMetric):
                 f"{self.name}: the {side} set gave {acc.n} embedding frames; a covariance needs at least 2"
             )
         return acc.stats()
+
+
+def read_frames(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], GaussianStats]:
+    """The per-clip frames and reference statistics that :meth:`FrechetMetric.arrays` saved."""
+    with np.load(path) as data:
+        ids, frames, offsets = data["clip_ids"], data["frames"], data["offsets"]
+        reference = GaussianStats(np.asarray(data["reference_mu"], dtype=np.float64),
+                                  np.asarray(data["reference_sigma"], dtype=np.float64), n=0)
+    return {str(c): frames[offsets[i]:offsets[i + 1]] for i, c in enumerate(ids)}, reference
 
 
 def _load_stats(path: str) -> GaussianStats:

@@ -24,7 +24,7 @@ alpha 0.05 apply, family-wise over all metrics (Holm). The Markdown report goes 
 examples:
   t2mbench gate --baseline runs/main/cells/ddim-50-9c1e0a7d2b11 --current runs/pr/cells/ddim-50-9c1e0a7d2b11
   t2mbench gate --baseline runs/main --current runs/pr --rules gate.toml --markdown gate.md --json gate.json
-  t2mbench gate calibrate --pool runs/demo --out calibration.json
+  t2mbench gate calibrate --pool runs/gate-pool --build --latency --out calibration.json
 """
 
 
@@ -45,9 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--markdown", metavar="PATH", help="also write the Markdown report here")
     parser.add_argument("--json", metavar="PATH", help="write the JSON report here")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation draws")
-    parser.add_argument("--pool", metavar="DIR", help="calibrate: sweep folder of the tiny model (per-clip scores)")
+    parser.add_argument("--pool", metavar="DIR", help="calibrate: the pool folder (seed<s>/ sweeps of the tiny model)")
+    parser.add_argument("--build", action="store_true", help="calibrate: generate and score the pool first (resumable)")
+    parser.add_argument("--seeds", default="1,1001,2001,3001", help="calibrate --build: generation seeds")
+    parser.add_argument("--clips", type=int, default=16, help="calibrate --build: prompts (the demo's default)")
+    parser.add_argument("--trials", type=int, default=200, help="calibrate: self-comparisons (false alarms)")
+    parser.add_argument("--power-trials", type=int, default=100, help="calibrate: trials per known regression")
+    parser.add_argument("--latency", action="store_true", help="calibrate: also run the latency trials")
+    parser.add_argument("--latency-trials", type=int, default=20, help="calibrate: latency trials of each kind")
     parser.add_argument("--out", metavar="PATH", help="calibrate: write the figures (JSON) here")
-    parser.add_argument("--trials", type=int, default=200, help="calibrate: self-comparisons / power trials")
     parser.set_defaults(func=run)
 
 

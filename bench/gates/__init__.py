@@ -9,7 +9,7 @@
 - :mod:`~t2mbench.bench.gates.calibrate`: measured false-alarm rate and power.
 """
 
-from t2mbench.bench.gates.quality import GateResult, MetricTest, gate
+from t2mbench.bench.gates.quality import GateResult, MetricTest, RunData, gate
 from t2mbench.bench.gates.rules import Rule, Rules, load_rules
 
-__all__ = ["GateResult", "MetricTest", "Rule", "Rules", "gate", "load_rules"]
+__all__ = ["GateResult", "MetricTest", "Rule", "Rules", "RunData", "gate", "load_rules"]

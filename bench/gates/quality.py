@@ -44,7 +44,7 @@ from t2mbench.bench.gates.stats import holm, sign_flip_p
 from t2mbench.core import results as results_schema
 from t2mbench.core.errors import ConfigError
 from t2mbench.metrics.bootstrap import MEAN_RESAMPLES, paired_difference_ci
-from t2mbench.metrics.frechet import FD_RESAMPLES, fd_difference_interval, read_frames
+from t2mbench.metrics.frechet import FD_RESAMPLES, GaussianStats, fd_difference_interval, read_frames
 
 CONFIG = ("model", "sampler", "sampler_options", "steps", "cfg")
 TABLES = ("results.parquet", "scores.parquet", "scores/scores.parquet", "results.csv", "scores.csv")
@@ -109,14 +109,28 @@ class GateResult:
 
 
 @dataclass
+class RunData:
+    """A run held in memory: its result table and, per set-level metric, the generated frames per
+    clip id with the reference statistics (what ``scores/arrays/<metric>.npz`` holds)."""
+
+    table: pd.DataFrame
+    frames: dict[str, tuple[dict[str, np.ndarray], GaussianStats]] = field(default_factory=dict)
+    label: str = "table"
+
+
+@dataclass
 class _Run:
     label: str
     table: pd.DataFrame
     root: Path | None
+    frames: dict[str, tuple[dict[str, np.ndarray], GaussianStats]] = field(default_factory=dict)
 
 
-def load_run(source: str | os.PathLike | pd.DataFrame, label: str | None = None) -> _Run:
-    """A run from a result table, a folder holding one, or a DataFrame (a ConfigError if none)."""
+def load_run(source: str | os.PathLike | pd.DataFrame | RunData, label: str | None = None) -> _Run:
+    """A run from a result table, a folder holding one, a DataFrame or :class:`RunData` (a
+    ConfigError if none)."""
+    if isinstance(source, RunData):
+        return _Run(label or source.label, results_schema.validate(source.table), None, dict(source.frames))
     if isinstance(source, pd.DataFrame):
         return _Run(label or "table", results_schema.validate(source), None)
     p = Path(source)
@@ -131,8 +145,8 @@ def load_run(source: str | os.PathLike | pd.DataFrame, label: str | None = None)
 
 
 def gate(
-    baseline: str | os.PathLike | pd.DataFrame,
-    current: str | os.PathLike | pd.DataFrame,
+    baseline: str | os.PathLike | pd.DataFrame | RunData,
+    current: str | os.PathLike | pd.DataFrame | RunData,
     rules: Rules | None = None,
     *,
     resamples: int = MEAN_RESAMPLES,
@@ -341,6 +355,8 @@ def _unpaired_test(metric, label, rule: Rule, row_b: pd.Series, row_c: pd.Series
 
 def _frames(run: _Run, cell: str, metric: str):
     """(clip frames, reference statistics) that the scoring engine saved for ``metric``, or None."""
+    if metric in run.frames:
+        return run.frames[metric]
     if run.root is None:
         return None
     for folder in (run.root / "cells" / cell / "scores", run.root / "scores", run.root):

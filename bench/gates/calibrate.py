@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from t2mbench.core import results as results_schema
 from t2mbench.core.errors import ConfigError
@@ -136,7 +137,9 @@ def _trial_run(pool, condition: str, seeds: np.ndarray, shift: dict[str, float] 
                          "value": values[cid] + (shift or {}).get(m, 0.0)})
         frames[cid] = c.frames[cid] if fd_shift is None else c.frames[cid] + fd_shift
     rows.append({**attrs, "metric": "fd_evaluator", "kind": "aggregate", "value": 0.0})
-    return RunData(results_schema.frame(rows), {"fd_evaluator": (frames, first.reference)}, condition)
+    columns = list(results_schema.COLUMNS)
+    table = pd.DataFrame([{**dict.fromkeys(columns), **r} for r in rows], columns=columns)
+    return RunData(table, {"fd_evaluator": (frames, first.reference)}, condition)
 
 
 def _pairs(rng: np.random.Generator, seeds: list[int], n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,8 @@ REPEAT = 3
 
 
 def interleaved_ratios(workloads: Mapping[str, Callable[[], object]], reference: Callable[[], object], *,
-                       rounds: int = ROUNDS, repeat: int = REPEAT, warmup: int = 1) -> dict[str, np.ndarray]:
+                       rounds: int = ROUNDS, repeat: int = REPEAT, warmup: int = 1,
+                       timer: Callable[[], float] = time.perf_counter) -> dict[str, np.ndarray]:
     """Per workload, ``rounds`` ratios t_workload / t_reference, each from the same round.
 
     The order within a round is rotated and reversed round by round (the reference included), so
@@ -51,9 +52,9 @@ def interleaved_ratios(workloads: Mapping[str, Callable[[], object]], reference:
         for name in this:
             best = float("inf")
             for _ in range(repeat):
-                t0 = time.perf_counter()
+                t0 = timer()
                 calls[name]()
-                best = min(best, time.perf_counter() - t0)
+                best = min(best, timer() - t0)
             seconds[name] = best
         for n in names:
             out[n][r] = seconds[n] / seconds["__reference__"]

@@ -110,8 +110,9 @@ class GateResult:
 
 @dataclass
 class RunData:
-    """A run held in memory: its result table and, per set-level metric, the generated frames per
-    clip id with the reference statistics (what ``scores/arrays/<metric>.npz`` holds)."""
+    """A run held in memory: its result table (the schema's columns; not validated again, for
+    speed) and, per set-level metric, the generated frames per clip id with the reference
+    statistics (what ``scores/arrays/<metric>.npz`` holds)."""
 
     table: pd.DataFrame
     frames: dict[str, tuple[dict[str, np.ndarray], GaussianStats]] = field(default_factory=dict)
@@ -129,8 +130,8 @@ class _Run:
 def load_run(source: str | os.PathLike | pd.DataFrame | RunData, label: str | None = None) -> _Run:
     """A run from a result table, a folder holding one, a DataFrame or :class:`RunData` (a
     ConfigError if none)."""
-    if isinstance(source, RunData):
-        return _Run(label or source.label, results_schema.validate(source.table), None, dict(source.frames))
+    if isinstance(source, RunData):  # built in memory (calibration trials): taken as it is, unvalidated
+        return _Run(label or source.label, source.table, None, dict(source.frames))
     if isinstance(source, pd.DataFrame):
         return _Run(label or "table", results_schema.validate(source), None)
     p = Path(source)

@@ -189,16 +189,24 @@ def _config(rows: pd.DataFrame) -> tuple:
     return tuple(None if pd.isna(first[c]) else first[c] for c in CONFIG)
 
 
-def _config_text(rows: pd.DataFrame) -> str:
+def _seeds_text(rows: pd.DataFrame) -> str:
+    seeds = sorted({int(s) for s in rows["seed"].dropna()})
+    if not seeds:
+        return "seed ?"
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]}–{seeds[-1]}"
+    return ("seed " if len(seeds) == 1 else "seeds ") + ",".join(map(str, seeds[:6])) + ("…" if len(seeds) > 6 else "")
+
+
+def _config_text(rows: pd.DataFrame, seeds: bool = True) -> str:
     model, sampler, options, steps, cfg = _config(rows)
     parts = [str(model or "?"), f"{sampler or '?'} {steps if steps is not None else '?'} steps"]
     if options and options != "{}":
         parts.append(str(options))
     if cfg is not None:
         parts.append(f"cfg {cfg:g}")
-    seeds = sorted({int(s) for s in rows["seed"].dropna()})
     if seeds:
-        parts.append("seed " + ",".join(map(str, seeds)))
+        parts.append(_seeds_text(rows))
     return ", ".join(parts)
 
 
@@ -208,7 +216,10 @@ def _match_cells(base: _Run, cur: _Run):
         raise ConfigError(f"{base.label if not cb else cur.label}: the result table is empty")
     if len(cb) == 1 and len(cc) == 1:
         (kb, rb), (kc, rc) = next(iter(cb.items())), next(iter(cc.items()))
-        label = _config_text(rb) if _config(rb) == _config(rc) else f"{_config_text(rb)} → {_config_text(rc)}"
+        if _config(rb) == _config(rc):
+            label = f"{_config_text(rb, seeds=False)}, {_seeds_text(rb)} → {_seeds_text(rc)}"
+        else:
+            label = f"{_config_text(rb)} → {_config_text(rc)}"
         return [(label, (kb, rb), (kc, rc))], []
     by_config: list[dict] = []
     for run, cells in ((base, cb), (cur, cc)):
@@ -223,7 +234,8 @@ def _match_cells(base: _Run, cur: _Run):
     common = [c for c in by_config[0] if c in by_config[1]]
     if not common:
         raise ConfigError("the runs have no cell configuration in common; give one cell folder on each side")
-    pairs = [(_config_text(by_config[0][c][1]), by_config[0][c], by_config[1][c]) for c in common]
+    pairs = [(f"{_config_text(by_config[0][c][1], seeds=False)}, {_seeds_text(by_config[0][c][1])} → "
+              f"{_seeds_text(by_config[1][c][1])}", by_config[0][c], by_config[1][c]) for c in common]
     missing = [_config_text(r) for i in (0, 1) for c, (_, r) in by_config[i].items() if c not in by_config[1 - i]]
     return pairs, missing
 

@@ -40,6 +40,7 @@ def test_a_shift_beyond_noise_fails_and_the_numbers_are_the_paired_ones():
     assert t.difference == pytest.approx(np.mean(cur - base)) and t.ci_low > 0.25
     assert t.p == pytest.approx(1 / 10001)  # no sign vector out of 10,000 reaches the observed mean
     assert t.note == "paired by clip id (seeds differ)" and result.exit_code == 1
+    assert t.cell == "tiny, ddim 50 steps, cfg 3, seed 1 → seed 2"
     assert "**REGRESSION** (1 of 1 metric tests)" in result.markdown()
 
 

@@ -51,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--clips", type=int, default=16, help="calibrate --build: prompts (the demo's default)")
     parser.add_argument("--trials", type=int, default=200, help="calibrate: self-comparisons (false alarms)")
     parser.add_argument("--power-trials", type=int, default=100, help="calibrate: trials per known regression")
+    parser.add_argument("--grid", default="0.5,1,1.5,2,3", help="calibrate: shifts k (in sd) for the 80%% search")
+    parser.add_argument("--grid-trials", type=int, default=20, help="calibrate: trials per shift")
     parser.add_argument("--latency", action="store_true", help="calibrate: also run the latency trials")
     parser.add_argument("--latency-trials", type=int, default=20, help="calibrate: latency trials of each kind")
     parser.add_argument("--out", metavar="PATH", help="calibrate: write the figures (JSON) here")

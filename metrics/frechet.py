@@ -395,11 +395,12 @@ def fd_interval(
     closed form, R = 30 subsamples, nominal 95 %): FD_BC ± t·se covers 95.25 % at n = 100 (400
     intervals) and 94.33 % at n = 1,000 (300 intervals); the reported interval, widened to the
     estimate, covers 97.50 % and 94.33 % (the widening adds only coverage: at n = 100 the
-    estimate sits above FD_BC + t·se in about half the draws). The old percentile bootstrap covered 0 % at
-    n = 100. Limits: the 1/n model is the leading term only. With a flat spectrum and n ≲ D (e.g.
-    λ_k ∝ k^-0.7, n = 100, D = 128) the plug-in bias is ~20 standard errors, the residual after
-    the correction ~1.3, and coverage falls to ~90 %: use more clips, or compare systems with
-    :func:`fd_difference_interval`, where most of the bias cancels.
+    estimate sits above FD_BC + t·se in about half the draws). Limits: the 1/n model is the
+    leading term only. With a flat spectrum and n < D (λ_k ∝ k^-0.7, n = 100, D = 128; an
+    exploratory run of 100 draws) the plug-in bias is ~20 standard errors and the residual after
+    the correction ~1.25, which leaves a normal interval well short of nominal (~76 % in theory):
+    use more clips, or compare systems with :func:`fd_difference_interval`, where much of the
+    bias cancels.
     """
     subsets = _FdSubsets(clips, reference)
     return subsets.interval(lambda idx: subsets.fd(idx), resamples=resamples, confidence=confidence, seed=seed)

@@ -53,10 +53,10 @@ def run_demo(out: str | Path, settings: DemoSettings = DemoSettings(), *, progre
     """Run the main job into ``out``; returns the report it also writes to ``out/table.md``."""
     out = Path(out)
     t0 = time.perf_counter()
-    build_corpus(out / "corpus", settings.clips, settings.seconds, settings.seed, split="test", progress=progress)
-    t_corpus = time.perf_counter() - t0
     cells = grid(MODEL, settings.samplers, settings.steps, cfg=settings.cfg_scale, seed=settings.seed,
                  clips=settings.clips, seconds=settings.seconds, batch_size=settings.batch_size)  # fmt: skip
+    build_corpus(out / "corpus", settings.clips, settings.seconds, settings.seed, split="test", progress=progress)
+    t_corpus = time.perf_counter() - t0
     scoring = Scoring(prompts=str(out / "corpus"), metrics=METRICS)
     table = run_sweep(cells, scoring, out, progress=progress)
     plot_sweep(table, out / "sweep.png")

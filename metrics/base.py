@@ -118,6 +118,12 @@ class Metric(ABC):
         """Name → sha256 of every weight file the metric's numbers depend on."""
         return {}
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Arrays the engine saves beside the scores after :meth:`compute` (``scores/arrays/<name>.npz``),
+        e.g. the per-clip embedding frames that a later paired comparison of a set-level metric
+        needs (:mod:`t2mbench.bench.gates`); none by default."""
+        return {}
+
     @abstractmethod
     def feed(self, item: ScoringItem) -> None:
         """Accumulate one clip id from the engine."""

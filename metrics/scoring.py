@@ -16,6 +16,9 @@ Results (``out_dir``):
   ``stft.sc``, …) and scalar extras (``fd_openl3.fad_inf``) are rows of their own.
 - ``summary.json``: per metric its value, CI, protocol version, settings, weights sha256 and
   warnings; cache counts; timings (decode and resample shares).
+- ``arrays/<metric>.npz``: what a metric hands over in :meth:`~t2mbench.metrics.base.Metric.arrays`
+  (FD: every generated clip's embedding frames and the reference statistics, for a paired
+  comparison of two runs).
 - ``provenance.json``: :func:`t2mbench.core.provenance.collect` with the input manifests' hashes,
   the embedders' weights and the bootstrap seed.
 
@@ -35,12 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from t2mbench.core import provenance
 from t2mbench.core import results as results_schema
 from t2mbench.core.errors import ConfigError, T2MBenchError
-from t2mbench.core.files import staged_outputs, write_json
+from t2mbench.core.files import atomic_path, staged_outputs, write_json
 from t2mbench.core.manifest import ClipRecord, ClipSet, load_clipset, match_ids
 from t2mbench.core.progress import progress_bar
 from t2mbench.metrics.base import Metric, MetricError, MetricResult, ScoringItem
@@ -49,6 +53,7 @@ from t2mbench.metrics.clip_audio import AudioTimer, ClipAudio
 from t2mbench.metrics.registry import get_metric
 
 SCORES = "scores"  # scores.parquet / scores.csv
+ARRAYS = "arrays"  # arrays/<metric>.npz
 # what a generated manifest's clip attributes say about the run (t2mbench.bench.generation writes them)
 TEXT_ATTRIBUTES = ("model", "sampler", "sampler_options")
 NUMBER_ATTRIBUTES = ("steps", "cfg", "seed")
@@ -287,6 +292,12 @@ def _write_set(out: Path, table: pd.DataFrame, summary: dict, gen: ClipSet, ref:
                seed: int) -> None:  # fmt: skip
     results_schema.write(table, out, SCORES)
     write_json(out / "summary.json", summary)
+    for m in built:
+        arrays = m.arrays()
+        if arrays:
+            (out / ARRAYS).mkdir(exist_ok=True)
+            with atomic_path(out / ARRAYS / f"{m.name}.npz") as tmp, open(tmp, "wb") as f:
+                np.savez(f, **arrays)
     inputs = {name: s.source for name, s in (("generated_manifest", gen), ("reference_manifest", ref))
               if s is not None and Path(s.source).is_file()}
     weights = {k: v for m in built for k, v in m.weights().items()}

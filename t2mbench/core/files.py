@@ -92,8 +92,11 @@ def finish_staged(out: Path) -> None:
         return
     if (staging / STAGED).is_file():
         for item in sorted(staging.iterdir()):
-            if item.name != STAGED:
-                os.replace(item, out / item.name)
+            if item.name == STAGED:
+                continue
+            if item.is_dir() and (out / item.name).is_dir():  # a folder of the set replaces the old one whole
+                shutil.rmtree(out / item.name)
+            os.replace(item, out / item.name)
     shutil.rmtree(staging, ignore_errors=True)
 
 

@@ -2,9 +2,17 @@
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from t2mbench.metrics.bootstrap import mean_ci, paired_difference_ci
-from t2mbench.metrics.frechet import embedding_stats, fd_ci, fd_difference_ci, frechet_distance_from_stats
+from t2mbench.metrics.frechet import (
+    embedding_stats,
+    fd_ci,
+    fd_difference_ci,
+    fd_difference_interval,
+    fd_interval,
+    frechet_distance_from_stats,
+)
 
 
 def test_mean_ci_is_reproducible_and_seed_dependent():
@@ -40,19 +48,28 @@ def test_paired_difference_uses_the_same_prompts_for_both_systems():
         paired_difference_ci([1, 2, 3], [1, 2])
 
 
-def test_fd_ci_replicates_are_fd_of_resampled_clips():
+def test_fd_interval_is_bias_corrected_half_sampling():
     rng = np.random.default_rng(5)
     clips = [rng.normal(i * 0.05, 1.0, size=(10, 4)) for i in range(20)]
     ref = embedding_stats(rng.normal(size=(300, 4)))
-    low, high = fd_ci(clips, ref, resamples=40, seed=9)
+    fd = lambda idx: frechet_distance_from_stats(embedding_stats(np.concatenate([clips[i] for i in idx])), ref)  # noqa: E731
     draws = np.random.default_rng(9)
-    reps = []
-    for _ in range(40):
-        idx = draws.integers(0, 20, 20)
-        reps.append(frechet_distance_from_stats(embedding_stats(np.concatenate([clips[i] for i in idx])), ref))
-    assert (low, high) == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])), rel=1e-9)
-    point = frechet_distance_from_stats(embedding_stats(np.concatenate(clips)), ref)
-    assert low < point < high
+    reps = np.array([fd(draws.choice(20, 10, replace=False)) for _ in range(40)])  # half the clips, no repeats
+    point = fd(range(20))
+    corrected = (20 * point - 10 * reps.mean()) / 10  # Richardson step on the 1/n bias
+    half = scipy.stats.t.ppf(0.975, 39) * reps.std(ddof=1)  # sqrt(m / (n - m)) = 1
+    iv = fd_interval(clips, ref, resamples=40, seed=9)
+    assert iv.replicates == pytest.approx(reps, rel=1e-8)
+    assert (iv.estimate, iv.corrected, iv.half_width) == pytest.approx((point, corrected, half), rel=1e-8)
+    assert (iv.low, iv.high) == pytest.approx((min(corrected - half, point), max(corrected + half, point)), rel=1e-8)
+    assert fd_ci(clips, ref, resamples=40, seed=9) == (iv.low, iv.high)
+    assert iv.low <= point <= iv.high
+
+
+def test_fd_interval_is_nan_below_four_clips():
+    rng = np.random.default_rng(1)
+    iv = fd_interval([rng.normal(size=(5, 3)) for _ in range(3)], embedding_stats(rng.normal(size=(50, 3))))
+    assert iv.m == 1 and np.isnan(iv.low) and np.isnan(iv.high) and np.isfinite(iv.estimate)
 
 
 def test_fd_difference_ci_is_paired_by_prompt():
@@ -64,6 +81,12 @@ def test_fd_difference_ci_is_paired_by_prompt():
     fd = lambda s: frechet_distance_from_stats(embedding_stats(np.concatenate(list(s.values()))), ref)  # noqa: E731
     assert diff == pytest.approx(fd(a) - fd(b), rel=1e-9)
     assert 0 < low < high
+    iv = fd_difference_interval(a, b, ref, resamples=50)
+    sub = lambda s, idx: {k: s[k] for k in np.array(sorted(s))[idx]}  # noqa: E731
+    draws = np.random.default_rng(0)
+    reps = [fd(sub(a, i)) - fd(sub(b, i)) for i in (draws.choice(25, 12, replace=False) for _ in range(50))]
+    assert iv.replicates == pytest.approx(reps, rel=1e-8)  # the same prompts for both systems in every draw
+    assert iv.corrected == pytest.approx((25 * iv.estimate - 12 * np.mean(reps)) / 13, rel=1e-8)
     with pytest.raises(ValueError, match="paired FD comparison needs the same prompt ids in both systems"):
         fd_difference_ci(a, {"x": a["p0"]}, ref)
 

@@ -23,6 +23,7 @@ from t2mbench.metrics.frechet import (
     frechet_distance,
     frechet_distance_from_stats,
     per_song_fd,
+    read_frames,
 )
 from t2mbench.metrics.kl import kl_divergence
 from t2mbench.metrics.registry import CLAP, FD_OPENL3, KL_PASST, get_metric
@@ -199,3 +200,21 @@ def test_evaluator_names_are_the_same_protocols_on_the_shipped_evaluator(tmp_pat
     assert fd.compute().value == pytest.approx(expected_fd, rel=1e-6)
     expected_kl = kl_divergence(np.array(logits["g"]), np.array(logits["r"])).mean()
     assert kl.compute().value == pytest.approx(expected_kl, rel=1e-6)
+
+
+def test_fd_arrays_round_trip_the_clip_frames_and_reference(tmp_path):
+    m = get_metric("fd_openl3", embedder=StandInEmbedder("frames"), ci_resamples=10)
+    assert m.arrays() == {}  # nothing before compute
+    rng = np.random.default_rng(0)
+    clips = {f"c{i}": rng.normal(size=(3 + i, 4)).astype(np.float32) for i in range(6)}
+    for cid, f in clips.items():
+        m.update(f, clip_id=cid)
+    reference = rng.normal(size=(50, 4))
+    m.update(reference, side="reference")
+    r = m.compute()
+    np.savez(tmp_path / "fd.npz", **m.arrays())
+    frames, ref = read_frames(tmp_path / "fd.npz")
+    assert list(frames) == sorted(clips) and all((frames[k] == clips[k]).all() for k in clips)
+    assert ref.mu == pytest.approx(reference.mean(axis=0)) and ref.sigma == pytest.approx(np.cov(reference.T))
+    assert {"fd_bias_corrected", "fd_ci_se"} <= set(r.extra) and r.ci_low <= r.value <= r.ci_high
+    assert m.settings()["ci_method"].startswith("half-sampling")

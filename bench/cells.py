@@ -216,14 +216,10 @@ def generation_rows(cell: Cell, generation: Mapping[str, Any]) -> pd.DataFrame:
     """The ``kind == "generation"`` rows of a cell from its ``generation.json``: NFE, seconds per
     clip (total and per stage) and the real-time factor (generation seconds / audio seconds)."""
     per_clip = {k: v / cell.clips for k, v in generation["timings_seconds"].items()}
-    values = {
-        "nfe": generation["nfe"],
-        "seconds_per_clip": per_clip["total"],
-        "text_encoding_seconds": per_clip["text_encoding"],
-        "denoising_seconds": per_clip["denoising"],
-        "decoding_seconds": per_clip["decoding"],
-        "real_time_factor": generation["real_time_factor"],
-    }
+    values = dict(zip(results.GENERATION_METRICS, (
+        generation["nfe"], per_clip["total"], per_clip["text_encoding"], per_clip["denoising"], per_clip["decoding"],
+        generation["real_time_factor"],
+    ), strict=True))  # fmt: skip
     base = {
         "run_id": cell.key, "cell": cell.key, "system": f"{cell.model} {cell.sampler}-{cell.steps}",
         "model": cell.model, "sampler": cell.sampler,

@@ -56,6 +56,10 @@ COLUMNS: dict[str, str] = {
 KEY = ("run_id", "cell", "clip_id", "metric", "kind")
 KINDS = ("clip", "aggregate", "generation")
 REQUIRED = ("run_id", "metric", "kind")
+# the metrics of the kind == "generation" rows (t2mbench.bench.cells.generation_rows)
+GENERATION_METRICS = (
+    "nfe", "seconds_per_clip", "text_encoding_seconds", "denoising_seconds", "decoding_seconds", "real_time_factor",
+)  # fmt: skip
 # the scoring table before the schema (version 0): these columns, run attributes as text
 V0_COLUMNS = ("run_id", "system", "sampler", "steps", "cfg", "seed", "clip_id", "metric", "kind", "value", "ci_low",
               "ci_high")  # fmt: skip

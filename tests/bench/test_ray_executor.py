@@ -53,7 +53,7 @@ def test_a_2x2_sweep_on_local_ray_equals_the_local_executor(rendered_corpus, tmp
         ray.shutdown()
     on_ray = results.read(tmp_path / "ray" / "results.parquet")
     assert len(nodes) == 1
-    assert untimed(on_ray).equals(untimed(local)) and len(untimed(local)) == 4 * 10
+    assert untimed(on_ray).equals(untimed(local)) and len(untimed(local)) == 4 * 12
     assert list(on_ray.cell.unique()) == [c.key for c in cells]
     assert (on_ray[on_ray.metric == "seconds_per_clip"].value > 0).all()
 

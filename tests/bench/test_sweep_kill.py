@@ -87,7 +87,7 @@ def test_a_sweep_killed_anywhere_resumes_to_the_uninterrupted_table(rendered_cor
     spec.with_name("clean.toml").write_text(SPEC.format(out=tmp_path / "clean", prompts=prompts))
     assert main(["sweep", str(spec.with_name("clean.toml")), "--no-progress"]) == 0
     clean = results.read(tmp_path / "clean" / "results.parquet")
-    assert untimed(table).equals(untimed(clean)) and len(table) == len(clean) == 30
+    assert untimed(table).equals(untimed(clean)) and len(table) == len(clean) == 34
     assert not table.duplicated(list(results.KEY)).any()
     assert table[table.cell == first.key].reset_index(drop=True).equals(first_part)  # kept, not re-run
     assert sorted(p.name for p in store.parts.iterdir()) == sorted([f"{first.key}.parquet", f"{second.key}.parquet"])

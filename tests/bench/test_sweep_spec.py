@@ -138,8 +138,9 @@ def test_a_spec_sweep_equals_run_sweep_on_the_same_cells(spec_run, prompts, tmp_
     assert list(spec.cells) == cells
     direct = run_sweep(cells, Scoring(str(prompts), METRICS), tmp_path, progress=False)
     assert untimed(table).equals(untimed(direct))
-    # per cell: 3 aggregates, FD's 2 frame counts, 2 clips x (kl, clap), nfe; and 5 measured-seconds rows
-    assert len(untimed(table)) == 2 * 10 and len(table) == 2 * 15
+    # per cell: 3 aggregates, FD's 2 frame counts, its bias-corrected value and the CI's se, 2 clips x (kl,
+    # clap), nfe; and 5 measured-seconds rows
+    assert len(untimed(table)) == 2 * 12 and len(table) == 2 * 17
     assert list(table.cell.unique()) == [c.key for c in cells]
     store = ResultStore(root / "out")
     assert sorted(p.name for p in store.parts.iterdir()) == sorted(f"{c.key}.parquet" for c in cells)
@@ -155,7 +156,7 @@ def test_resume_is_the_default_and_fresh_runs_again(spec_run, capsys, monkeypatc
     assert main(["sweep", str(root / "spec.toml"), "--no-progress"]) == 0
     assert main(["sweep", str(root / "spec.toml"), "--no-progress", "--resume"]) == 0
     out = root / "out"
-    assert capsys.readouterr().out == f"2 cells, 30 rows: {out}/results.parquet and {out}/results.csv\n" * 2
+    assert capsys.readouterr().out == f"2 cells, 34 rows: {out}/results.parquet and {out}/results.csv\n" * 2
     assert results.read(root / "out" / "results.parquet").equals(before)  # timings too: nothing re-ran
     monkeypatch.undo()
     assert main(["sweep", str(root / "spec.toml"), "--no-progress", "--fresh"]) == 0

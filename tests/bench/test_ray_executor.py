@@ -2,6 +2,7 @@
 equals the local executor's table value for value (measured seconds aside), same seeds."""
 
 import pytest
+from support.result_rows import untimed
 
 from t2mbench.bench.cells import Scoring
 from t2mbench.bench.corpus.splits import split_clips
@@ -12,10 +13,6 @@ from t2mbench.core.errors import ConfigError
 from t2mbench.core.manifest import write_manifest
 
 ray = pytest.importorskip("ray", reason="the ray extra (tox installs it: extras = test, ray)")
-
-
-def untimed(t):
-    return t[(t.kind != "generation") | (t.metric == "nfe")].reset_index(drop=True)
 
 
 SPEC = """

@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+from support.result_rows import untimed
 
 from t2mbench.bench.cells import Cell, Scoring, cell_dir, run_cell
 from t2mbench.bench.corpus.splits import split_clips
@@ -163,8 +164,6 @@ def test_an_executor_plugin_runs_cells_in_other_processes_with_the_same_rows(swe
     assert set(executors.executors()) == {"local", "ray", "subprocess"}
     other = run_sweep(cells, scoring, tmp_path, executor="subprocess", progress=False)
 
-    def untimed(t):  # every row but the measured seconds (which differ run to run)
-        return t[(t.kind != "generation") | (t.metric == "nfe")].reset_index(drop=True)
 
     assert untimed(other).equals(untimed(table)) and len(untimed(table)) == 8  # 2 cells: aggregate, 2 clips, nfe
     assert (other.metric == "seconds_per_clip").sum() == 2

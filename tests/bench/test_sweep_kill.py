@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from support.result_rows import untimed
 
 from t2mbench.bench.corpus.splits import split_clips
 from t2mbench.bench.store import ResultStore
@@ -33,10 +34,6 @@ batch_size = 2
 prompts = "{prompts}"
 metrics = ["fd_evaluator", "kl_evaluator", "clap_evaluator"]
 """
-
-
-def untimed(t):
-    return t[(t.kind != "generation") | (t.metric == "nfe")].reset_index(drop=True)
 
 
 def sweep_killed_at(spec, point, tmp_path):

@@ -4,6 +4,7 @@ as a spec, and a small spec sweep equal to run_sweep on the same cells, value fo
 import re
 
 import pytest
+from support.result_rows import untimed
 
 from t2mbench.bench.cells import Scoring
 from t2mbench.bench.corpus.splits import split_clips
@@ -30,11 +31,6 @@ batch_size = 2
 prompts = "{prompts}"
 metrics = ["fd_evaluator", "kl_evaluator", "clap_evaluator"]
 """
-
-
-def untimed(t):
-    """Every row but the measured seconds (which differ run to run)."""
-    return t[(t.kind != "generation") | (t.metric == "nfe")].reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--build", action="store_true", help="calibrate: generate and score the pool first (resumable)")
     parser.add_argument("--seeds", default="1,1001,2001,3001", help="calibrate --build: generation seeds")
     parser.add_argument("--clips", type=int, default=16, help="calibrate --build: prompts (the demo's default)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="calibrate --build: seconds per clip")
     parser.add_argument("--trials", type=int, default=200, help="calibrate: self-comparisons (false alarms)")
     parser.add_argument("--power-trials", type=int, default=100, help="calibrate: trials per known regression")
     parser.add_argument("--grid", default="0.5,1,1.5,2,3", help="calibrate: shifts k (in sd) for the 80%% search")

@@ -259,7 +259,7 @@ def run_calibration(args) -> int:
     if args.pool:
         if args.build:
             seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-            build_pool(args.pool, seeds, clips=args.clips, progress=False)
+            build_pool(args.pool, seeds, clips=args.clips, seconds=args.seconds, progress=False)
         grid = tuple(float(k) for k in args.grid.split(",") if k.strip())
         figures = calibrate(args.pool, trials=args.trials, power_trials=args.power_trials, seed=args.seed, grid=grid,
                             grid_trials=args.grid_trials)

@@ -6,9 +6,9 @@ form between the two Gaussians. Spectrum λ_k ∝ k^-1.5 for the reference, the 
 covariance a random rotation of it with log-normal (σ = 0.3) jitter, mean shift N(0, 0.1²):
 true FD = 4.246. Nominal 95 %, R = 30 subsamples per interval. ~25 s per case on one core.
 
-Measured (these seeds), bias-corrected FD_BC ± t·se / reported (widened to the estimate):
-N = 100, 400 intervals: 0.9525 / 0.9750 (Monte Carlo SE 0.011); N = 1000, 300 intervals:
-0.9433 / 0.9433 (SE 0.013).
+Measured (these seeds), the reported interval FD_BC ± t·se: N = 100, 400 intervals: 0.9525
+(Monte Carlo SE 0.011); N = 1000, 300 intervals: 0.9433 (SE 0.013). The plug-in estimate lies
+above its interval in 37.5 % of the N = 100 draws (its 1/n bias) and in none at N = 1000.
 """
 
 import numpy as np
@@ -29,21 +29,20 @@ def _populations():
     return gen, ref
 
 
-@pytest.mark.parametrize("n, intervals, measured", [(100, 400, (0.9525, 0.975)), (1000, 300, (0.9433, 0.9433))])
+@pytest.mark.parametrize("n, intervals, measured", [(100, 400, 0.9525), (1000, 300, 0.9433)])
 def test_fd_interval_covers_the_true_fd_at_nominal_95(n, intervals, measured):
     gen, ref = _populations()
     true = frechet_distance_from_stats(gen, ref)
     assert true == pytest.approx(4.2463, abs=1e-4)
     chol = np.linalg.cholesky(gen.sigma)
     rng = np.random.default_rng(n)
-    corrected = reported = 0
+    covered = above = 0
     for i in range(intervals):
         x = gen.mu + rng.normal(size=(n, D)) @ chol.T
         iv = fd_interval(list(x[:, None, :]), ref, resamples=30, seed=i)
-        assert iv.low <= iv.estimate <= iv.high  # the value is always inside its own interval
-        low, high = iv.corrected_interval
-        corrected += low <= true <= high
-        reported += iv.low <= true <= iv.high
-    assert 0.93 <= corrected / intervals <= 0.97
-    assert 0.93 <= reported / intervals <= 0.975
-    assert (corrected / intervals, reported / intervals) == pytest.approx(measured, abs=1e-4)  # the documented figures
+        assert iv.low < iv.corrected < iv.high
+        covered += iv.low <= true <= iv.high
+        above += iv.estimate > iv.high
+    assert 0.93 <= covered / intervals <= 0.97
+    assert covered / intervals == pytest.approx(measured, abs=1e-4)  # the documented figure
+    print(f"n = {n}: coverage {covered / intervals:.4f}, plug-in above its interval {above / intervals:.4f}")

@@ -42,7 +42,7 @@ from t2mbench.core.errors import ConfigError
 from t2mbench.core.faults import pause_point
 from t2mbench.core.files import read_json, write_json
 from t2mbench.core.manifest import load_clipset
-from t2mbench.metrics.scoring import build_metrics, score
+from t2mbench.metrics.scoring import Shards, build_metrics, score
 from t2mbench.reference_models import generate, load_model
 from t2mbench.reference_models.model import LatentDiffusionModel
 
@@ -149,8 +149,12 @@ def cell_dir(out: str | os.PathLike, cell: Cell) -> Path:
 
 
 def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: str = "cpu",
-             progress: bool = True, on_stage: StageCallback | None = None) -> pd.DataFrame:  # fmt: skip
+             progress: bool = True, on_stage: StageCallback | None = None,
+             shards: Shards | None = None) -> pd.DataFrame:  # fmt: skip
     """Generate, time, score and write ``cell`` under ``out``; returns its rows (result schema).
+
+    ``shards``: score the clips on workers that keep their embedders loaded (the Ray executor's
+    scoring actors; :func:`t2mbench.metrics.scoring.score`); ``None``: in this process.
 
     ``on_stage(stage, info)`` reports where the cell is: ``("generating", {"cell", "step", "steps",
     "batch", "batches"})`` after every denoising step, ``("scoring", {"cell"})`` before scoring and
@@ -203,7 +207,7 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
     scored = score(
         folder, scoring.reference or scoring.prompts, scoring.metrics, folder / "scores",
         settings=scoring.settings, system=f"{cell.model} {cell.sampler}-{cell.steps}", run_id=cell.key,
-        cell=cell.key, progress=progress,
+        cell=cell.key, progress=progress, shards=shards,
     )  # fmt: skip
     table = results.concat([scored.table, generation_rows(cell, read_json(folder / RUN_FILE))])
     results.write(table, folder, RESULTS)

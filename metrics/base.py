@@ -136,6 +136,17 @@ class Metric(ABC):
     def reset(self) -> None:
         """Forget everything accumulated."""
 
+    def state(self) -> dict[str, Any]:
+        """What :meth:`feed` accumulated, as plain picklable data (no model), for another instance's
+        :meth:`merge_state`: a worker scores a shard of the clips and hands this back (sharded scoring,
+        :func:`t2mbench.metrics.scoring.score` with ``shards``)."""
+        raise MetricError(f"{self.name or type(self).__name__} keeps no mergeable state; it cannot be scored in shards")
+
+    def merge_state(self, state: dict[str, Any]) -> None:
+        """Fold in the :meth:`state` of an instance with the same settings that was fed other clip ids.
+        Merging the shards of a run in clip order gives what feeding all clips here would give."""
+        raise MetricError(f"{self.name or type(self).__name__} keeps no mergeable state; it cannot be scored in shards")
+
 
 def keyword_parameters(function: Callable[..., Any]) -> list[str]:
     """Names of the parameters of ``function`` that can be passed by keyword (``self`` excluded)."""
@@ -191,6 +202,17 @@ class ClipMeanMetric(Metric):
             self.values[k].append(v)
             self.total[k] += v
         self.count += 1
+
+    def state(self) -> dict[str, Any]:
+        return {"ids": list(self.ids), "values": {c: list(v) for c, v in self.values.items()},
+                "warnings": list(self.warnings)}
+
+    def merge_state(self, state: dict[str, Any]) -> None:
+        """Add the shard's clips in its order (so the totals are summed as one process sums them)."""
+        for i, clip_id in enumerate(state["ids"]):
+            self.add(clip_id, **{(c or "value"): state["values"][c][i] for c in self.components})
+        for message in state["warnings"]:
+            self.warn(message)
 
     def compute(self) -> MetricResult:
         if self.count == 0:

@@ -93,6 +93,11 @@ class EmbeddingCache:
     def counts(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "writes": self.writes, "corrupt": self.corrupt}
 
+    def add_counts(self, counts: dict[str, int]) -> None:
+        """Add what another process's cache on the same root counted (a scoring worker's shard)."""
+        for name, n in counts.items():
+            setattr(self, name, getattr(self, name) + int(n))
+
 
 def _decode(data: bytes) -> np.ndarray | None:
     head = len(MAGIC) + _DIGEST

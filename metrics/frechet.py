@@ -114,6 +114,22 @@ class StatsAccumulator:
         self._mean = self._mean + delta * (n_b / total)
         self.n = total
 
+    def merge(self, other: StatsAccumulator) -> None:
+        """Add the rows another accumulator saw (a shard of the frames): the same parallel formula as
+        :meth:`update`, so the merged statistics are those of all rows, not an average of shards."""
+        if other._mean is None:
+            return
+        if self._mean is None:
+            self._mean, self._scatter, self.n = other._mean.copy(), other._scatter.copy(), other.n
+            return
+        if other._mean.shape != self._mean.shape:
+            raise ValueError(f"embeddings have dimension {other._mean.shape[0]}, earlier ones {self._mean.shape[0]}")
+        total = self.n + other.n
+        delta = other._mean - self._mean
+        self._scatter = self._scatter + other._scatter + np.outer(delta, delta) * (self.n * other.n / total)
+        self._mean = self._mean + delta * (other.n / total)
+        self.n = total
+
     def stats(self) -> GaussianStats:
         """The statistics so far; needs at least two rows."""
         if self._mean is None or self.n < 2:
@@ -327,7 +343,8 @@ class FdInterval:
     """An FD (or FD-difference) interval by bias-corrected half-sampling (:func:`fd_interval`).
 
     ``estimate`` is the plug-in value on all clips, ``corrected`` the bias-corrected one, ``se`` its
-    standard error, ``low``/``high`` the interval ``corrected ± half_width`` for the population value, ``n`` the clips, ``m`` the clips per
+    standard error, ``low``/``high`` the interval ``corrected ± half_width`` for the population
+    value, ``n`` the clips, ``m`` the clips per
     subsample and ``replicates`` the subsample values [R].
     """
 
@@ -573,6 +590,21 @@ class FrechetMetric(EmbeddingMetric):
                 "fad_inf": self.fad_inf,
                 "fad_inf_min_n": self.fad_inf_min_n, "fad_inf_steps": self.fad_inf_steps,
                 "reference_stats": self.reference_stats, "statistics": "float64 mean, unbiased covariance over frames"}
+
+    def state(self) -> dict[str, Any]:
+        return {"generated": self.generated, "reference": self.reference, "clip_ids": sorted(self.clip_ids),
+                "clip_frames": self.clip_frames}
+
+    def merge_state(self, state: dict[str, Any]) -> None:
+        """Merge a shard's statistics (count, mean, scatter: exact, not an average of per-shard FDs) and its
+        clips' frames, which the interval, per-song FD and FAD-∞ read."""
+        twice = self.clip_ids & set(state["clip_ids"])
+        if twice:
+            raise MetricError(f"{self.name}: clip ids in two shards: {', '.join(sorted(twice)[:5])}")
+        self.generated.merge(state["generated"])
+        self.reference.merge(state["reference"])
+        self.clip_ids.update(state["clip_ids"])
+        self.clip_frames.update(state["clip_frames"])
 
     def update(self, frames: np.ndarray, *, side: str = "generated", clip_id: str | None = None) -> None:
         """Add one clip's frames ``[F, D]`` to the ``generated`` or ``reference`` statistics."""

@@ -22,6 +22,12 @@ Results (``out_dir``):
 - ``provenance.json``: :func:`t2mbench.core.provenance.collect` with the input manifests' hashes,
   the embedders' weights and the bootstrap seed.
 
+Sharded scoring: with ``shards`` (a :class:`Shards`, e.g. the Ray executor's scoring actors, which
+keep their embedders loaded), contiguous runs of the clip items are fed to workers, each with
+metrics of the same settings (:func:`score_shard`), and their states are merged back here in clip
+order (:meth:`~t2mbench.metrics.base.Metric.merge_state`): per-clip scores exactly as one process
+adds them, set-level statistics (FD's count, mean and scatter) merged exactly, not averaged.
+
 Id policy: paired metrics (KL, STFT, mel, SI-SDR, melody) need identical id sets and raise
 :class:`~t2mbench.core.errors.ManifestError` listing the differences; FD alone accepts different sets.
 """
@@ -32,11 +38,12 @@ import hashlib
 import json
 import math
 import os
+import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -57,6 +64,29 @@ ARRAYS = "arrays"  # arrays/<metric>.npz
 # what a generated manifest's clip attributes say about the run (t2mbench.bench.generation writes them)
 TEXT_ATTRIBUTES = ("model", "sampler", "sampler_options")
 NUMBER_ATTRIBUTES = ("steps", "cfg", "seed")
+
+
+Item = tuple[str, ClipRecord | None, ClipRecord | None]  # (clip id, generated record, reference record)
+
+
+@dataclass
+class ShardResult:
+    """What a worker hands back for a shard of items: each metric's state (in the run's metric order),
+    its decode/resample timer and its embedding cache's counts."""
+
+    states: list[dict[str, Any]]
+    timer: AudioTimer
+    cache_counts: dict[str, int] | None
+    weights: list[dict[str, str]]  # each metric's weights (name → sha256), as the worker loaded them
+    worker: str = ""  # host:pid of the worker that scored it
+
+
+class Shards(Protocol):
+    """Scores a run's items on workers: calls ``merge(result)`` with each shard's :class:`ShardResult` in
+    clip order (contiguous shards), and ``done(k)`` as k more items are finished."""
+
+    def feed(self, items: Sequence[Item], needs_reference: bool, merge: Callable[[ShardResult], None],
+             done: Callable[[int], None]) -> None: ...  # fmt: skip
 
 
 @dataclass
@@ -83,6 +113,7 @@ def score(
     use_cache: bool = True,
     seed: int = 0,
     progress: bool = True,
+    shards: Shards | None = None,
 ) -> ScoreRun:
     """Score ``generated`` against ``reference`` with ``metrics`` and write the results to ``out_dir``.
 
@@ -97,6 +128,7 @@ def score(
         cache: embedding cache (default: ``$T2MBENCH_HOME/cache/embeddings``); ``use_cache=False`` disables it.
         seed: bootstrap seed for every metric that has no ``seed`` setting of its own.
         progress: show a progress bar (clips done, ETA).
+        shards: score the clips on workers (see the module doc); ``None``: in this process.
 
     Raises:
         ConfigError, ManifestError, AudioError, MissingWeightsError, MetricError: bad
@@ -115,37 +147,31 @@ def score(
     store = None if not use_cache else (cache if cache is not None else EmbeddingCache())
     if store is not None:
         store.check_writable()
-    for m in built:
-        m.prepare(store)
+    if shards is None:  # sharded: the workers load the embedders (and fail first on a missing weight file)
+        for m in built:
+            m.prepare(store)
+    weights: dict[str, dict[str, str]] = {}
+    workers: list[str] = []  # one entry per shard merged
 
     timer = AudioTimer()
     items = list(_items(gen_set, ref_set))
     with progress_bar(total=len(items), desc="scoring", unit="clip", disable=not progress) as bar:
-        for clip_id, gen_rec, ref_rec in items:
-            item = ScoringItem(
-                clip_id=clip_id,
-                generated=ClipAudio(gen_rec, timer) if gen_rec is not None else None,
-                reference=ClipAudio(ref_rec, timer) if ref_rec is not None and needs_ref else None,
-                caption=(gen_rec.caption if gen_rec is not None else None) or (ref_rec.caption if ref_rec else None),
-                truth=(gen_rec.truth if gen_rec is not None else None) or (ref_rec.truth if ref_rec else None),
-            )
-            for m in built:
-                if m.paired and (item.generated is None or item.reference is None):
-                    continue
-                _feed(m, item)
-            for clip in (item.generated, item.reference):
-                if clip is not None:
-                    clip.release()
-            bar.update(1)
+        if shards is None:
+            feed_items(built, items, bool(needs_ref), timer, bar.update)
+            weights.update({m.name: m.weights() for m in built})
+        else:
+            shards.feed(items, bool(needs_ref), lambda shard: _merge(built, shard, timer, store, weights, workers),
+                        bar.update)  # fmt: skip
     results = {m.name: m.compute() for m in built}
     seconds = time.perf_counter() - t_start
 
     run_id = run_id or _run_id(gen_set, ref_set, built)
     system = system or _system_name(gen_set)
     table = _table(results, gen_set, run_id, system, cell)
-    summary = _summary(results, built, gen_set, ref_set, run_id, system, store, timer, seconds, len(items))
+    summary = _summary(results, built, weights, gen_set, ref_set, run_id, system, store, timer, seconds,
+                       len(items), workers)
     out = Path(out_dir)
-    _write(out, table, summary, gen_set, ref_set, built, seed)
+    _write(out, table, summary, gen_set, ref_set, built, weights, seed)
     return ScoreRun(out, table, summary, results)
 
 
@@ -175,6 +201,56 @@ def build_metrics(
     if len(set(names)) != len(names):
         raise ConfigError(f"metrics listed twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
     return built
+
+
+def feed_items(built: Sequence[Metric], items: Sequence[Item], needs_reference: bool, timer: AudioTimer,
+               done: Callable[[int], None] | None = None) -> None:  # fmt: skip
+    """Feed every metric each item in order, each clip decoded once and shared by all metrics."""
+    for clip_id, gen_rec, ref_rec in items:
+        item = ScoringItem(
+            clip_id=clip_id,
+            generated=ClipAudio(gen_rec, timer) if gen_rec is not None else None,
+            reference=ClipAudio(ref_rec, timer) if ref_rec is not None and needs_reference else None,
+            caption=(gen_rec.caption if gen_rec is not None else None) or (ref_rec.caption if ref_rec else None),
+            truth=(gen_rec.truth if gen_rec is not None else None) or (ref_rec.truth if ref_rec else None),
+        )
+        for m in built:
+            if m.paired and (item.generated is None or item.reference is None):
+                continue
+            _feed(m, item)
+        for clip in (item.generated, item.reference):
+            if clip is not None:
+                clip.release()
+        if done is not None:
+            done(1)
+
+
+def score_shard(built: Sequence[Metric], items: Sequence[Item], needs_reference: bool,
+                store: EmbeddingCache | None = None) -> ShardResult:  # fmt: skip
+    """A worker's side of sharded scoring: ``built`` (prepared once, reused across shards) is reset, fed
+    ``items`` and its states returned."""
+    before = store.counts() if store is not None else None
+    timer = AudioTimer()
+    for m in built:
+        m.reset()
+    feed_items(built, items, needs_reference, timer)
+    counts = None if store is None else {k: v - before[k] for k, v in store.counts().items()}
+    return ShardResult([m.state() for m in built], timer, counts, [m.weights() for m in built],
+                       f"{socket.gethostname()}:{os.getpid()}")
+
+
+def _merge(built: Sequence[Metric], shard: ShardResult, timer: AudioTimer, store: EmbeddingCache | None,
+           weights: dict[str, dict[str, str]], workers: list[str]) -> None:  # fmt: skip
+    if len(shard.states) != len(built):
+        raise ConfigError(f"a scoring worker returned {len(shard.states)} metric states for {len(built)} metrics")
+    for m, state, w in zip(built, shard.states, shard.weights, strict=True):
+        m.merge_state(state)
+        weights[m.name] = w
+    workers.append(shard.worker)
+    for name in ("decode_s", "resample_s", "decodes", "resamples"):
+        setattr(timer, name, getattr(timer, name) + getattr(shard.timer, name))
+    if store is not None and shard.cache_counts:
+        store.add_counts(shard.cache_counts)
 
 
 def _items(gen: ClipSet, ref: ClipSet | None):
@@ -252,7 +328,8 @@ def _result_summary(r: MetricResult) -> dict[str, Any]:
             "warnings": r.warnings, "components": {c.name: _result_summary(c) for c in r.components}}
 
 
-def _summary(results, built, gen, ref, run_id, system, store, timer: AudioTimer, seconds: float, n_items: int):
+def _summary(results, built, weights, gen, ref, run_id, system, store, timer: AudioTimer, seconds: float,
+             n_items: int, workers: list[str]):  # fmt: skip
     metrics = {}
     for m in built:
         metrics[m.name] = {
@@ -260,7 +337,7 @@ def _summary(results, built, gen, ref, run_id, system, store, timer: AudioTimer,
             "higher_is_better": m.higher_is_better,
             "protocol_version": m.protocol_version,
             "settings": m.settings(),
-            "weights": m.weights(),
+            "weights": weights.get(m.name, {}),
         }
     return {
         "run_id": run_id,
@@ -279,16 +356,18 @@ def _summary(results, built, gen, ref, run_id, system, store, timer: AudioTimer,
             "decodes": timer.decodes,
             "resamples": timer.resamples,
         },
+        "shards": {"count": len(workers), "workers": sorted(set(workers))} if workers else None,
     }
 
 
-def _write(out: Path, table: pd.DataFrame, summary: dict, gen: ClipSet, ref: ClipSet | None, built, seed: int) -> None:
+def _write(out: Path, table: pd.DataFrame, summary: dict, gen: ClipSet, ref: ClipSet | None, built, weights,
+           seed: int) -> None:  # fmt: skip
     """The run's files, staged and moved in as one set (an earlier run's stay whole on failure)."""
     with staged_outputs(out) as staging:
-        _write_set(staging, table, summary, gen, ref, built, seed)
+        _write_set(staging, table, summary, gen, ref, built, weights, seed)
 
 
-def _write_set(out: Path, table: pd.DataFrame, summary: dict, gen: ClipSet, ref: ClipSet | None, built,
+def _write_set(out: Path, table: pd.DataFrame, summary: dict, gen: ClipSet, ref: ClipSet | None, built, weights,
                seed: int) -> None:  # fmt: skip
     results_schema.write(table, out, SCORES)
     write_json(out / "summary.json", summary)
@@ -300,7 +379,7 @@ def _write_set(out: Path, table: pd.DataFrame, summary: dict, gen: ClipSet, ref:
                 np.savez(f, **arrays)
     inputs = {name: s.source for name, s in (("generated_manifest", gen), ("reference_manifest", ref))
               if s is not None and Path(s.source).is_file()}
-    weights = {k: v for m in built for k, v in m.weights().items()}
+    weights = {k: v for w in weights.values() for k, v in w.items()}
     record = provenance.collect(
         seeds={"bootstrap": seed},
         inputs=inputs,

@@ -1,4 +1,5 @@
-"""The Ray executor: every cell a Ray task, on a local Ray instance or a cluster.
+"""The Ray executor: every cell a Ray task, on a local Ray instance or a cluster; the clips of
+each cell scored in shards by long-lived scoring actors.
 
 ``--executor ray --address auto`` joins the cluster this machine belongs to (``ray start``),
 ``--address ray://HOST:PORT`` a remote one through Ray Client, ``--address local`` starts a
@@ -9,7 +10,15 @@ executor's. ``out`` (and the prompt and reference sets) must be on a filesystem 
 sees (a task works in the driver's current directory, so relative paths in the spec mean the
 same there); the embedding cache is keyed by content, so workers sharing ``$T2MBENCH_HOME`` share it.
 
-Numerics: each task runs torch with ``threads`` threads, by default the driver's
+Scoring: ``scorers`` Ray actors (``cpus_per_scorer`` CPUs each) are started once per run; each
+builds the run's metrics and loads their embedders once, then scores shards of every cell's clips
+(:func:`t2mbench.metrics.scoring.score_shard`). The cell task merges the shards' states in clip
+order (:meth:`t2mbench.metrics.base.Metric.merge_state`): per-clip scores as one process adds them,
+FD from the merged count, mean and scatter (exact up to float rounding, not an average of shard FDs).
+The cluster needs ``scorers × cpus_per_scorer + cpus_per_cell`` CPUs at least, or no cell could run
+beside the actors.
+
+Numerics: each task and actor runs torch with ``threads`` threads, by default the driver's
 ``torch.get_num_threads()``, so a cell's audio is bit-identical to the local executor's (a
 different thread count may change float summation order). Set ``threads=1`` with
 ``cpus_per_cell=1`` to pack one cell per core instead.
@@ -26,35 +35,97 @@ from typing import Any
 import pandas as pd
 
 from t2mbench.bench.cells import Cell, Scoring
-from t2mbench.core.errors import ConfigError
+from t2mbench.core.errors import ConfigError, T2MBenchError
+from t2mbench.metrics.scoring import Item, ShardResult
 
 
-def _cell_task(cell: dict[str, Any], scoring: dict[str, Any], out: str, device: str, threads: int,
-               cwd: str) -> pd.DataFrame:  # fmt: skip
+def _worker_setup(threads: int, cwd: str) -> None:
     import torch
-
-    from t2mbench.bench.cells import Cell, Scoring, run_cell
 
     torch.set_num_threads(threads)
     if os.path.isdir(cwd):  # relative prompt/reference paths mean what they mean to the driver (shared filesystem)
         os.chdir(cwd)
-    return run_cell(Cell.from_dict(cell), Scoring.from_dict(scoring), out, device=device, progress=False)
+
+
+class ScoringWorker:
+    """A scoring actor: the run's metrics, built and prepared (embedders loaded) once, scoring shards."""
+
+    def __init__(self, scoring: dict[str, Any], threads: int, cwd: str) -> None:
+        from t2mbench.metrics.cache import EmbeddingCache
+        from t2mbench.metrics.scoring import build_metrics
+
+        _worker_setup(threads, cwd)
+        spec = Scoring.from_dict(scoring)
+        self.built = build_metrics(spec.metrics, spec.settings)  # the seed run_cell's score() uses
+        self.store = EmbeddingCache()
+        self.store.check_writable()
+        for m in self.built:
+            m.prepare(self.store)
+
+    def score(self, items: list[Item], needs_reference: bool) -> ShardResult:
+        from t2mbench.metrics.scoring import score_shard
+
+        return score_shard(self.built, items, needs_reference, self.store)
+
+
+class RayShards:
+    """:class:`t2mbench.metrics.scoring.Shards` over scoring actors: contiguous shards, two per actor,
+    sent at once and merged in order."""
+
+    def __init__(self, workers: list[Any]) -> None:
+        self.workers = workers
+
+    def feed(self, items, needs_reference, merge, done) -> None:
+        import ray
+
+        size = max(1, -(-len(items) // (2 * len(self.workers))))
+        shards = [list(items[i:i + size]) for i in range(0, len(items), size)]
+        refs = [self.workers[k % len(self.workers)].score.remote(shard, needs_reference)
+                for k, shard in enumerate(shards)]  # fmt: skip
+        for ref, shard in zip(refs, shards, strict=True):
+            merge(_get(ray, ref))
+            done(len(shard))
+
+
+def _get(ray: Any, ref: Any) -> Any:
+    """``ray.get``, re-raising a worker's own error (a missing weight file, a bad clip) as itself."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        if isinstance(e.cause, T2MBenchError | OSError):
+            raise e.cause from None
+        raise
+
+
+def _cell_task(cell: dict[str, Any], scoring: dict[str, Any], out: str, device: str, threads: int,
+               cwd: str, workers: list[Any]) -> pd.DataFrame:  # fmt: skip
+    from t2mbench.bench.cells import Cell, Scoring, run_cell
+
+    _worker_setup(threads, cwd)
+    return run_cell(Cell.from_dict(cell), Scoring.from_dict(scoring), out, device=device, progress=False,
+                    shards=RayShards(workers))
 
 
 class RayExecutor:
     """Cells as Ray tasks (see the module doc for ``address``, ``num_cpus``, ``cpus_per_cell``, ``threads``)."""
 
     def __init__(self, address: str = "auto", num_cpus: int | None = None, cpus_per_cell: float = 1,
-                 threads: int | None = None) -> None:  # fmt: skip
+                 threads: int | None = None, scorers: int = 1, cpus_per_scorer: float = 1) -> None:  # fmt: skip
         try:
             import ray  # noqa: F401
         except ImportError:
             raise ConfigError("executor 'ray' needs Ray: pip install 't2mbench[ray]'") from None
         if not (address in ("auto", "local") or address.startswith("ray://")):
             raise ConfigError(f"executor 'ray': address must be auto, local or ray://HOST:PORT, got {address!r}")
+        if isinstance(scorers, bool) or not isinstance(scorers, int) or scorers < 1:
+            raise ConfigError(f"executor 'ray': scorers must be an integer >= 1, got {scorers!r}")
+        for name, value in (("cpus_per_cell", cpus_per_cell), ("cpus_per_scorer", cpus_per_scorer)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+                raise ConfigError(f"executor 'ray': {name} must be a number > 0, got {value!r}")
         import torch
 
         self.address, self.num_cpus, self.cpus_per_cell = address, num_cpus, cpus_per_cell
+        self.scorers, self.cpus_per_scorer = scorers, cpus_per_scorer
         self.threads = int(threads or torch.get_num_threads())
 
     def _connect(self) -> Any:
@@ -77,9 +148,21 @@ class RayExecutor:
         if not cells:
             return
         ray = self._connect()
+        need = self.scorers * self.cpus_per_scorer + self.cpus_per_cell
+        have = ray.cluster_resources().get("CPU", 0)
+        if have < need:
+            raise ConfigError(f"executor 'ray': the cluster has {have:g} CPUs; {self.scorers} scorers x "
+                              f"{self.cpus_per_scorer:g} + {self.cpus_per_cell:g} per cell need {need:g}")
+        cwd = os.getcwd()
+        actor = ray.remote(num_cpus=self.cpus_per_scorer, max_restarts=0)(ScoringWorker)
+        workers = [actor.remote(scoring.to_dict(), self.threads, cwd) for _ in range(self.scorers)]
         task = ray.remote(num_cpus=self.cpus_per_cell, max_retries=0)(_cell_task)
         out = os.path.abspath(out)
-        cwd = os.getcwd()
-        refs = [task.remote(c.to_dict(), scoring.to_dict(), out, device, self.threads, cwd) for c in cells]
-        for ref in refs:  # in the cells' order; the others keep running meanwhile
-            yield ray.get(ref)
+        try:
+            refs = [task.remote(c.to_dict(), scoring.to_dict(), out, device, self.threads, cwd, workers)
+                    for c in cells]  # fmt: skip
+            for ref in refs:  # in the cells' order; the others keep running meanwhile
+                yield _get(ray, ref)
+        finally:
+            for w in workers:
+                ray.kill(w)

@@ -111,6 +111,19 @@ class DiscreteDenoiser:
         return torch.addcmul(x * (c_in * c_in), out, -s * c_in)
 
 
+def trig_time(model: Model, alpha_bar: torch.Tensor) -> Model:
+    """A continuous-time model on the cosine schedule (α = cos(πt/2)) seen as a discrete-time one over another ᾱ
+    table ``[T]``: index i is the time t_i = (2/π)·arccos(√ᾱ_i), where the model's own α² equals ᾱ_i, so a DDPM/DDIM
+    step over ``alpha_bar`` sees the model at exactly the noise level it assumes (``prediction="v"`` or ``"epsilon"``).
+    """
+    times = (2 / math.pi) * torch.arccos(alpha_bar.detach().double().cpu().clamp(0, 1).sqrt())
+
+    def discrete(x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        return model(x, times[i.cpu()].to(device=x.device, dtype=x.dtype))
+
+    return discrete
+
+
 def continuous_time(model: Model, T: int = 1000) -> Model:
     """A continuous-time model ``model(x, t ∈ [0, 1])`` seen as a discrete-time one ``(x, i)`` with t = (i + 1)/T.
 

@@ -8,7 +8,8 @@ A model's objective (``reference_models.objectives``) is ``"v"``, ``"eps"``, ``"
 - ``sigma_space(Denoiser)``: σs = ``get_sigmas("polyexponential", n, σ_min, σ_max, ρ)``, x = noise·σ_0,
   ``fn(Denoiser(model), x, σs)`` (stable-audio-tools' ``sample_k`` for a v model, ρ = 1);
 - ``discrete_time(prediction)``: ``fn(continuous_time(model), noise, v_alpha_bar(T), timesteps("trailing", n))``,
-  the cosine ᾱ table over T = 1000 levels, t = (i + 1)/T (DDPM / DDIM on a continuous-time model);
+  the cosine ᾱ table over T = 1000 levels, t = (i + 1)/T (DDPM / DDIM on a continuous-time model); its options
+  ``schedule="linear"`` (the DDIM paper's linear βs) and ``spacing="leading"`` change the table and the grid;
 - ``v_time``: ``fn(model, noise, v_ddim_times(n, σ_max))``, t from min(σ_max, 1) to 0 (``v_ddim``);
 - ``rf_time``: ``fn(model, noise, rf_times(n, σ_max))``, the logSNR grid from t = min(σ_max, 1) (RF samplers).
 
@@ -40,10 +41,10 @@ from t2mbench.core.errors import ConfigError
 from t2mbench.core.plugins import Registry
 
 from .common import Callback, NoiseSampler
-from .denoisers import EpsDenoiser, RFDenoiser, VDenoiser, continuous_time
+from .denoisers import EpsDenoiser, RFDenoiser, VDenoiser, continuous_time, trig_time
 from .discrete import VARIANCES, ddim, ddpm
 from .k_samplers import dpm_2, dpmpp_2m, dpmpp_2m_sde, dpmpp_3m_sde, euler, euler_ancestral, heun
-from .schedules import get_sigmas, rf_times, timesteps, v_alpha_bar, v_ddim_times
+from .schedules import alpha_bar, beta_schedule, get_sigmas, rf_times, timesteps, v_alpha_bar, v_ddim_times
 from .stable_audio import rf_euler, rf_pingpong, v_ddim
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -84,13 +85,26 @@ def sigma_space(denoiser: Callable[[Model], Model]) -> Runner:
 
 def discrete_time(prediction: str) -> Runner:
     """The runner of DDPM / DDIM on a continuous-time model predicting ``prediction`` ("epsilon" or "v"): integer
-    timesteps i (``steps`` of T = 1000, trailing spacing) at t = (i + 1)/T, ᾱ_i = cos²(π(i + 1)/2T); x = noise."""
+    timesteps i (``steps`` of T = 1000, ``spacing``) over an ᾱ table; x = noise. It consumes two options:
 
-    def run(fn: Callable[..., torch.Tensor], model: Model, noise: torch.Tensor, grid: Grid,
-            **kwargs: Any) -> torch.Tensor:
-        ts = timesteps(DISCRETE_SPACING, grid.steps, DISCRETE_T)
-        return fn(continuous_time(model, DISCRETE_T), noise, v_alpha_bar(DISCRETE_T), ts, prediction=prediction,
-                  **kwargs)
+    - ``schedule="cosine"`` (default): the model's own ᾱ_i = cos²(π(i + 1)/2T), t = (i + 1)/T;
+      ``"linear"``: DDPM's linear βs (1e-4 to 0.02 over T = 1000), the DDIM paper's CIFAR10 schedule, each level
+      at the model's time t_i = (2/π)·arccos(√ᾱ_i) (:func:`~.denoisers.trig_time`). Under it DDPM's larger
+      variance σ̂ leaves √(1 − ᾱ_τ1/ᾱ_0) = 0.324 of noise in the sample at S = 10 (0.156 on the cosine table),
+      the residual behind the paper's σ̂ collapse (``docs/reproducing_ddim.md``).
+    - ``spacing="trailing"`` (default; starts at t = 1) or ``"leading"`` (diffusers' default and the paper's
+      τ, ending at index 0).
+    """
+
+    def run(fn: Callable[..., torch.Tensor], model: Model, noise: torch.Tensor, grid: Grid, *,
+            schedule: str = "cosine", spacing: str = DISCRETE_SPACING, **kwargs: Any) -> torch.Tensor:  # fmt: skip
+        ts = timesteps(spacing, grid.steps, DISCRETE_T)
+        if schedule == "cosine":
+            table, discrete = v_alpha_bar(DISCRETE_T), continuous_time(model, DISCRETE_T)
+        else:
+            table = alpha_bar(beta_schedule("linear", DISCRETE_T).double())
+            discrete = trig_time(model, table)
+        return fn(discrete, noise, table, ts, prediction=prediction, **kwargs)
 
     return run
 
@@ -164,6 +178,8 @@ class SamplerInfo:
 
 
 _ETA, _S_NOISE = number(1.0), number(1.0)  # the SDE / ancestral samplers' η and noise scale
+_DISCRETE = {"schedule": choice("cosine", ("cosine", "linear")),  # consumed by discrete_time's runner
+             "spacing": choice(DISCRETE_SPACING, ("trailing", "leading"))}
 SAMPLERS: Mapping[str, SamplerInfo] = MappingProxyType({
     "euler": SamplerInfo(euler, "sigma", "Euler on the probability-flow ODE (Karras et al. 2022, Alg. 2, no churn)",
                          sigma_runners()),
@@ -182,10 +198,10 @@ SAMPLERS: Mapping[str, SamplerInfo] = MappingProxyType({
                                 sigma_runners(), takes_noise_sampler=True, options={"eta": _ETA, "s_noise": _S_NOISE}),
     "ddpm": SamplerInfo(ddpm, "discrete", "DDPM ancestral sampling (Ho et al. 2020), diffusers' DDPMScheduler",
                         {"v": discrete_time("v"), "eps": discrete_time("epsilon")},
-                        options={"variance": choice("fixed_small", VARIANCES)}),
+                        options={"variance": choice("fixed_small", VARIANCES), **_DISCRETE}),
     "ddim": SamplerInfo(ddim, "discrete", "DDIM (Song et al. 2021), diffusers' DDIMScheduler",
                         {"v": discrete_time("v"), "eps": discrete_time("epsilon")},
-                        options={"eta": number(0.0, high=1.0)}),
+                        options={"eta": number(0.0, high=1.0), **_DISCRETE}),
     "v_ddim": SamplerInfo(v_ddim, "v", "DDIM on a v model over t (stable-audio-tools' v-ddim)", {"v": v_time},
                           options={"eta": number(0.0, high=1.0)}),
     "rf_euler": SamplerInfo(rf_euler, "rf", "Euler on the rectified-flow ODE (stable-audio-tools' RF euler)",

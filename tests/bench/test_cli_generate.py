@@ -235,7 +235,7 @@ def test_sampler_options_are_checked_and_recorded(tmp_path, checkpoint):
     ("options", "message"),
     [
         (["variance=huge"], "sampler 'ddpm': option variance='huge' must be one of fixed_small, fixed_large"),
-        (["eta=0.5"], "sampler 'ddpm' has no option 'eta'; its options: variance"),
+        (["eta=0.5"], "sampler 'ddpm' has no option 'eta'; its options: variance, schedule, spacing"),
         (["variance"], "--sampler-option takes KEY=VALUE (e.g. eta=0.5), got 'variance'"),
     ],
 )

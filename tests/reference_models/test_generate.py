@@ -175,7 +175,7 @@ def test_sampler_options_are_validated_passed_and_recorded(tiny):
     ({"cfg_scale": float("inf")}, "cfg_scale must be a finite number >= 0, got inf"),
     ({"batch_size": 0}, "batch size must be an integer >= 1, got 0"),
     ({"sampler": "ddim", "sampler_options": {"variance": "fixed_large"}},
-     "sampler 'ddim' has no option 'variance'; its options: eta"),
+     "sampler 'ddim' has no option 'variance'; its options: eta, schedule, spacing"),
     ({"sampler": "ddpm", "sampler_options": {"variance": "learned"}},
      "sampler 'ddpm': option variance='learned' must be one of fixed_small, fixed_large"),
 ])  # fmt: skip

@@ -96,3 +96,40 @@ def test_diffusers_variances_are_the_table_rows():
     for eta in (0.2, 0.5, 1.0):
         expected = eta * math.sqrt((1 - a_p) / (1 - a_t)) * math.sqrt(1 - a_t / a_p)
         assert eta * math.sqrt(float(ddim_s._get_variance(t, prev))) == pytest.approx(expected, rel=1e-5)
+
+
+class TimeRecorder:
+    """A v-model (v ≡ 0) recording the continuous times it is called at."""
+
+    def __init__(self):
+        self.times = []
+
+    def __call__(self, x, t):
+        self.times.append(float(t.flatten()[0]))
+        return torch.zeros_like(x)
+
+
+@pytest.mark.parametrize("sampler, options", [("ddim", {"eta": 0.0}), ("ddpm", {"variance": "fixed_large"})])
+def test_the_linear_schedule_option_runs_the_papers_levels_at_the_models_own_times(sampler, options):
+    from t2mbench.reference_models.samplers.registry import Grid, resolve
+
+    x = torch.randn(1, 2, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    linear = alpha_bar(beta_schedule("linear", 1000).double())
+    rec = TimeRecorder()
+    resolve(sampler, "v")(rec, x, Grid(10), generator=torch.Generator().manual_seed(1),
+                          options={**options, "schedule": "linear", "spacing": "leading"})
+    levels = [900, 800, 700, 600, 500, 400, 300, 200, 100, 0]  # the paper's τ for S = 10, ending at index 0
+    # each level i at the time where the model's own α² = cos²(πt/2) equals the linear table's ᾱ_i
+    assert [math.cos(math.pi * t / 2) ** 2 for t in rec.times] == pytest.approx([float(linear[i]) for i in levels],
+                                                                                 rel=1e-12)
+    rec = TimeRecorder()  # the default: the model's cosine table, trailing from t = 1, t = (i + 1)/1000
+    resolve(sampler, "v")(rec, x, Grid(10), generator=torch.Generator().manual_seed(1), options=options)
+    assert rec.times == pytest.approx([1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], abs=1e-12)
+
+
+def test_sigma_hat_residual_noise_under_each_schedule():
+    """What σ̂ leaves in the sample at S = 10 (the step into the last level, never removed): 0.324 on the paper's
+    linear βs, 0.156 on the tiny model's cosine table (docs/reproducing_ddim.md)."""
+    linear = alpha_bar(beta_schedule("linear", 1000).double())
+    assert math.sqrt(1 - linear[100] / linear[0]) == pytest.approx(0.3237, abs=1e-4)
+    assert math.sqrt(1 - v_alpha_bar(1000)[99]) == pytest.approx(0.1564, abs=1e-4)

@@ -37,7 +37,7 @@ SIGMA = "euler, euler_ancestral, heun, dpm_2, dpmpp_2m, dpmpp_2m_sde, dpmpp_3m_s
     (lambda: resolve("ddim", "rectified_flow"),
      f"sampler 'ddim' does not fit a rectified_flow model; use one of {SIGMA}, rf_euler, rf_pingpong"),
     (lambda: resolve("ddim", "v").check_options({"etaa": 0.5}),
-     "sampler 'ddim' has no option 'etaa'; its options: eta"),
+     "sampler 'ddim' has no option 'etaa'; its options: eta, schedule, spacing"),
     (lambda: resolve("euler", "v").check_options({"eta": 0.5}),
      "sampler 'euler' has no option 'eta'; its options: none"),
     (lambda: resolve("ddpm", "eps").check_options({"variance": "learned"}),

@@ -52,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="calibrate --build: seconds per clip")
     parser.add_argument("--trials", type=int, default=200, help="calibrate: self-comparisons (false alarms)")
     parser.add_argument("--power-trials", type=int, default=100, help="calibrate: trials per known regression")
+    parser.add_argument("--clip-counts", default="", help="calibrate: also measure at these prompt counts (e.g. 16,32)")
     parser.add_argument("--grid", default="0.5,1,1.5,2,3", help="calibrate: shifts k (in sd) for the 80%% search")
     parser.add_argument("--grid-trials", type=int, default=20, help="calibrate: trials per shift")
     parser.add_argument("--latency", action="store_true", help="calibrate: also run the latency trials")

@@ -120,14 +120,13 @@ def load_pool(root: str | Path) -> dict[str, dict[int, _Condition]]:
     return pool
 
 
-def _trial_run(pool, condition: str, seeds: np.ndarray, shift: dict[str, float] | None = None,
-               fd_shift: np.ndarray | None = None):
-    """A RunData taking, for prompt i, the scores and frames of ``condition`` at seed ``seeds[i]``."""
+def _trial_run(pool, condition: str, ids: list[str], seeds: np.ndarray, shift: dict[str, float] | None = None,
+               fd_shift: np.ndarray | None = None):  # fmt: skip
+    """A RunData taking, for prompt ``ids[i]``, the scores and frames of ``condition`` at seed ``seeds[i]``."""
     from t2mbench.bench.gates.quality import RunData
 
     by_seed = pool[condition]
     first = next(iter(by_seed.values()))
-    ids = sorted(first.frames)
     rows, frames = [], {}
     attrs = {"run_id": condition, "model": "tiny", "sampler": "ddim", "steps": 50, "cfg": 3.0}
     for cid, s in zip(ids, seeds, strict=True):
@@ -149,17 +148,33 @@ def _pairs(rng: np.random.Generator, seeds: list[int], n: int) -> tuple[np.ndarr
     return np.asarray(seeds)[a], np.asarray(seeds)[b]
 
 
-def _rate(pool, base: str, cur: str, trials: int, seed: int, **inject) -> tuple[float, dict[str, float]]:
-    """Fraction of trials the gate fails (exit 1), and per metric the fraction it flags."""
+PAIRINGS = ("fresh", "pinned")
+
+
+def _rate(pool, base: str, cur: str, trials: int, seed: int, *, clips: int | None = None, pairing: str = "fresh",
+          **inject) -> tuple[float, dict[str, float]]:  # fmt: skip
+    """Fraction of trials the gate fails (exit 1), and per metric the fraction it flags.
+
+    Every trial draws ``clips`` of the pool's prompts (all when None) without replacement, then per prompt the
+    seeds: ``fresh``, two different seeds (a rerun with new seeds); ``pinned``, one seed for both runs (a CI
+    gate that pins its seeds, as ``tox -e gate`` does: paired by clip id and seed).
+    """
     from t2mbench.bench.gates.quality import gate
 
     seeds = sorted(set(pool[base]) & set(pool[cur]))
-    n = len(next(iter(pool[base].values())).frames)
+    ids = sorted(next(iter(pool[base].values())).frames)
+    n = len(ids) if clips is None else clips
     rng = np.random.default_rng(seed)
     fails, flagged = 0, {}
     for t in range(trials):
-        sb, sc = _pairs(rng, seeds, n)
-        result = gate(_trial_run(pool, base, sb), _trial_run(pool, cur, sc, **inject), resamples=1000, seed=t)
+        chosen = sorted(rng.choice(len(ids), n, replace=False)) if n < len(ids) else range(len(ids))
+        trial_ids = [ids[i] for i in chosen]
+        if pairing == "pinned":
+            sb = sc = np.asarray(seeds)[rng.integers(0, len(seeds), n)]
+        else:
+            sb, sc = _pairs(rng, seeds, n)
+        result = gate(_trial_run(pool, base, trial_ids, sb), _trial_run(pool, cur, trial_ids, sc, **inject),
+                      resamples=1000, seed=t)  # fmt: skip
         fails += result.exit_code == 1
         for test in result.tests:
             flagged[test.metric] = flagged.get(test.metric, 0) + (test.verdict == "regression")
@@ -176,23 +191,37 @@ def _difference_sd(pool, metric: str) -> float:
 
 
 def calibrate(pool_root: str | Path, *, trials: int = 200, power_trials: int = 100, seed: int = 0,
-              grid: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0), grid_trials: int = 20) -> dict[str, Any]:
-    """Measured false-alarm rate, power and 80 %-detectable shifts on the pool (see the module docstring)."""
+              grid: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0), grid_trials: int = 20,
+              clip_counts: tuple[int, ...] = ()) -> dict[str, Any]:  # fmt: skip
+    """Measured false-alarm rate, power and 80 %-detectable shifts on the pool (see the module docstring).
+
+    ``clip_counts``: also measure the false-alarm rate and the power at these numbers of prompts (each trial
+    draws that many of the pool's prompts), to find the smallest count with power >= 95 %; the default count
+    is the pool's.
+    """
     from t2mbench.bench.gates.rules import default_direction
 
     pool = load_pool(pool_root)
     n = len(next(iter(pool["ddim-50"].values())).frames)
+    bad = [c for c in clip_counts if not 4 <= c <= n]
+    if bad:
+        raise ConfigError(f"clip counts must be between 4 and the pool's {n} prompts, got {', '.join(map(str, bad))}")
     out: dict[str, Any] = {"pool": str(pool_root), "clips": n, "seeds": sorted(pool["ddim-50"]),
                            "alpha": 0.05, "metrics": sorted(next(iter(pool["ddim-50"].values())).scores) +
                            ["fd_evaluator"]}
-    rate, per = _rate(pool, "ddim-50", "ddim-50", trials, seed)
-    out["false_alarm"] = {"trials": trials, "rate": rate, "per_metric": per}
-    out["power"] = {}
-    for cur in ["ddim-10"] + sorted(c for c in pool if c.startswith("noise")):
-        if len(set(pool["ddim-50"]) & set(pool.get(cur, {}))) < 2:
-            continue  # fewer than two seeds with both conditions: no fresh-seed pairs
-        rate, per = _rate(pool, "ddim-50", cur, power_trials, seed + 1)
-        out["power"][f"ddim-50 -> {cur}"] = {"trials": power_trials, "rate": rate, "per_metric": per}
+    out["by_clips"] = {}
+    for count in sorted({*clip_counts, n}):
+        rate, per = _rate(pool, "ddim-50", "ddim-50", trials, seed, clips=count)
+        figures: dict[str, Any] = {"false_alarm": {"trials": trials, "rate": rate, "per_metric": per}, "power": {}}
+        for cur in ["ddim-10"] + sorted(c for c in pool if c.startswith("noise")):
+            common = set(pool["ddim-50"]) & set(pool.get(cur, {}))
+            for pairing in PAIRINGS:
+                if len(common) < (2 if pairing == "fresh" else 1):
+                    continue
+                rate, per = _rate(pool, "ddim-50", cur, power_trials, seed + 1, clips=count, pairing=pairing)
+                figures["power"][f"ddim-50 -> {cur}, {pairing} seeds"] = {"trials": power_trials, "rate": rate,
+                                                                          "per_metric": per}  # fmt: skip
+        out["by_clips"][count] = figures
     detect = {}
     for metric in out["metrics"]:
         rows = []
@@ -223,16 +252,18 @@ def calibrate(pool_root: str | Path, *, trials: int = 200, power_trials: int = 1
 def render(figures: dict[str, Any]) -> str:
     """The calibration figures as Markdown (what docs/gate_calibration.md quotes)."""
     lines = []
-    if "false_alarm" in figures:
-        fa = figures["false_alarm"]
-        lines += [f"Pool: {figures['pool']} · {figures['clips']} clips · seeds {figures['seeds']} · "
+    if "by_clips" in figures:
+        n = figures["clips"]
+        lines += [f"Pool: {figures['pool']} · {n} prompts · seeds {figures['seeds']} · "
                   f"family-wise α {figures['alpha']}", "",
-                  "| comparison | trials | gate fails | " + " | ".join(figures["metrics"]) + " |",
-                  "|---|---:|---:|" + "---:|" * len(figures["metrics"])]
-        rows = [("DDIM-50 vs DDIM-50, fresh seeds (false alarms)", fa)] + list(figures["power"].items())
-        for name, r in rows:
-            lines.append(f"| {name} | {r['trials']} | {r['rate']:.3f} | "
-                         + " | ".join(f"{r['per_metric'].get(m, 0.0):.3f}" for m in figures["metrics"]) + " |")
+                  "| clips | comparison | trials | gate fails | " + " | ".join(figures["metrics"]) + " |",
+                  "|---:|---|---:|---:|" + "---:|" * len(figures["metrics"])]
+        for count, part in sorted(figures["by_clips"].items()):
+            rows = [("DDIM-50 vs DDIM-50, fresh seeds (false alarms)", part["false_alarm"])]
+            rows += list(part["power"].items())
+            for name, r in rows:
+                lines.append(f"| {count} | {name} | {r['trials']} | {r['rate']:.3f} | "
+                             + " | ".join(f"{r['per_metric'].get(m, 0.0):.3f}" for m in figures["metrics"]) + " |")
         lines += ["", "| metric | sd | shift flagged ≥ 80 % (k·sd) | flagged at k = " +
                   ", ".join(f"{r['k']:g}" for r in next(iter(figures["detectable_80"].values()))["grid"]) + " |",
                   "|---|---:|---:|---|"]
@@ -261,8 +292,9 @@ def run_calibration(args) -> int:
             seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
             build_pool(args.pool, seeds, clips=args.clips, seconds=args.seconds, progress=False)
         grid = tuple(float(k) for k in args.grid.split(",") if k.strip())
+        counts = tuple(int(c) for c in args.clip_counts.split(",") if c.strip()) if args.clip_counts else ()
         figures = calibrate(args.pool, trials=args.trials, power_trials=args.power_trials, seed=args.seed, grid=grid,
-                            grid_trials=args.grid_trials)
+                            grid_trials=args.grid_trials, clip_counts=counts)
     if args.latency:
         figures["latency"] = latency_trials(args.latency_trials)
     text = render(figures)

@@ -45,17 +45,23 @@ def test_pairs_are_two_different_seeds_uniformly():
 def test_calibration_on_a_pool_with_known_truth(tmp_path):
     pool = _pool(tmp_path)
     assert set(load_pool(pool)) == {"ddim-10", "ddim-50"}
-    figures = calibrate(pool, trials=40, power_trials=10, grid=(0.25, 2.0), grid_trials=10)
+    figures = calibrate(pool, trials=40, power_trials=10, grid=(0.25, 2.0), grid_trials=10, clip_counts=(4,))
     assert figures["clips"] == 16 and figures["seeds"] == [1, 2, 3, 4]
-    assert figures["false_alarm"]["rate"] <= 0.1  # alpha 0.05 family-wise; 40 trials
-    power = figures["power"]["ddim-50 -> ddim-10"]
-    assert power["rate"] == 1.0 and power["per_metric"]["kl_evaluator"] == 1.0  # a shift of 2.8 sd(d)
+    full, few = figures["by_clips"][16], figures["by_clips"][4]
+    assert full["false_alarm"]["rate"] <= 0.1  # alpha 0.05 family-wise; 40 trials
+    for pairing in ("fresh", "pinned"):
+        power = full["power"][f"ddim-50 -> ddim-10, {pairing} seeds"]
+        assert power["rate"] == 1.0 and power["per_metric"]["kl_evaluator"] == 1.0  # a shift of 2.8 sd(d)
+    # 4 prompts: the exact sign-flip p is at least 1/16 > 0.05/3 (Holm's first threshold): no clip metric can flag
+    few_power = few["power"]["ddim-50 -> ddim-10, fresh seeds"]["per_metric"]
+    assert few_power.get("kl_evaluator", 0.0) == 0.0 and few_power.get("clap_evaluator", 0.0) == 0.0
     kl = figures["detectable_80"]["kl_evaluator"]
     assert kl["sd"] == pytest.approx(0.707, abs=0.1)  # sqrt(2) x 0.5
     assert [r["k"] for r in kl["grid"]] == [0.25, 2.0] and kl["smallest_k_80"] == 2.0
     assert kl["grid"][0]["flagged"] < 0.5  # 0.25 sd(d) at 16 clips is below the detectable shift
     text = render(figures)
-    assert "| DDIM-50 vs DDIM-50, fresh seeds (false alarms) | 40 |" in text
+    assert "| 16 | DDIM-50 vs DDIM-50, fresh seeds (false alarms) | 40 |" in text
+    assert "| 4 | ddim-50 -> ddim-10, pinned seeds | 10 |" in text
 
 
 def test_latency_verdict_needs_significance_and_the_factor():

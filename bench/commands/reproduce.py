@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clips", type=int, help="test clips (prompts and reference); default 16")
     p.add_argument("--seconds", type=float, help="clip length; default 5")
     p.add_argument("--seed", type=int, default=1, help="corpus and generation seed")
+    p.add_argument("--cfg", type=float, help="ddim: classifier-free guidance scale; default 1 (none, as the paper)")
     p.add_argument("--rows", help="ddim: comma-separated rows (eta0, eta0.2, eta0.5, eta1, sigma_hat, ddpm_small, "
                    "dpmpp_2m, euler); default the paper's five")  # fmt: skip
     p.add_argument("--extra-sampler", metavar="NAME", help="ddim: one more row with this sampler and --sampler-option")
@@ -67,13 +68,15 @@ def run(args: argparse.Namespace) -> int:
     for name, value in (("--clips", args.clips), ("--seconds", args.seconds)):
         if value is not None and value <= 0:
             raise ConfigError(f"{name} must be > 0, got {value}")
+    if args.cfg is not None and not 0.0 <= args.cfg < float("inf"):
+        raise ConfigError(f"--cfg must be a finite number >= 0, got {args.cfg}")
     if args.published_only:
         print(render(spec, [], args.format))
         return 0
     from t2mbench.bench.reproduce.run import run_table
 
     tables, ran = run_table(args.table, args.out or f"runs/reproduce-{args.table}", full=args.full,
-                            clips=args.clips, seconds=args.seconds, seed=args.seed, rows=rows,
+                            clips=args.clips, seconds=args.seconds, seed=args.seed, rows=rows, cfg=args.cfg,
                             progress=not args.no_progress)  # fmt: skip
     print(render(spec, tables, args.format, ran))
     return 0

@@ -164,7 +164,7 @@ def autoencoder_rows(out: Path, clips: int, seconds: float, seed: int, *,
 
 def run_table(table_id: str, out: str | Path, *, full: bool = False, clips: int | None = None,
               seconds: float | None = None, seed: int = 1, rows: tuple[ddim.Row, ...] | None = None,
-              progress: bool = True) -> tuple[list[Reproduced], list[str]]:  # fmt: skip
+              cfg: float | None = None, progress: bool = True) -> tuple[list[Reproduced], list[str]]:  # fmt: skip
     """Run what ``table_id`` can run here into ``out``; returns the reproduced tables and the ``here`` rows that ran."""
     out = Path(out)
     t0 = time.perf_counter()
@@ -172,11 +172,12 @@ def run_table(table_id: str, out: str | Path, *, full: bool = False, clips: int 
         base = ddim.DdimSettings()
         settings = ddim.DdimSettings(
             clips=clips or base.clips, seconds=seconds or base.seconds, seed=seed, rows=rows or base.rows,
-            steps=ddim.FULL_STEPS if full else ddim.STEPS,
+            steps=ddim.FULL_STEPS if full else ddim.STEPS, cfg_scale=base.cfg_scale if cfg is None else cfg,
         )  # fmt: skip
         run = ddim.run_ddim(out, settings, progress=progress)
-        ran = [e for e in ("tiny, rows eta in {0, 0.2, 0.5, 1}, sigma-hat; S in {10, 20, 50, 100}; fd_evaluator and "
-                           "fd_latent", "the same with S = 1000") if full or "1000" not in e]  # fmt: skip
+        ran = [e for e in (f"tiny, rows eta in {{0, 0.2, 0.5, 1}}, sigma-hat (linear betas, leading tau, CFG "
+                           f"{settings.cfg_scale:g}); S in {{10, 20, 50, 100}}; fd_evaluator and fd_latent",
+                           "the same with S = 1000") if full or "1000" not in e]  # fmt: skip
         return ddim_tables(run, settings.rows), ran
     if table_id == "musecontrollite":
         return [], []

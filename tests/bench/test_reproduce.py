@@ -164,10 +164,14 @@ def test_published_only_and_bad_arguments(capsys):
 
 def test_custom_row_records_its_options():
     row = ddim.custom_row("ddpm", {"variance": "fixed_small"})
-    assert (row.sampler, row.options_json) == ("ddpm", '{"variance":"fixed_small"}')
+    paper = {"schedule": "linear", "spacing": "leading"}  # the table's discretisation, unless the row says otherwise
+    assert row.options_json == '{"schedule":"linear","spacing":"leading","variance":"fixed_small"}'
     assert row.label == "ddpm variance=fixed_small"
     cells = ddim.DdimSettings(rows=(ddim.ROWS[ETA0], row), steps=(20, 10)).cells()
     assert [(c.sampler, c.steps, dict(c.sampler_options)) for _, c in cells] == [
-        ("ddim", 10, {"eta": 0.0}), ("ddpm", 10, {"variance": "fixed_small"}),
-        ("ddim", 20, {"eta": 0.0}), ("ddpm", 20, {"variance": "fixed_small"})]  # fmt: skip
-    assert json.loads(results.canonical_options(cells[1][1].sampler_options)) == {"variance": "fixed_small"}
+        ("ddim", 10, {"eta": 0.0, **paper}), ("ddpm", 10, {"variance": "fixed_small", **paper}),
+        ("ddim", 20, {"eta": 0.0, **paper}), ("ddpm", 20, {"variance": "fixed_small", **paper})]  # fmt: skip
+    assert json.loads(results.canonical_options(cells[1][1].sampler_options)) == {"variance": "fixed_small", **paper}
+    cosine = ddim.custom_row("ddim", {"eta": 0.0, "schedule": "cosine"})  # the model's own table, on request
+    assert cosine.options == {"eta": 0.0, "schedule": "cosine", "spacing": "leading"}
+    assert ddim.custom_row("euler", {}).options == {}  # a sigma-space sampler has no discretisation options

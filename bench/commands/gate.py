@@ -57,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--grid-trials", type=int, default=20, help="calibrate: trials per shift")
     parser.add_argument("--latency", action="store_true", help="calibrate: also run the latency trials")
     parser.add_argument("--latency-trials", type=int, default=20, help="calibrate: latency trials of each kind")
+    parser.add_argument("--latency-clock", default="cpu", choices=("cpu", "wall"),
+                        help="calibrate: time with process CPU time (steady on a shared machine) or wall time")
     parser.add_argument("--out", metavar="PATH", help="calibrate: write the figures (JSON) here")
     parser.set_defaults(func=run)
 

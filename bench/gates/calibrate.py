@@ -273,7 +273,8 @@ def render(figures: dict[str, Any]) -> str:
             lines.append(f"| {m} | {d['sd']:.4g} | {k} | " + ", ".join(f"{r['flagged']:.2f}" for r in d["grid"]) + " |")
     if "latency" in figures:
         lat = figures["latency"]
-        lines += ["", f"Latency ({lat['trials']} trials, {lat['rounds']} interleaved rounds, factor > "
+        lines += ["", f"Latency ({lat['clock']} clock, {lat['trials']} trials, {lat['rounds']} interleaved rounds, "
+                  f"factor > "
                   f"{lat['min_factor']}, MWU α {lat['alpha']}): no change passed {lat['no_change_passed']}/"
                   f"{lat['trials']}, {lat['slowdown'] * 100:g} % slowdown caught {lat['slowdown_caught']}/"
                   f"{lat['trials']}"]
@@ -296,7 +297,7 @@ def run_calibration(args) -> int:
         figures = calibrate(args.pool, trials=args.trials, power_trials=args.power_trials, seed=args.seed, grid=grid,
                             grid_trials=args.grid_trials, clip_counts=counts)
     if args.latency:
-        figures["latency"] = latency_trials(args.latency_trials)
+        figures["latency"] = latency_trials(args.latency_trials, clock=args.latency_clock)
     text = render(figures)
     print(text, end="")
     if args.out:

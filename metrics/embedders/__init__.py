@@ -60,6 +60,8 @@ _BUILT_IN: dict[str, EmbedderSpec] = {
                           "PaSST-S AudioSet logits [B, 527] over 10 s windows"),
     "clap": EmbedderSpec("t2mbench.metrics.embedders.clap", "load_clap",
                          "LAION-CLAP HTSAT-tiny fusion audio/text [B, 512]", text_outputs=("embed_text",)),
+    "mert": EmbedderSpec("t2mbench.metrics.embedders.mert", "load_mert",
+                         "MERT-v1-95M frames [B, T, 768] at 75 Hz, fadtk's layer 12 (CC-BY-NC weights)"),
     "evaluator": EmbedderSpec("t2mbench.metrics.embedders.evaluator", "load_evaluator", "the corpus evaluator",
                               audio_outputs=("embed", "attribute_logits", "clip_embedding"),
                               text_outputs=("embed_text",)),

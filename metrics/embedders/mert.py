@@ -35,12 +35,14 @@ fadtk (``fadtk/model_loader.py`` ``MERTModel``, ``ModelLoader.get_embedding``), 
 5. stored as float16 (fadtk's ``get_embedding`` casts float32 embeddings to float16): ``embed``
    returns those values as float32 (``float16=False`` keeps the network's float32).
 
-Speed and memory (same numbers up to float rounding): attention is
-``scaled_dot_product_attention``; the weight-normed positional kernel is computed once at load.
+Speed and memory (same numbers up to float rounding): the conv feature encoder runs in chunks of
+250 frames, its first GroupNorm from float64 statistics of the whole clip (:meth:`Mert.features`);
+attention is ``scaled_dot_product_attention``; the weight-normed positional kernel is computed once.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -61,6 +63,7 @@ HOP = 320  # product of the conv strides
 RECEPTIVE = 400  # the conv stack's receptive field: the shortest input giving one frame
 LIMIT_SAMPLES = 6 * 60 * SAMPLE_RATE  # fadtk's limit_minutes=6
 NORM_EPS = 1e-7  # Wav2Vec2FeatureExtractor's zero_mean_unit_var_norm
+CHUNK_FRAMES = 250  # frames (3.3 s) per pass of the conv feature encoder
 
 WEIGHTS = register_all(
     WeightFile(
@@ -195,12 +198,40 @@ class Mert(nn.Module):
         self.encoder.layers = nn.ModuleList(_Layer(cfg) for _ in range(cfg.layers))
         self.masked_spec_embed = nn.Parameter(torch.empty(cfg.hidden))  # training only
 
-    def features(self, wave: torch.Tensor) -> torch.Tensor:
-        """Conv feature encoder: ``[B, N]`` → ``[B, T, conv_dim]``."""
-        x = wave[:, None]
-        for layer in self.feature_extractor.conv_layers:
-            x = layer(x)
-        return x.transpose(1, 2)
+    def features(self, wave: torch.Tensor, chunk_frames: int = CHUNK_FRAMES) -> torch.Tensor:
+        """Conv feature encoder: ``[B, N]`` → ``[B, T, conv_dim]``, ``T = 1 + (N - 400) // 320``.
+
+        The convolutions are unpadded, so frames ``[j0, j1)`` depend only on samples
+        ``[320·j0, 320·(j1 - 1) + 400)`` and the stack runs ``chunk_frames`` frames at a time; only the
+        first layer's GroupNorm (per channel, over the whole clip) needs the whole clip: its mean and
+        variance are accumulated in float64 over the same chunks first. Peak memory is then that of one
+        chunk instead of three copies of the first layer's ``[B, 512, N/5]`` output.
+        """
+        layers = self.feature_extractor.conv_layers
+        first = layers[0]
+        hop, field = math.prod(self.cfg.conv_strides), _receptive_field(self.cfg)
+        k0, s0 = self.cfg.conv_kernels[0], self.cfg.conv_strides[0]
+        n_frames = 1 + (wave.shape[-1] - field) // hop
+        spans = [(j, min(j + chunk_frames, n_frames)) for j in range(0, n_frames, chunk_frames)]
+        total = torch.zeros(wave.shape[0], self.cfg.conv_dim, 2, dtype=torch.float64, device=wave.device)
+        n0 = 1 + (wave.shape[-1] - k0) // s0  # first-layer outputs
+        step = chunk_frames * hop // s0
+        for i in range(0, n0, step):
+            y = first.conv(wave[:, None, i * s0 : (min(i + step, n0) - 1) * s0 + k0]).double()
+            total += torch.stack([y.sum(-1), y.square().sum(-1)], dim=-1)
+        mean = total[..., 0] / n0
+        var = (total[..., 1] / n0 - mean.square()).clamp_min(0.0)
+        norm = first.layer_norm
+        scale = (norm.weight.double() / torch.sqrt(var + norm.eps)).float()  # [B, C]
+        shift = (norm.bias.double() - mean * scale.double()).float()
+        out = []
+        for j0, j1 in spans:
+            x = first.conv(wave[:, None, j0 * hop : (j1 - 1) * hop + field])
+            x = F.gelu(torch.addcmul(shift[..., None], x, scale[..., None]))
+            for layer in layers[1:]:
+                x = layer(x)
+            out.append(x.transpose(1, 2))
+        return torch.cat(out, dim=1)
 
     def forward(self, wave: torch.Tensor, layer: int | None = None) -> torch.Tensor:
         layer = self.cfg.layers if layer is None else layer
@@ -211,6 +242,14 @@ class Mert(nn.Module):
         for block in self.encoder.layers[:layer]:
             x = block(x)
         return x
+
+
+def _receptive_field(cfg: MertConfig) -> int:
+    """Input samples behind one output frame of the conv stack (400 for MERT's)."""
+    field = 1
+    for k, s in zip(reversed(cfg.conv_kernels), reversed(cfg.conv_strides), strict=True):
+        field = (field - 1) * s + k
+    return field
 
 
 def normalise(wave: torch.Tensor) -> torch.Tensor:

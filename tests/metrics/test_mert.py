@@ -162,3 +162,17 @@ def test_a_file_in_the_upstream_layout_loads(state, tmp_path):
     x = audio("min")
     torch.testing.assert_close(emb.embed(x, SAMPLE_RATE), load_mert(state, config=SMALL).embed(x, SAMPLE_RATE))
     assert len(emb.weights_sha256) == 64
+
+
+def test_chunked_feature_encoder_equals_the_whole_clip_at_once(state):
+    # frames depend only on their own 400 samples (unpadded convs); the first GroupNorm's statistics are
+    # the whole clip's, so any chunking gives the same frames as running each layer on the whole clip
+    net = load_mert(state, config=SMALL).net
+    wave = normalise(audio("3s")[:, 0])
+    with torch.inference_mode():
+        x = wave[:, None]
+        for layer in net.feature_extractor.conv_layers:  # nn.GroupNorm over the whole clip
+            x = layer(x)
+        whole = x.transpose(1, 2)
+        for chunk in (1, 7, 100, 10_000):
+            assert rel_err(net.features(wave, chunk).numpy(), whole.numpy()) < 1e-6, chunk

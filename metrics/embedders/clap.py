@@ -70,9 +70,21 @@ _NO_HASH = (
     "(no network); the loader checks every key and shape instead: add the published LFS sha256 here"
 )
 _CLAP_LICENCE = "CC0-1.0 (LAION-AI/CLAP)"
+# The music checkpoints' Git LFS sha256 and size, as pinned identically by several independent projects that
+# verify the file downloaded from this URL (one quotes the LFS metadata of lukewys/laion_clap commit 4226474),
+# not hashed here (no network); the others still have no recorded hash.
+_PINNED = {
+    "music_audioset_epoch_15_esc_90.14.pt": "fae3e9c087f2909c28a09dc31c8dfcdacbc42ba44c70e972b58c1bd1caf6dedd",
+    "music_speech_audioset_epoch_15_esc_89.98.pt": "51c68f12f9d7ea25fdaaccf741ec7f81e93ee594455410f3bca4f47f88d8e006",
+}
+_PINNED_NOTE = (
+    "sha256 and size of the Git LFS file as pinned identically by several independent projects that verify the "
+    "download from this URL; not hashed by t2mbench itself"
+)
 CHECKPOINTS = {
-    name: WeightFile(name, filename, url=_HF + filename, sha256=None, description=desc, note=_NO_HASH,
-                     licence=_CLAP_LICENCE)
+    name: WeightFile(name, filename, url=_HF + filename, sha256=_PINNED.get(filename), description=desc,
+                     size=2_352_471_003 if filename in _PINNED else None,
+                     note=_PINNED_NOTE if filename in _PINNED else _NO_HASH, licence=_CLAP_LICENCE)
     for name, filename, desc in [
         ("clap", "630k-audioset-fusion-best.pt", "LAION-CLAP HTSAT-tiny fusion 630k+AudioSet (SAM's default)"),
         ("clap-630k-fusion", "630k-fusion-best.pt", "LAION-CLAP HTSAT-tiny fusion, LAION-Audio-630K"),

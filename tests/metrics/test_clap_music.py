@@ -12,6 +12,7 @@ import torch
 from support.clap_weights import clap_clip, clap_weights
 
 from t2mbench.core.errors import ConfigError, MissingWeightsError, WeightsError
+from t2mbench.core.torch_files import load_torch_file
 from t2mbench.metrics.embedders import embedder_spec, get_embedder
 from t2mbench.metrics.embedders.clap import CHECKPOINTS, ClapMusicEmbedder, load_clap_music
 from t2mbench.metrics.registry import get_metric
@@ -95,3 +96,19 @@ def test_fad_clap_music_feeds_fadtks_input(music):
     metric = get_metric("fad_clap_music", embedder=music)
     s = metric.settings()
     assert (s["sample_rate"], s["channels"], s["peak_db"], s["embedder"]) == (48_000, 1, None, "clap_music")
+
+
+def test_training_metadata_with_numpy_scalars_loads(tmp_path):
+    # LAION's training checkpoints hold NumPy floats beside the state dict; this file was written by numpy 1.26
+    # (pickled as numpy.core.multiarray.scalar), as the published ones were; a current numpy's scalars load too
+    ckpt = load_torch_file(FIX_DIR / "numpy1_scalars.pt")
+    assert ckpt["epoch"] == 15.0 and ckpt["step"] == 7 and torch.equal(ckpt["state_dict"]["module.x"], torch.ones(2))
+    torch.save({"epoch": np.float64(2.5), "dtype": np.dtype("float32")}, tmp_path / "now.pt")
+    assert load_torch_file(tmp_path / "now.pt") == {"epoch": 2.5, "dtype": np.dtype("float32")}
+
+
+def test_music_checkpoint_hashes_are_pinned():
+    # the sha256/size several independent projects pin for these Git LFS files (not hashed here: no network)
+    assert CHECKPOINTS["clap-music-audioset"].sha256.startswith("fae3e9c087f2909c")
+    assert CHECKPOINTS["clap-music-speech-audioset"].sha256.startswith("51c68f12f9d7ea25")
+    assert CHECKPOINTS["clap-music-audioset"].size == 2_352_471_003

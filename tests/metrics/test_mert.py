@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from t2mbench.core.audio import save_audio
 from t2mbench.core.errors import AudioError, ConfigError, MissingWeightsError, WeightsError
+from t2mbench.core.manifest import ClipRecord
+from t2mbench.metrics.base import ScoringItem
+from t2mbench.metrics.clip_audio import ClipAudio
 from t2mbench.metrics.embedders import embedder_spec, get_embedder
 from t2mbench.metrics.embedders.mert import (
     CHECKPOINT,
@@ -22,6 +26,8 @@ from t2mbench.metrics.embedders.mert import (
     load_mert,
     normalise,
 )
+from t2mbench.metrics.frechet import frechet_distance
+from t2mbench.metrics.registry import get_metric
 
 FIX_DIR = Path(__file__).parents[1] / "fixtures" / "mert"
 FIX = np.load(FIX_DIR / "mert.npz")
@@ -176,3 +182,26 @@ def test_chunked_feature_encoder_equals_the_whole_clip_at_once(state):
         whole = x.transpose(1, 2)
         for chunk in (1, 7, 100, 10_000):
             assert rel_err(net.features(wave, chunk).numpy(), whole.numpy()) < 1e-6, chunk
+
+
+def test_fad_mert_is_fd_over_fadtks_frames_of_the_decoded_files(state, tmp_path):
+    # fadtk: the file as decoded (int16 / 32768), mono at 24 kHz, no peak normalisation; FD over every frame
+    emb = load_mert(state, config=SMALL)
+    items, frames = [], {"gen": [], "ref": []}
+    for i, name in enumerate(["3s", "boundary", "short"]):
+        clips = {}
+        for side, gain in (("gen", 1.0), ("ref", 0.5)):
+            path = save_audio(tmp_path / f"{side}{i}.wav", gain * FIX[f"audio__{name}"][None], SAMPLE_RATE)
+            clips[side] = ClipAudio(ClipRecord(id=f"c{i}", path=path))
+            decoded = torch.from_numpy(clips[side].mono(SAMPLE_RATE))[None]
+            frames[side].append(emb.embed(decoded, SAMPLE_RATE)[0].numpy())
+        items.append(ScoringItem(f"c{i}", clips["gen"], clips["ref"]))
+    metric = get_metric("fad_mert", embedder=emb, ci_resamples=0)
+    metric.prepare(None)
+    for item in items:
+        metric.feed(item)
+    expected = frechet_distance(np.concatenate(frames["gen"]), np.concatenate(frames["ref"]))
+    assert metric.compute().value == pytest.approx(expected, rel=1e-9)
+    s = metric.settings()
+    assert (s["sample_rate"], s["channels"], s["peak_db"], s["embedder"]) == (24_000, 1, None, "mert")
+    assert s["embedder_settings"]["layer"] == SMALL.layers and metric.weights() == {"mert": emb.weights_sha256}

@@ -26,10 +26,12 @@ fadtk (``fadtk/model_loader.py`` ``MERTModel``, ``ModelLoader.get_embedding``), 
 1. mono at 24 kHz (fadtk converts the file with ffmpeg; here the caller's soxr HQ resampler);
 2. truncated to 6 minutes (``limit_minutes=6``);
 3. ``Wav2Vec2FeatureExtractor``: ``(x - mean) / sqrt(var + 1e-7)`` over the clip (``do_normalize``);
-   UNCERTAIN: the hub's ``preprocessor_config.json`` could not be read here; it is recalled as
-   ``do_normalize: true, return_attention_mask: true, sampling_rate: 24000`` and the fixture runs
-   transformers' extractor with exactly those settings. (MERT's fairseq pre-training config has
-   ``normalize: false``; ``normalize=False`` reproduces an extractor without normalisation.)
+   UNCERTAIN: the hub's ``preprocessor_config.json`` could not be read here. Decided: it is recalled
+   as ``do_normalize: true, return_attention_mask: true, sampling_rate: 24000``, and an independent
+   conversion's model card (``khersh/MERT-v1-95M-apple-silicon``) also documents the input as
+   "24kHz, zero-mean unit-variance normalized"; the fixture runs transformers' extractor with exactly
+   those settings. (MERT's fairseq pre-training config has ``normalize: false``; ``normalize=False``
+   reproduces an extractor without normalisation.)
    The all-ones attention mask the extractor returns changes nothing in the network;
 4. the whole clip in one forward pass (no windowing), layer ``layer``'s frames ``[T, 768]``;
 5. stored as float16 (fadtk's ``get_embedding`` casts float32 embeddings to float16): ``embed``
@@ -76,6 +78,7 @@ WEIGHTS = register_all(
             "the sha256 of this Git LFS file on huggingface.co could not be retrieved when this entry was "
             "written (no network); the loader checks every key and shape instead: add the published LFS sha256 here"
         ),
+        # the model card's licence since its 2024 revisions (earlier revisions said MIT)
         licence="CC-BY-NC-4.0 (m-a-p/MERT-v1-95M): non-commercial use only",
     )
 )

@@ -78,7 +78,7 @@ WEIGHTS = register_all(
             "the sha256 of this Git LFS file on huggingface.co could not be retrieved when this entry was "
             "written (no network); the loader checks every key and shape instead: add the published LFS sha256 here"
         ),
-        # the model card's licence since its 2024 revisions (earlier revisions said MIT)
+        # the current model card's licence (its earliest revisions said MIT)
         licence="CC-BY-NC-4.0 (m-a-p/MERT-v1-95M): non-commercial use only",
     )
 )

@@ -37,6 +37,7 @@ from t2mbench.core.errors import AudioError, ConfigError
 from t2mbench.core.files import sha256_bytes
 from t2mbench.metrics.base import Metric, keyword_parameters
 from t2mbench.metrics.cache import EmbeddingCache, entry_key
+from t2mbench.metrics.clip_audio import RESAMPLERS, Resampler
 from t2mbench.metrics.embedders import Embedder, embedder_spec
 from t2mbench.metrics.setting_checks import integer, number, one_of
 
@@ -60,6 +61,8 @@ class EmbeddingProtocol:
         audio_output / text_output: the embedder methods that give the protocol's vectors
             (``embed`` and ``embed_text``; the evaluator uses others): one of the registry entry's
             ``audio_outputs`` (checked here) / ``text_outputs`` (checked by :meth:`require_text`).
+        resampler: ``"soxr_hq"`` (librosa's loader, the SAM protocols) or ``"sinc_hann"`` (torchaudio's
+            default, e.g. audiobox-aesthetics).
         checkpoint, embedder_options: passed to the embedder's factory
             (:meth:`~t2mbench.metrics.embedders.EmbedderSpec.load`).
     """
@@ -76,12 +79,14 @@ class EmbeddingProtocol:
         peak_db: float | None = PEAK_DB,
         audio_output: str = "embed",
         text_output: str = "embed_text",
+        resampler: Resampler = "soxr_hq",
         checkpoint: str | None = None,
         embedder_options: dict[str, Any] | None = None,
     ) -> None:
         if channels not in (1, 2):
             raise ConfigError(f"channels must be 1 or 2, got {channels!r}")
         one_of("peak_stage", peak_stage, PEAK_STAGES)
+        one_of("resampler", resampler, RESAMPLERS)
         if sample_rate is not None:
             integer("sample_rate", sample_rate, minimum=1)
         if peak_db is not None:
@@ -101,6 +106,7 @@ class EmbeddingProtocol:
         self.peak_db = peak_db
         self.audio_output = audio_output
         self.text_output = text_output
+        self.resampler = resampler
         self.checkpoint = checkpoint
         self.embedder_options = dict(embedder_options or {})
         self.embedder: Embedder | None = self._instance
@@ -110,7 +116,7 @@ class EmbeddingProtocol:
         out = {
             "embedder": self.embedder_name, "sample_rate": self.rate, "channels": self.channels,
             "peak_db": self.peak_db, "peak_stage": self.peak_stage,
-            "resampler": "soxr_hq", "audio_output": self.audio_output, "protocol": self.version,
+            "resampler": self.resampler, "audio_output": self.audio_output, "protocol": self.version,
         }
         if self.embedder is not None:
             out["embedder_settings"] = self.embedder.settings()
@@ -149,10 +155,10 @@ class EmbeddingProtocol:
         self._loaded()
         rate = int(self.rate)
         if self.channels == 2:
-            x = clip.at(rate)
+            x = clip.at(rate, self.resampler)
             x = np.repeat(x, 2, axis=0) if x.shape[0] == 1 else x[:2]
         else:
-            x = clip.mono(rate)
+            x = clip.mono(rate, self.resampler)
         if self.peak_db is not None:
             peak = clip.peak() if self.peak_stage == "native" else float(np.max(np.abs(x)))
             if peak == 0.0:

@@ -16,6 +16,7 @@ from typing import Any
 
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.plugins import Registry
+from t2mbench.metrics.aesthetics import AUDIOBOX, AestheticsMetric
 from t2mbench.metrics.base import Metric
 from t2mbench.metrics.clap_score import ClapScoreMetric
 from t2mbench.metrics.frechet import FrechetMetric
@@ -32,6 +33,9 @@ KL_PASST = {"embedder": "passt", "sample_rate": 32_000, "channels": 1, "peak_sta
 CLAP = {"embedder": "clap", "sample_rate": 48_000, "channels": 1, "peak_stage": "resampled"}  # int16 in the embedder
 # the corpus evaluator at its own rate (32 kHz), mono, SAM's peak normalisation; its KL and CLAP
 # vectors are its attribute logits and joint-space clip embeddings
+# fadtk 1.1.0: the file as decoded (int16 / 32768), mono at the model's rate, no peak normalisation
+FAD_MERT = {"embedder": "mert", "sample_rate": 24_000, "channels": 1, "peak_db": None}
+FAD_CLAP_MUSIC = {"embedder": "clap_music", "sample_rate": 48_000, "channels": 1, "peak_db": None}
 EVALUATOR = {"embedder": "evaluator", "sample_rate": None, "channels": 1, "peak_stage": "resampled"}
 
 
@@ -60,6 +64,14 @@ _BUILT_IN: dict[str, MetricSpec] = {
                                {**EVALUATOR, "audio_output": "attribute_logits"}),
     "clap_evaluator": MetricSpec(ClapScoreMetric, "corpus evaluator audio-caption cosine",
                                  {**EVALUATOR, "audio_output": "clip_embedding"}),
+    "fad_mert": MetricSpec(FrechetMetric, "Fréchet distance of MERT-v1-95M layer-12 frames, fadtk MERT-v1-95M",
+                           FAD_MERT),
+    "fad_clap_music": MetricSpec(FrechetMetric, "Fréchet distance of LAION-CLAP music 10 s/1 s chunks, fadtk "
+                                 "clap-laion-music", FAD_CLAP_MUSIC),
+    **{f"aesthetics_{axis.lower()}": MetricSpec(AestheticsMetric, f"Audiobox Aesthetics {what} ({axis}), mean over "
+                                                "clips", {**AUDIOBOX, "axis": axis})
+       for axis, what in [("PQ", "production quality"), ("PC", "production complexity"),
+                          ("CE", "content enjoyment"), ("CU", "content usefulness")]},
 }
 
 

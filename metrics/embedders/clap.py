@@ -52,13 +52,14 @@ from t2mbench.core.errors import AudioError, ConfigError, ManifestError, Missing
 from t2mbench.core.torch_files import load_torch_file
 from t2mbench.core.weights import WeightFile, hash_file, register_all, resolve, weights_dir
 from t2mbench.metrics.dsp.filterbanks import mel_filterbank
-from t2mbench.metrics.embedders.base import TextEmbedder, state_dict_mismatch, state_dict_sha256
+from t2mbench.metrics.embedders.base import Embedder, TextEmbedder, state_dict_mismatch, state_dict_sha256
 from t2mbench.metrics.embedders.htsat import FRAMES, HTSAT, N_MELS
 
 SAMPLE_RATE = 48_000
 MAX_SAMPLES = 480_000  # 10 s
 N_FFT, HOP = 1024, 480
 MIN_SAMPLES = N_FFT  # one STFT window (21.3 ms) at 48 kHz
+FADTK_HOP = SAMPLE_RATE  # fadtk's CLAP chunks start every second
 JOINT = 512
 MAX_TOKENS = 77
 ROBERTA_VOCAB, PAD_ID, TEXT_DIM, TEXT_LAYERS, TEXT_HEADS = 50265, 1, 768, 12, 12
@@ -69,9 +70,21 @@ _NO_HASH = (
     "(no network); the loader checks every key and shape instead: add the published LFS sha256 here"
 )
 _CLAP_LICENCE = "CC0-1.0 (LAION-AI/CLAP)"
+# The music checkpoints' Git LFS sha256 and size, as pinned identically by several independent projects that
+# verify the file downloaded from this URL (one quotes the LFS metadata of lukewys/laion_clap commit 4226474),
+# not hashed here (no network); the others still have no recorded hash.
+_PINNED = {
+    "music_audioset_epoch_15_esc_90.14.pt": "fae3e9c087f2909c28a09dc31c8dfcdacbc42ba44c70e972b58c1bd1caf6dedd",
+    "music_speech_audioset_epoch_15_esc_89.98.pt": "51c68f12f9d7ea25fdaaccf741ec7f81e93ee594455410f3bca4f47f88d8e006",
+}
+_PINNED_NOTE = (
+    "sha256 and size of the Git LFS file as pinned identically by several independent projects that verify the "
+    "download from this URL; not hashed by t2mbench itself"
+)
 CHECKPOINTS = {
-    name: WeightFile(name, filename, url=_HF + filename, sha256=None, description=desc, note=_NO_HASH,
-                     licence=_CLAP_LICENCE)
+    name: WeightFile(name, filename, url=_HF + filename, sha256=_PINNED.get(filename), description=desc,
+                     size=2_352_471_003 if filename in _PINNED else None,
+                     note=_PINNED_NOTE if filename in _PINNED else _NO_HASH, licence=_CLAP_LICENCE)
     for name, filename, desc in [
         ("clap", "630k-audioset-fusion-best.pt", "LAION-CLAP HTSAT-tiny fusion 630k+AudioSet (SAM's default)"),
         ("clap-630k-fusion", "630k-fusion-best.pt", "LAION-CLAP HTSAT-tiny fusion, LAION-Audio-630K"),
@@ -425,6 +438,17 @@ class ClapEmbedder(TextEmbedder):
             AudioError: not ``[B, C, T]``, non-finite samples, or shorter than 1024 samples at 48 kHz
                 (one STFT window; upstream would tile such a clip hundreds of times).
         """
+        waves = self._quantised_mono(audio, sample_rate)
+        out = []
+        with torch.inference_mode():
+            for chunk in waves.split(self.batch_size):
+                feats = [self._features(w) for w in chunk]
+                x = torch.stack([f for f, _ in feats])
+                out.append(self._audio_embedding(x, torch.tensor([flag for _, flag in feats], device=x.device)))
+        return torch.cat(out).float().cpu()
+
+    def _quantised_mono(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """Checked ``[B, C, T]`` → channel mean, soxr HQ to 48 kHz, int16 round trip: ``[B, T']`` on the device."""
         if audio.ndim != 3 or 0 in audio.shape:
             raise AudioError(f"CLAP expects audio of shape [batch, channels, samples], got {tuple(audio.shape)}")
         if not torch.isfinite(audio).all():
@@ -436,17 +460,13 @@ class ClapEmbedder(TextEmbedder):
                 f"window) at {SAMPLE_RATE} Hz; got {mono.shape[-1]} ({audio.shape[-1]} at {sample_rate} Hz): "
                 "pad or drop the clip"
             )
-        waves = torch.from_numpy(int16_roundtrip(mono.cpu().numpy())).to(self.window.device)
-        out = []
-        with torch.inference_mode():
-            for chunk in waves.split(self.batch_size):
-                feats = [self._features(w) for w in chunk]
-                x = torch.stack([f for f, _ in feats])
-                longer = torch.tensor([flag for _, flag in feats], device=x.device)
-                if not self.variant.fusion:
-                    x = self.model.audio_branch.logmel(x)
-                out.append(F.normalize(self.model.audio_projection(self.model.audio_branch(x, longer)), dim=-1))
-        return torch.cat(out).float().cpu()
+        return torch.from_numpy(int16_roundtrip(mono.cpu().numpy())).to(self.window.device)
+
+    def _audio_embedding(self, x: torch.Tensor, longer: torch.Tensor) -> torch.Tensor:
+        """Model inputs (``[N, 480000]`` waves, or fusion ``[N, 4, 1001, 64]`` log-mels) → ``[N, 512]`` unit-norm."""
+        if not self.variant.fusion:
+            x = self.model.audio_branch.logmel(x)
+        return F.normalize(self.model.audio_projection(self.model.audio_branch(x, longer)), dim=-1)
 
     def embed_text(self, texts: list[str]) -> torch.Tensor:
         """Captions → ``[B, 512]`` unit-norm float32 (CPU), 77 tokens at most, in batches of 64.
@@ -514,4 +534,77 @@ def load_clap(
     )
 
 
-__all__ = ["ClapEmbedder", "ClapModel", "Roberta", "load_clap", "load_tokenizer", "normalise_state_dict"]
+class ClapMusicEmbedder(ClapEmbedder):
+    """fadtk's ``clap-laion-music`` frames (``CLAPLaionModel('music')``, fadtk 1.1.0): audio only.
+
+    ``embed(audio [B, C, T], sample_rate) -> [B, ceil(T' / 48000), 512]`` unit-norm float32 (CPU), T' the
+    length at 48 kHz: channel mean, soxr HQ to 48 kHz (fadtk: ffmpeg), int16 round trip of the whole
+    clip (clip, ×32767, truncate, ÷32767), then a 10 s chunk starting at every whole second
+    (``audio[i : i + 480000]`` for i = 0, 48000, ... < T'), each zero-padded to 10 s and embedded by
+    ``get_audio_embedding_from_data`` (a 10 s input takes neither the repeat-pad nor the random crop).
+    HTSAT-base non-fusion checkpoints only (fadtk: ``music_audioset_epoch_15_esc_90.14.pt``).
+    """
+
+    name = "clap_music"
+    protocol_version = "fadtk-clap-laion-music-1"
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            **Embedder.settings(self), "model": self.variant.describe(), "checkpoint": self.checkpoint,
+            "weights_sha256": self.weights_sha256, "downmix": "channel mean before resampling", "resampler": "soxr HQ",
+            "quantisation": "int16 round trip (clip, x32767, truncate, /32767)",
+            "chunks": f"{MAX_SAMPLES} samples every {FADTK_HOP}, zero-padded (fadtk)",
+        }  # fmt: skip
+
+    def embed(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        waves = self._quantised_mono(audio, sample_rate)
+        b, n = waves.shape
+        n_chunks = -(-n // FADTK_HOP)
+        padded = F.pad(waves, (0, (n_chunks - 1) * FADTK_HOP + MAX_SAMPLES - n))
+        chunks = padded.unfold(-1, MAX_SAMPLES, FADTK_HOP).reshape(b * n_chunks, MAX_SAMPLES)
+        with torch.inference_mode():
+            out = [self._audio_embedding(x, torch.zeros(len(x), dtype=torch.bool, device=x.device))
+                   for x in chunks.split(self.batch_size)]  # fmt: skip
+        return torch.cat(out).float().cpu().view(b, n_chunks, JOINT)
+
+    def embed_text(self, texts: list[str]) -> torch.Tensor:
+        raise ConfigError("the clap_music embedder is audio-only (fadtk's CLAP-music FAD); use 'clap' for captions")
+
+
+def load_clap_music(
+    checkpoint: str | os.PathLike | Mapping[str, Any] | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    verify: bool = True,
+    batch_size: int = 8,
+) -> ClapMusicEmbedder:
+    """fadtk's CLAP-music embedder (:class:`ClapMusicEmbedder`); no tokenizer is needed.
+
+    Args:
+        checkpoint: ``None`` for ``music_audioset_epoch_15_esc_90.14.pt`` (fadtk's ``clap-laion-music``),
+            ``clap-music-speech-audioset`` (MusicGen's), another registered name, a path, or a state dict.
+        device, verify, batch_size: as :func:`load_clap` (``batch_size``: 10 s chunks per forward pass).
+
+    Raises:
+        MissingWeightsError: the checkpoint is absent (the message says where to put it).
+        WeightsError: unreadable file, another model, or a fusion / HTSAT-tiny checkpoint.
+    """
+    if isinstance(checkpoint, Mapping):
+        state, source = normalise_state_dict(checkpoint, "in-memory state dict"), "in-memory state dict"
+        model, variant = build_model(state, source, copy=False)
+        sha, name = state_dict_sha256(state), source
+    else:
+        path, name = _resolve_checkpoint(checkpoint or "clap-music-audioset", verify)
+        model, variant = build_model(normalise_state_dict(_read_checkpoint(path), str(path)), str(path), copy=True)
+        sha = hash_file(path)
+    if variant.fusion or variant.audio_model != "HTSAT-base":
+        raise WeightsError(f"{name}: a {variant.describe()} checkpoint; fadtk's CLAP-music FAD uses HTSAT-base "
+                           f"non-fusion ({CHECKPOINTS['clap-music-audioset'].filename})")  # fmt: skip
+    return ClapMusicEmbedder(model.to(device), variant, None, weights_sha256=sha, checkpoint=name,
+                             batch_size=batch_size)  # fmt: skip
+
+
+__all__ = [
+    "ClapEmbedder", "ClapModel", "ClapMusicEmbedder", "Roberta", "load_clap", "load_clap_music", "load_tokenizer",
+    "normalise_state_dict",
+]  # fmt: skip

@@ -1,6 +1,8 @@
 """Reading torch checkpoint files (``.pt``, ``.pth``, ``.ckpt``, ``.bin``) safely, in one place.
 
-Every load is ``torch.load(weights_only=True)``: tensors and plain containers only. A file that
+Every load is ``torch.load(weights_only=True)``: tensors and plain containers only, plus NumPy
+scalars and dtypes (LAION-CLAP's training checkpoints, e.g. ``music_audioset_epoch_15_esc_90.14.pt``,
+hold NumPy floats in their training metadata; those reconstructors only rebuild numbers). A file that
 holds other pickled Python objects is refused in one line that says so; nothing in it runs, and
 the message never suggests loading it unsafely.
 """
@@ -12,9 +14,18 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from t2mbench.core.errors import WeightsError
+
+
+def _numpy_globals() -> list[Any]:
+    """NumPy's scalar reconstructor (under its NumPy 1 and 2 module paths) and its dtype classes."""
+    scalar = np.dtype("float64").type(0).__reduce__()[0]  # numpy.(_)core.multiarray.scalar
+    dtypes = [type(np.dtype(c)) for c in "?bBhHiIlLqQefdgFDG"]
+    names = ["numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar"]
+    return [np.dtype, *dtypes, *[(scalar, name) for name in names]]
 
 
 def load_torch_file(path: str | os.PathLike, *, what: str = "checkpoint", hint: str = "") -> Any:
@@ -28,12 +39,13 @@ def load_torch_file(path: str | os.PathLike, *, what: str = "checkpoint", hint: 
     """
     p = Path(path)
     try:
-        try:
-            return torch.load(p, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:
-            if "mmap" not in str(e):
-                raise
-            return torch.load(p, map_location="cpu", weights_only=True)  # legacy (non-zip) format
+        with torch.serialization.safe_globals(_numpy_globals()):
+            try:
+                return torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as e:
+                if "mmap" not in str(e):
+                    raise
+                return torch.load(p, map_location="cpu", weights_only=True)  # legacy (non-zip) format
     except pickle.UnpicklingError as e:
         if "GLOBAL" in str(e):  # weights_only met a pickled object (a global), not a corrupt stream
             raise WeightsError(

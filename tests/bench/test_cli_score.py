@@ -37,7 +37,8 @@ def test_list_names_every_metric(capsys):
     assert main(["score", "--list"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert names == ["fd_openl3", "kl_passt", "clap", "stft", "mel", "sisdr", "melody_acc", "pitch_acc", "fd_evaluator",
-                     "kl_evaluator", "clap_evaluator"]
+                     "kl_evaluator", "clap_evaluator", "fad_mert", "fad_clap_music", "aesthetics_pq", "aesthetics_pc",
+                     "aesthetics_ce", "aesthetics_cu"]
 
 
 @pytest.mark.parametrize(

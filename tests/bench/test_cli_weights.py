@@ -85,3 +85,20 @@ def test_list_shows_the_weights_of_every_registered_embedder(capsys, monkeypatch
     assert ("toy-plugin" in listed) is plugin
     if plugin:
         assert "licence: CC0-1.0 (the toy plugin)" in out
+
+
+def test_list_shows_the_music_metric_weights_with_their_licences(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("T2MBENCH_HOME", str(tmp_path))
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    for name, filename, licence in [
+        ("mert-v1-95m", "MERT-v1-95M/pytorch_model.bin", "licence: CC-BY-NC-4.0 (m-a-p/MERT-v1-95M): non-commercial"),
+        ("audiobox-aesthetics", "audiobox-aesthetics/checkpoint.pt", "licence: CC-BY-4.0"),
+        ("clap-music-audioset", "music_audioset_epoch_15_esc_90.14.pt", "licence: CC0-1.0"),
+        ("clap-music-speech-audioset", "music_speech_audioset_epoch_15_esc_89.98.pt", "licence: CC0-1.0"),
+    ]:
+        lines = out.splitlines()
+        i = next(k for k, line in enumerate(lines) if line.split()[:1] == [name])
+        entry = [lines[i], *lines[i + 1 : i + 4]]  # name line, description, URL, licence
+        assert "missing" in entry[0] and str(tmp_path / "weights" / filename) in entry[0]
+        assert any(line.strip().startswith(licence) for line in entry), entry

@@ -15,7 +15,8 @@ from t2mbench.metrics.sisdr import SISDR
 
 FD_SETTINGS = (
     "method, ci_resamples, confidence, seed, per_song, fad_inf, fad_inf_min_n, fad_inf_steps, reference_stats, "
-    "embedder, sample_rate, channels, peak_stage, peak_db, audio_output, text_output, checkpoint, embedder_options"
+    "embedder, sample_rate, channels, peak_stage, peak_db, audio_output, text_output, resampler, checkpoint, "
+    "embedder_options"
 )
 
 
@@ -42,7 +43,8 @@ FD_SETTINGS = (
         ("clap_evaluator", {"text_output": "embed_txt"},
          "metric 'clap_evaluator': unknown text_output 'embed_txt'; use one of embed_text"),
         ("fd_openl3", {"embedder": "vggish"},
-         "metric 'fd_openl3': unknown embedder 'vggish'; known: openl3, passt, clap, evaluator"),
+         "metric 'fd_openl3': unknown embedder 'vggish'; known: openl3, passt, clap, clap_music, mert, "
+         "audiobox_aesthetics, evaluator"),
     ],
 )  # fmt: skip
 def test_a_bad_setting_is_one_config_error_naming_metric_key_value_and_allowed(name, settings, message):

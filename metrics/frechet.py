@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -397,7 +397,7 @@ def fd_interval(
     3. Scale: a subsample of m out of n without replacement has Var FD_m ≈ (σ²/m)(1 − m/n), so
        se(FD_n) = sd(FD_m)·√(m/(n − m)) (= sd(FD_m) at m = n/2: half-sampling).
     4. Interval: FD_BC ± t·se with t the Student quantile of ``confidence`` at R − 1 degrees of
-       freedom (se is estimated from R subsamples). The interval is for the population FD, so it
+       freedom (se is estimated from R subsamples), its low end cut at 0. The interval is for the population FD, so it
        is centred on FD_BC, not on the plug-in FD_n: when the estimated bias FD_n − FD_BC exceeds
        t·se, FD_n lies above the interval, which says the set is too small for FD to be taken at
        face value (the metric then warns and records FD_BC as ``fd_bias_corrected``). The plug-in
@@ -419,7 +419,9 @@ def fd_interval(
     bias cancels.
     """
     subsets = _FdSubsets(clips, reference)
-    return subsets.interval(lambda idx: subsets.fd(idx), resamples=resamples, confidence=confidence, seed=seed)
+    iv = subsets.interval(lambda idx: subsets.fd(idx), resamples=resamples, confidence=confidence, seed=seed)
+    # a population FD is >= 0: a normal interval reaching below 0 is cut there (coverage unchanged)
+    return replace(iv, low=max(iv.low, 0.0)) if iv.low < 0 else iv
 
 
 def fd_difference_ci(

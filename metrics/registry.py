@@ -19,6 +19,7 @@ from t2mbench.core.plugins import Registry
 from t2mbench.metrics.base import Metric
 from t2mbench.metrics.clap_score import ClapScoreMetric
 from t2mbench.metrics.frechet import FrechetMetric
+from t2mbench.metrics.kad import KadMetric
 from t2mbench.metrics.kl import KLMetric
 from t2mbench.metrics.melody import MelodyAccuracy
 from t2mbench.metrics.pitch import PitchAccuracy
@@ -60,6 +61,10 @@ _BUILT_IN: dict[str, MetricSpec] = {
                                {**EVALUATOR, "audio_output": "attribute_logits"}),
     "clap_evaluator": MetricSpec(ClapScoreMetric, "corpus evaluator audio-caption cosine",
                                  {**EVALUATOR, "audio_output": "clip_embedding"}),
+    "kad_openl3": MetricSpec(KadMetric, "Kernel audio distance (kadtk) of OpenL3 frames, SAM preprocessing", FD_OPENL3),
+    "kad_clap": MetricSpec(KadMetric, "Kernel audio distance (kadtk) of LAION-CLAP clip embeddings", CLAP),
+    "kad_evaluator": MetricSpec(KadMetric, "Kernel audio distance (kadtk) of the corpus evaluator's windows",
+                                EVALUATOR),
 }
 
 

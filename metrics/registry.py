@@ -21,6 +21,7 @@ from t2mbench.metrics.clap_score import ClapScoreMetric
 from t2mbench.metrics.frechet import FrechetMetric
 from t2mbench.metrics.kad import KadMetric
 from t2mbench.metrics.kl import KLMetric
+from t2mbench.metrics.mauve import MadMetric
 from t2mbench.metrics.melody import MelodyAccuracy
 from t2mbench.metrics.pitch import PitchAccuracy
 from t2mbench.metrics.sisdr import SISDR
@@ -64,6 +65,8 @@ _BUILT_IN: dict[str, MetricSpec] = {
     "kad_openl3": MetricSpec(KadMetric, "Kernel audio distance (kadtk) of OpenL3 frames, SAM preprocessing", FD_OPENL3),
     "kad_clap": MetricSpec(KadMetric, "Kernel audio distance (kadtk) of LAION-CLAP clip embeddings", CLAP),
     "kad_evaluator": MetricSpec(KadMetric, "Kernel audio distance (kadtk) of the corpus evaluator's windows",
+                                EVALUATOR),
+    "mad_evaluator": MetricSpec(MadMetric, "MAD (-ln MAUVE, mad-metric) of the corpus evaluator's windows, max-pooled",
                                 EVALUATOR),
 }
 

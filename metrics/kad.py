@@ -78,13 +78,19 @@ def _rows(x: np.ndarray | torch.Tensor, what: str) -> torch.Tensor:
 
 def _sq_dist(a: torch.Tensor, b: torch.Tensor, a_sq: torch.Tensor, b_sq: torch.Tensor, mixed: bool = False
              ) -> torch.Tensor:
-    """‖a_i − b_j‖² [len a, len b] (float64) by the Gram expansion, clamped at 0; ``mixed``: the
-    Gram a·bᵀ in float32 (rows centred by the caller), norms and the rest in float64."""
+    """‖a_i − b_j‖² [len a, len b] (float64) by the Gram expansion, clamped at 0; ``mixed``: ``a``
+    and ``b`` are float32 copies of rows centred by the caller and the Gram a·bᵀ is float32, the
+    norms (float64) and the rest float64."""
     if mixed:
-        gram = torch.mm(a.to(torch.float32), b.to(torch.float32).T).to(torch.float64)
-        return (a_sq[:, None] + b_sq[None, :]).sub_(gram.mul_(2.0)).clamp_(min=0.0)
+        d2 = torch.mm(a, b.T).to(torch.float64).mul_(-2.0)
+        return d2.add_(a_sq[:, None]).add_(b_sq[None, :]).clamp_(min=0.0)
     d2 = torch.addmm(a_sq[:, None] + b_sq[None, :], a, b.T, beta=1.0, alpha=-2.0)
     return d2.clamp_(min=0.0)
+
+
+def _gram_rows(x: torch.Tensor, mixed: bool) -> torch.Tensor:
+    """The rows the Gram products read: ``x`` itself, or its float32 copy (``mixed``), made once."""
+    return x.to(torch.float32) if mixed else x
 
 
 def median_pairwise_distance(x: np.ndarray | torch.Tensor) -> float:
@@ -104,12 +110,13 @@ def median_pairwise_distance(x: np.ndarray | torch.Tensor) -> float:
 def _upper_sq_dists(x: torch.Tensor, mixed: bool = False) -> np.ndarray:
     n = x.shape[0]
     sq = (x * x).sum(dim=1)
+    xg = _gram_rows(x, mixed)
     out = np.empty(n * (n - 1) // 2)
     pos = 0
     with torch.inference_mode():
         for i0 in range(0, n - 1, BLOCK_ROWS):
             i1 = min(i0 + BLOCK_ROWS, n)
-            d2 = _sq_dist(x[i0:i1], x[i0:], sq[i0:i1], sq[i0:], mixed).numpy()
+            d2 = _sq_dist(xg[i0:i1], xg[i0:], sq[i0:i1], sq[i0:], mixed).numpy()
             for r in range(i1 - i0):
                 row = d2[r, r + 1:]
                 out[pos:pos + row.size] = row
@@ -131,11 +138,12 @@ def _gamma(bandwidth: float) -> float:
 def kernel_sum(a: torch.Tensor, b: torch.Tensor, gamma: float, mixed: bool = False) -> float:
     """Σ_{i,j} exp(−γ‖a_i − b_j‖²) over all pairs of rows (float64, blocks of rows; ``mixed``: see :func:`_sq_dist`)."""
     a_sq, b_sq = (a * a).sum(dim=1), (b * b).sum(dim=1)
+    ag, bg = _gram_rows(a, mixed), _gram_rows(b, mixed)
     total = 0.0
     with torch.inference_mode():
         for i0 in range(0, a.shape[0], BLOCK_ROWS):
             i1 = min(i0 + BLOCK_ROWS, a.shape[0])
-            total += float(_sq_dist(a[i0:i1], b, a_sq[i0:i1], b_sq, mixed).mul_(-gamma).exp_().sum())
+            total += float(_sq_dist(ag[i0:i1], bg, a_sq[i0:i1], b_sq, mixed).mul_(-gamma).exp_().sum())
     return total
 
 
@@ -144,11 +152,12 @@ def within_kernel_sum(a: torch.Tensor, gamma: float, mixed: bool = False) -> flo
     computed block by block on the upper triangle only."""
     n = a.shape[0]
     sq = (a * a).sum(dim=1)
+    ag = _gram_rows(a, mixed)
     total = 0.0
     with torch.inference_mode():
         for i0 in range(0, n, BLOCK_ROWS):
             i1 = min(i0 + BLOCK_ROWS, n)
-            k = _sq_dist(a[i0:i1], a[i0:], sq[i0:i1], sq[i0:], mixed).mul_(-gamma).exp_()
+            k = _sq_dist(ag[i0:i1], ag[i0:], sq[i0:i1], sq[i0:], mixed).mul_(-gamma).exp_()
             total += 2.0 * float(torch.triu(k[:, : i1 - i0], diagonal=1).sum()) + 2.0 * float(k[:, i1 - i0:].sum())
     return total
 
@@ -275,14 +284,15 @@ class _KadSubsets:
         onehot[torch.arange(y.shape[0]), owner] = 1.0
         g = reference.gamma
         x_sq, y_sq = (reference.rows ** 2).sum(dim=1), (y * y).sum(dim=1)
+        xg, yg = _gram_rows(reference.rows, reference.mixed), _gram_rows(y, reference.mixed)
         cross = torch.zeros(len(frames), dtype=torch.float64)
         pair = torch.zeros(len(frames), len(frames), dtype=torch.float64)
         with torch.inference_mode():
             for i0 in range(0, y.shape[0], BLOCK_ROWS):
                 i1 = min(i0 + BLOCK_ROWS, y.shape[0])
-                k_xy = _sq_dist(y[i0:i1], reference.rows, y_sq[i0:i1], x_sq, reference.mixed).mul_(-g).exp_()
+                k_xy = _sq_dist(yg[i0:i1], xg, y_sq[i0:i1], x_sq, reference.mixed).mul_(-g).exp_()
                 cross += onehot[i0:i1].T @ k_xy.sum(dim=1)
-                k_yy = _sq_dist(y[i0:i1], y, y_sq[i0:i1], y_sq, reference.mixed).mul_(-g).exp_()
+                k_yy = _sq_dist(yg[i0:i1], yg, y_sq[i0:i1], y_sq, reference.mixed).mul_(-g).exp_()
                 k_yy[torch.arange(i1 - i0), torch.arange(i0, i1)] = 0.0  # self pairs
                 pair += onehot[i0:i1].T @ (k_yy @ onehot)
         self.cross, self.pair = cross.numpy(), ((pair + pair.T) / 2).numpy()

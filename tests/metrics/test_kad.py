@@ -97,6 +97,10 @@ def test_block_boundaries_do_not_change_the_sums(monkeypatch):
     assert kernel_audio_distance(x, y) == pytest.approx(whole, rel=1e-12)
     clips = [y[i:i + 7] for i in range(0, 53, 7)]
     assert kad_interval(clips, KadReference.of(x), resamples=10).estimate == pytest.approx(whole, rel=1e-12)
+    mixed = kernel_audio_distance(x, y, precision="mixed")
+    assert mixed == pytest.approx(whole, rel=1e-6)
+    assert kad_interval(clips, KadReference.of(x, precision="mixed"), resamples=10).estimate == pytest.approx(
+        mixed, rel=1e-12)
 
 
 def test_interval_estimate_is_the_kad_of_all_clips_and_bias_is_near_zero():

@@ -99,8 +99,10 @@ def test_block_boundaries_do_not_change_the_sums(monkeypatch):
     assert kad_interval(clips, KadReference.of(x), resamples=10).estimate == pytest.approx(whole, rel=1e-12)
     mixed = kernel_audio_distance(x, y, precision="mixed")
     assert mixed == pytest.approx(whole, rel=1e-6)
+    # float32 Gram entries depend on the product's shape (BLAS blocking): the interval's clip-by-clip
+    # sums agree with the block sums to ~1e-10 in mixed precision
     assert kad_interval(clips, KadReference.of(x, precision="mixed"), resamples=10).estimate == pytest.approx(
-        mixed, rel=1e-12)
+        mixed, rel=1e-8)
 
 
 def test_interval_estimate_is_the_kad_of_all_clips_and_bias_is_near_zero():

@@ -21,9 +21,10 @@ value (both are parity-tested, ``tests/metrics/test_kad.py``).
 
 Precision: float64 throughout by default (kadtk computes in float32); ``precision="mixed"`` takes
 the Gram products x·yᵀ (the O(N²D) part) in float32 on rows centred at the reference mean, and
-everything else (norms, distances, kernels, sums) in float64: ~2.5x faster on a CPU, and it
-differs from the float64 path by ≤ 5e-7 relative on the fixture sets and 2e-8 on the 10,000 x
-1,024 benchmark set (``benchmarks/test_kad.py``), 20-200x closer than kadtk's float32.
+everything else (norms, distances, kernels, sums) in float64: 1.5x faster than the float64 path
+on one CPU thread at 10,000 x 1,024 (30.7 s against 45.0 s; ``benchmarks/test_kad.py``), and it
+differs from the float64 path by ≤ 5e-7 relative on the fixture sets and 1.1e-8 on the benchmark
+set, where kadtk's float32 differs from kadtk's own float64 run by 6.1e-4.
 
 On the three committed fixture sets (``tests/fixtures/kad/``, made by
 ``tools/fixtures/make_kad.py``) kadtk's own function run with ``precision=torch.float64`` agrees

@@ -50,7 +50,7 @@ def drop_missing_weights(metrics: Sequence[Metric], *, skip_missing: bool) -> tu
 
     Raises:
         MissingWeightsError: without ``skip_missing``, one message listing, per metric, the missing
-            file and the command that fetches it.
+            file and the command that fetches it (one metric: its message as the loader words it).
     """
     share_embedders(metrics)
     kept: list[Metric] = []
@@ -62,10 +62,13 @@ def drop_missing_weights(metrics: Sequence[Metric], *, skip_missing: bool) -> tu
             missing.append((m.name, str(e)))
             continue
         kept.append(m)
+    if len(missing) == 1 and not skip_missing:
+        name, message = missing[0]
+        raise MissingWeightsError(f"{message} [metric {name}; pass --skip-missing to run the others]")
     if missing and not skip_missing:
         listing = " | ".join(f"{name}: {message}" for name, message in missing)
         raise MissingWeightsError(
-            f"{len(missing)} metric(s) lack weight files (pass --skip-missing to run the others): {listing}"
+            f"{len(missing)} metrics lack weight files (pass --skip-missing to run the others): {listing}"
         )
     return kept, [f"skipped {name}: {message}" for name, message in missing]
 

@@ -71,7 +71,7 @@ def test_missing_weights_are_listed_with_their_fetch_command_or_skipped(tmp_path
     with pytest.raises(MissingWeightsError) as e:
         drop_missing_weights(metrics, skip_missing=False)
     message = str(e.value)
-    assert message.startswith("3 metric(s) lack weight files (pass --skip-missing to run the others): fd_openl3: ")
+    assert message.startswith("3 metrics lack weight files (pass --skip-missing to run the others): fd_openl3: ")
     assert "\n" not in message
     for name in ("fd_openl3", "kad_openl3", "kl_passt"):
         assert f"| {name}: " in message or message.count(f"{name}: weights") == 1
@@ -81,6 +81,8 @@ def test_missing_weights_are_listed_with_their_fetch_command_or_skipped(tmp_path
     assert [m.name for m in kept] == ["stft"]
     assert [w.split(":")[0] for w in warnings] == ["skipped fd_openl3", "skipped kad_openl3", "skipped kl_passt"]
     assert all("t2mbench weights fetch" in w for w in warnings)
+    with pytest.raises(MissingWeightsError, match=r"^weights 'passt.*\[metric kl_passt; pass --skip-missing"):
+        drop_missing_weights([get_metric("stft"), get_metric("kl_passt")], skip_missing=False)
 
 
 def test_cli_preset_skip_missing_runs_the_rest_and_warns_for_each_gap(tmp_path, stand_in_loads, capsys):

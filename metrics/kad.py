@@ -281,8 +281,6 @@ class _KadSubsets:
         y = torch.cat(frames)
         counts = [f.shape[0] for f in frames]
         owner = torch.repeat_interleave(torch.arange(len(frames)), torch.tensor(counts))
-        onehot = torch.zeros(y.shape[0], len(frames), dtype=torch.float64)
-        onehot[torch.arange(y.shape[0]), owner] = 1.0
         g = reference.gamma
         x_sq, y_sq = (reference.rows ** 2).sum(dim=1), (y * y).sum(dim=1)
         xg, yg = _gram_rows(reference.rows, reference.mixed), _gram_rows(y, reference.mixed)
@@ -292,10 +290,11 @@ class _KadSubsets:
             for i0 in range(0, y.shape[0], BLOCK_ROWS):
                 i1 = min(i0 + BLOCK_ROWS, y.shape[0])
                 k_xy = _sq_dist(yg[i0:i1], xg, y_sq[i0:i1], x_sq, reference.mixed).mul_(-g).exp_()
-                cross += onehot[i0:i1].T @ k_xy.sum(dim=1)
+                cross.index_add_(0, owner[i0:i1], k_xy.sum(dim=1))
                 k_yy = _sq_dist(yg[i0:i1], yg, y_sq[i0:i1], y_sq, reference.mixed).mul_(-g).exp_()
                 k_yy[torch.arange(i1 - i0), torch.arange(i0, i1)] = 0.0  # self pairs
-                pair += onehot[i0:i1].T @ (k_yy @ onehot)
+                by_clip = torch.zeros(i1 - i0, len(frames), dtype=torch.float64).index_add_(1, owner, k_yy)
+                pair.index_add_(0, owner[i0:i1], by_clip)  # frames summed into clips: [block, C] then [C, C]
         self.cross, self.pair = cross.numpy(), ((pair + pair.T) / 2).numpy()
         self.counts = np.asarray(counts)
         self.reference = reference

@@ -1,14 +1,16 @@
-"""Metrics: Fréchet distance, KL, CLAP score, STFT/mel distance, SI-SDR, melody and pitch accuracy.
+"""Metrics: Fréchet distance, KAD, MAD, KL, CLAP score, STFT/mel distance, SI-SDR, melody and pitch accuracy.
 
 Layout: the scoring engine and the registry at the top (``scoring``, ``registry``, ``base``,
 ``cache``, ``compare``, ``bootstrap``, ``clip_audio``, ``pairs``, ``setting_checks``); each metric
-class beside its function (``frechet``, ``kl``, ``clap_score``, ``spectral``, ``sisdr``, ``melody``,
+class beside its function (``frechet``, ``kad``, ``mauve``, ``kl``, ``clap_score``, ``spectral``, ``sisdr``, ``melody``,
 ``pitch``; the embedding ones share ``embedding_metric``); the networks in ``embedders/``; signal
 helpers in ``dsp/``; parity with the upstream packages in ``upstream/``.
 
 Entry points:
 
 - :func:`frechet_distance` (``t2mbench.metrics.frechet``) for embedding arrays [N, D] and [M, D];
+  :func:`kernel_audio_distance` (``kad``, reference first) and :func:`music_audio_distance` (``mauve``,
+  one vector per clip) likewise; named metric lists (``t2mbench score --preset``) in ``presets``;
 - :func:`get_metric` / :func:`available` (``t2mbench.metrics.registry``): streaming metrics by name;
 - :func:`score` (``t2mbench.metrics.scoring``): the engine behind ``t2mbench score``;
 - :func:`compare_runs` (``t2mbench.metrics.compare``): paired difference of two scored runs, with its CI;
@@ -34,6 +36,8 @@ from t2mbench.metrics.base import ClipMeanMetric, Metric, MetricResult, ScoringI
 from t2mbench.metrics.embedders import Embedder, EmbedderSpec, TextEmbedder, get_embedder
 from t2mbench.metrics.embedding_metric import EmbeddingMetric
 from t2mbench.metrics.frechet import frechet_distance
+from t2mbench.metrics.kad import kernel_audio_distance
+from t2mbench.metrics.mauve import music_audio_distance
 
 _LAZY = {
     "MetricSpec": "t2mbench.metrics.registry",
@@ -66,6 +70,8 @@ __all__ = [
     "frechet_distance",
     "get_embedder",
     "get_metric",
+    "kernel_audio_distance",
+    "music_audio_distance",
     "register_all",
     "score",
 ]

@@ -24,10 +24,19 @@ Preprocessing (:class:`EmbeddingProtocol`), per clip:
 Policies: digital silence cannot be peak-normalised (SAM produces NaN): it raises
 :class:`~t2mbench.core.errors.AudioError` naming the file. Embeddings (and caption embeddings) are
 cached by content (:mod:`t2mbench.metrics.cache`).
+
+Sharing between the metrics of one run (e.g. ``fd_openl3`` and ``kad_openl3``): after
+:func:`share_embedders`, protocols that name the same embedder, checkpoint and options load it once
+and share the instance; an embedding computed for a clip is kept for that clip's
+:class:`~t2mbench.metrics.clip_audio.ClipAudio` object (until it goes), under its cache key, so
+the embedder runs once per clip and protocol whether or not the on-disk cache is on.
 """
 
 from __future__ import annotations
 
+import json
+import weakref
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -47,6 +56,8 @@ if TYPE_CHECKING:
 PeakStage = Literal["native", "resampled"]
 PEAK_STAGES: tuple[str, ...] = ("native", "resampled")
 PEAK_DB = -1.0
+# per-clip embeddings, by clip object then cache key
+_CLIP_EMBEDDINGS: weakref.WeakKeyDictionary[Any, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
 
 
 class EmbeddingProtocol:
@@ -111,6 +122,7 @@ class EmbeddingProtocol:
         self.embedder_options = dict(embedder_options or {})
         self.embedder: Embedder | None = self._instance
         self.cache: EmbeddingCache | None = None
+        self.shared_with: EmbeddingProtocol = self  # set by share_embedders
 
     def settings(self) -> dict[str, Any]:
         out = {
@@ -144,8 +156,16 @@ class EmbeddingProtocol:
     def prepare(self, cache: EmbeddingCache | None) -> None:
         """Load the embedder (raises the weights error when its file is missing)."""
         if self.embedder is None:
-            self.embedder = self._spec.load(self.checkpoint, **self.embedder_options)
+            owner = self.shared_with
+            if owner is not self and owner.embedder is None:
+                owner.prepare(owner.cache)
+            self.embedder = owner.embedder if owner is not self else self._spec.load(
+                self.checkpoint, **self.embedder_options)
         self.cache = cache
+
+    def load_key(self) -> tuple[str, str | None, str]:
+        """What makes two protocols' embedders the same instance: name, checkpoint and options."""
+        return self.embedder_name, self.checkpoint, json.dumps(self.embedder_options, sort_keys=True, default=str)
 
     def weights(self) -> dict[str, str]:
         return {} if self.embedder is None else {self.embedder_name: self.embedder.weights_sha256}
@@ -170,12 +190,16 @@ class EmbeddingProtocol:
         """The embedder's output for ``clip`` (numpy, batch axis removed), from the cache when present."""
         embedder = self._loaded()
         key = self._key(audio_sha256=clip.content_sha256())
+        memo = _CLIP_EMBEDDINGS.setdefault(clip, {})
+        if key in memo:
+            return memo[key]
         cached = self.cache.get(self.embedder_name, key) if self.cache is not None else None
         if cached is not None:
+            memo[key] = cached
             return cached
         audio = torch.from_numpy(self.audio(clip)[None])
         out = getattr(embedder, self.audio_output)(audio, self.rate)
-        array = _numpy(out)[0]
+        array = memo[key] = _numpy(out)[0]
         if self.cache is not None:
             self.cache.put(self.embedder_name, key, array)
         return array
@@ -229,3 +253,14 @@ class EmbeddingMetric(Metric):
 
     def weights(self) -> dict[str, str]:
         return self.protocol.weights()
+
+
+def share_embedders(metrics: Iterable[Metric]) -> None:
+    """Make the registered embedders of ``metrics`` load once per (name, checkpoint, options): each
+    protocol after the first with the same :meth:`EmbeddingProtocol.load_key` takes the first's
+    instance in ``prepare()``. Metrics given an Embedder instance keep it."""
+    first: dict[tuple[str, str | None, str], EmbeddingProtocol] = {}
+    for m in metrics:
+        protocol = getattr(m, "protocol", None)
+        if isinstance(protocol, EmbeddingProtocol) and protocol._spec is not None:
+            protocol.shared_with = first.setdefault(protocol.load_key(), protocol)

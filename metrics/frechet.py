@@ -46,7 +46,7 @@ frames, with SAM's preprocessing (:mod:`t2mbench.metrics.embedding_metric`).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -509,19 +509,32 @@ class _FdSubsets:
 
     def interval(self, stat, *, resamples: int, confidence: float, seed: int) -> FdInterval:
         """The half-sampling interval of ``stat(clip_idx)`` (see :func:`fd_interval`)."""
-        if not 0.0 < confidence < 1.0:
-            raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-        n = self.n_clips
-        m = n // 2
-        estimate = float(stat(None))
-        rng = np.random.default_rng(seed)
-        reps = np.array([stat(rng.choice(n, m, replace=False)) for _ in range(resample_count(resamples))])
-        if m < 2 or not np.isfinite(reps).all() or len(reps) < 2:
-            return FdInterval(estimate, float("nan"), float("nan"), float("nan"), float("nan"), n, m, reps)
-        corrected = (n * estimate - m * float(reps.mean())) / (n - m)
-        se = float(reps.std(ddof=1)) * np.sqrt(m / (n - m))
-        half = float(student_t.ppf(0.5 + confidence / 2.0, len(reps) - 1)) * se
-        return FdInterval(estimate, corrected, se, corrected - half, corrected + half, n, m, reps, half)
+        return subsample_interval(stat, self.n_clips, resamples=resamples, confidence=confidence, seed=seed)
+
+
+def subsample_interval(
+    stat: Callable[[np.ndarray | None], float],
+    n: int,
+    *,
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> FdInterval:
+    """Bias-corrected half-sampling interval (:func:`fd_interval`'s steps 1-4) of any set-level
+    statistic of ``n`` clips: ``stat(None)`` on all clips, ``stat(idx)`` on the clips ``idx``.
+    FD and KAD (:func:`t2mbench.metrics.kad.kad_interval`) share it."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    m = n // 2
+    estimate = float(stat(None))
+    rng = np.random.default_rng(seed)
+    reps = np.array([stat(rng.choice(n, m, replace=False)) for _ in range(resample_count(resamples))])
+    if m < 2 or not np.isfinite(reps).all() or len(reps) < 2:
+        return FdInterval(estimate, float("nan"), float("nan"), float("nan"), float("nan"), n, m, reps)
+    corrected = (n * estimate - m * float(reps.mean())) / (n - m)
+    se = float(reps.std(ddof=1)) * np.sqrt(m / (n - m))
+    half = float(student_t.ppf(0.5 + confidence / 2.0, len(reps) - 1)) * se
+    return FdInterval(estimate, corrected, se, corrected - half, corrected + half, n, m, reps, half)
 
 
 def frames_of(embedding: np.ndarray) -> np.ndarray:

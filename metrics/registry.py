@@ -20,7 +20,9 @@ from t2mbench.metrics.aesthetics import AUDIOBOX, AestheticsMetric
 from t2mbench.metrics.base import Metric
 from t2mbench.metrics.clap_score import ClapScoreMetric
 from t2mbench.metrics.frechet import FrechetMetric
+from t2mbench.metrics.kad import KadMetric
 from t2mbench.metrics.kl import KLMetric
+from t2mbench.metrics.mauve import MadMetric
 from t2mbench.metrics.melody import MelodyAccuracy
 from t2mbench.metrics.pitch import PitchAccuracy
 from t2mbench.metrics.sisdr import SISDR
@@ -72,6 +74,14 @@ _BUILT_IN: dict[str, MetricSpec] = {
                                                 "clips", {**AUDIOBOX, "axis": axis})
        for axis, what in [("PQ", "production quality"), ("PC", "production complexity"),
                           ("CE", "content enjoyment"), ("CU", "content usefulness")]},
+    "kad_openl3": MetricSpec(KadMetric, "Kernel audio distance (kadtk) of OpenL3 frames, SAM preprocessing", FD_OPENL3),
+    "kad_clap": MetricSpec(KadMetric, "Kernel audio distance (kadtk) of LAION-CLAP clip embeddings", CLAP),
+    "kad_evaluator": MetricSpec(KadMetric, "Kernel audio distance (kadtk) of the corpus evaluator's windows",
+                                EVALUATOR),
+    "kad_mert": MetricSpec(KadMetric, "Kernel audio distance (kadtk) of MERT-v1-95M layer-12 frames", FAD_MERT),
+    "kad_clap_music": MetricSpec(KadMetric, "Kernel audio distance (kadtk) of LAION-CLAP music chunks", FAD_CLAP_MUSIC),
+    "mad_evaluator": MetricSpec(MadMetric, "MAD (-ln MAUVE, mad-metric) of the corpus evaluator's windows, max-pooled",
+                                EVALUATOR),
 }
 
 

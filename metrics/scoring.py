@@ -57,6 +57,7 @@ from t2mbench.core.progress import progress_bar
 from t2mbench.metrics.base import Metric, MetricError, MetricResult, ScoringItem
 from t2mbench.metrics.cache import EmbeddingCache
 from t2mbench.metrics.clip_audio import AudioTimer, ClipAudio
+from t2mbench.metrics.embedding_metric import share_embedders
 from t2mbench.metrics.registry import get_metric
 
 SCORES = "scores"  # scores.parquet / scores.csv
@@ -147,6 +148,7 @@ def score(
     store = None if not use_cache else (cache if cache is not None else EmbeddingCache())
     if store is not None:
         store.check_writable()
+    share_embedders(built)  # one load per embedder, however many metrics use it
     if shards is None:  # sharded: the workers load the embedders (and fail first on a missing weight file)
         for m in built:
             m.prepare(store)

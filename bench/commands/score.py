@@ -17,6 +17,7 @@ $T2MBENCH_HOME/cache/embeddings, so re-scoring is cheap and a killed run resumes
 examples:
   t2mbench score --generated runs/gen --reference corpus --metrics stft,mel,sisdr,melody_acc --out runs/scores
   t2mbench score --generated gen/ --reference ref/ --metrics fd_openl3 --set fd_openl3.fad_inf=true --out s/
+  t2mbench score --generated gen/ --reference ref/ --preset paper-2026 --skip-missing --out s/
   t2mbench score --list
 """
 
@@ -34,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--generated", metavar="DIR_OR_MANIFEST", help="the generated clip set")
     parser.add_argument("--reference", metavar="DIR_OR_MANIFEST", help="the reference clip set (paired by id)")
     parser.add_argument("--metrics", metavar="NAME,...", help="comma-separated metric names (see --list)")
+    parser.add_argument("--preset", metavar="NAME", help="a named metric list instead of --metrics (see --list)")
+    parser.add_argument("--skip-missing", action="store_true",
+                        help="skip, with a warning each, metrics that are not registered or whose weights are absent")
     parser.add_argument("--out", metavar="DIR", help="output folder")
     parser.add_argument(
         "--set", action="append", default=[], metavar="METRIC.KEY=VALUE",
@@ -66,7 +70,10 @@ def parse_settings(items: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from t2mbench.metrics.cache import EmbeddingCache
+    from t2mbench.metrics.presets import PRESETS, drop_missing_weights, resolve_preset
     from t2mbench.metrics.registry import available
     from t2mbench.metrics.scoring import score
 
@@ -75,25 +82,42 @@ def run(args: argparse.Namespace) -> int:
         width = max(len(n) for n in names)
         for name, description in names.items():
             print(f"{name:<{width}}  {description}")
+        for name, members in PRESETS.items():
+            print(f"preset {name}: {', '.join(members)}")
         return 0
-    missing = [flag for flag, v in (("--generated", args.generated), ("--metrics", args.metrics), ("--out", args.out))
-               if not v]
+    if args.preset and args.metrics:
+        raise ConfigError("pass --metrics or --preset, not both")
+    missing = [flag for flag, v in (("--generated", args.generated), ("--metrics or --preset",
+                                                                      args.metrics or args.preset), ("--out", args.out))
+               if not v]  # fmt: skip
     if missing:
         raise ConfigError(f"missing {', '.join(missing)} (see t2mbench score --help)")
     from t2mbench.core.ownership import owning
     from t2mbench.metrics.scoring import build_metrics
 
-    names = [n.strip() for n in args.metrics.split(",") if n.strip()]
+    warnings = []
+    if args.preset:
+        names, unregistered = resolve_preset(args.preset)
+        if unregistered and not args.skip_missing:
+            raise ConfigError(f"preset {args.preset!r} names metrics this install does not register: "
+                              f"{', '.join(unregistered)} (pass --skip-missing to run the others)")
+        warnings += [f"skipped {n}: not registered in this install" for n in unregistered]
+    else:
+        names = [n.strip() for n in args.metrics.split(",") if n.strip()]
     settings = parse_settings(args.set)
-    build_metrics(names, settings, args.seed)  # a bad name or setting fails before the folder is claimed
+    built = build_metrics(names, settings, args.seed)  # a bad name or setting fails before the folder is claimed
+    built, skipped = drop_missing_weights(built, skip_missing=args.skip_missing)
+    for warning in warnings + skipped:
+        print(f"warning: {warning}", file=sys.stderr)
+    if not built:
+        raise ConfigError("no metric left to run: every one was skipped (see the warnings)")
     with owning(args.out, "score", {"generated": args.generated, "reference": args.reference},
                 overwrite=args.overwrite):  # fmt: skip
         result = score(
             args.generated,
             args.reference,
-            names,
+            built,  # built with their settings, weights loaded
             args.out,
-            settings=settings,
             system=args.system,
             run_id=args.run_id,
             cache=EmbeddingCache(args.cache_dir) if args.cache_dir else None,

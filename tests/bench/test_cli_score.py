@@ -35,10 +35,13 @@ def test_scores_a_set_and_prints_the_aggregates(tmp_path, capsys, monkeypatch):
 
 def test_list_names_every_metric(capsys):
     assert main(["score", "--list"]) == 0
-    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    lines = capsys.readouterr().out.splitlines()
+    names = [line.split()[0] for line in lines if not line.startswith("preset ")]
     assert names == ["fd_openl3", "kl_passt", "clap", "stft", "mel", "sisdr", "melody_acc", "pitch_acc", "fd_evaluator",
                      "kl_evaluator", "clap_evaluator", "fad_mert", "fad_clap_music", "aesthetics_pq", "aesthetics_pc",
-                     "aesthetics_ce", "aesthetics_cu"]
+                     "aesthetics_ce", "aesthetics_cu", "kad_openl3", "kad_clap", "kad_evaluator", "kad_mert",
+                     "kad_clap_music", "mad_evaluator"]
+    assert lines[-1].startswith("preset paper-2026: fd_openl3, kl_passt, clap, fad_clap_music, ")
 
 
 @pytest.mark.parametrize(
@@ -47,7 +50,7 @@ def test_list_names_every_metric(capsys):
         (["--metrics", "stft,nope"], "t2mbench score: error: unknown metric 'nope'; known: fd_openl3"),
         (["--metrics", "stft", "--set", "stft"], "t2mbench score: error: --set 'stft': expected METRIC.KEY=VALUE"),
         (["--metrics", "fd_openl3"], "t2mbench score: error: weights 'openl3-mel256-music' not found"),
-        ([], "t2mbench score: error: missing --metrics (see t2mbench score --help)"),
+        ([], "t2mbench score: error: missing --metrics or --preset (see t2mbench score --help)"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(tmp_path, capsys, monkeypatch, extra, message):

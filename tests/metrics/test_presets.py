@@ -20,7 +20,9 @@ from t2mbench.metrics.scoring import score
 # name of the preset to be registered.
 # mad-metric's MAD is MAUVE on MERT-v1-330M (layer 24, max-pooled); the MERT port has the 95M model only
 PENDING = {"mad"}
-OUTPUTS = {"openl3": "frames", "passt": "logits", "clap": "vector", "evaluator": "frames"}
+OUTPUTS = {"openl3": "frames", "passt": "logits", "clap": "vector", "evaluator": "frames", "mert": "frames",
+           "audiobox": "logits"}
+DIMS = {"audiobox": 4}  # the four aesthetics axes
 
 
 def test_paper_2026_resolves_except_the_pending_names():
@@ -40,7 +42,7 @@ def stand_in_loads(monkeypatch):
 
     def load(spec, checkpoint=None, **options):
         name = spec.module.rsplit(".", 1)[1]
-        emb = StandInEmbedder(OUTPUTS[name], name=name)
+        emb = StandInEmbedder(OUTPUTS[name], name=name, dim=DIMS.get(name, 8))
         loads.setdefault(name, []).append(emb)
         return emb
 
@@ -93,7 +95,7 @@ def test_cli_preset_skip_missing_runs_the_rest_and_warns_for_each_gap(tmp_path, 
     out, err = capsys.readouterr()
     assert code == 0, err
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
-    assert set(summary["metrics"]) == {"fd_openl3", "kl_passt", "clap", "kad_openl3"}
+    assert set(summary["metrics"]) == set(PRESETS["paper-2026"]) - PENDING
     warned = [line.split(":")[1].strip().removeprefix("skipped ") for line in err.splitlines()
               if line.startswith("warning: skipped")]
     assert set(warned) == PENDING
@@ -105,5 +107,5 @@ def test_cli_preset_without_skip_missing_names_the_gaps(tmp_path, stand_in_loads
                  "--out", str(tmp_path / "s")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "preset 'paper-2026' names metrics this install does not register: fad_clap_music, fad_mert" in err
+    assert "preset 'paper-2026' names metrics this install does not register: mad (pass --skip-missing" in err
     assert not (tmp_path / "s").exists()

@@ -99,6 +99,7 @@ def test_without_a_checkout_the_missing_runner_is_one_line(tmp_path, monkeypatch
     monkeypatch.setattr(parity, "UPSTREAM_DIR", tmp_path / "site-packages" / "tools" / "upstream")
     with pytest.raises(ConfigError) as e:
         run_parity("passt", ["a.wav"])
-    assert str(e.value) == ("the upstream runner passt_runner.py is not installed with t2mbench (it imports the upstream "
-                            "packages, so it stays in the source repository's tools/upstream/): pass --runner "
-                            "CHECKOUT/tools/upstream/passt_runner.py")  # fmt: skip
+    assert str(e.value) == (
+        "the upstream runner passt_runner.py is not installed with t2mbench (it imports the upstream packages, so it "
+        "stays in the source repository's tools/upstream/): pass --runner CHECKOUT/tools/upstream/passt_runner.py"
+    )

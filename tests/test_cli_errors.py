@@ -103,6 +103,34 @@ CASES = [
     ("leaderboard build", "missing", lambda d: ["leaderboard", "build", f"{d}/no-board"]),
     ("listen make", "missing", lambda d: ["listen", "make", f"{d}/no", f"{d}/no2", "--out", f"{d}/page"]),
     ("listen analyze", "malformed", lambda d: ["listen", "analyze", f"{d}/garbage.json", "--key", f"{d}/garbage.json"]),
+    ("corpus build", "number", lambda d: ["corpus", "build", "--out", f"{d}/c", "--workers", "0"]),
+    ("demo", "number", lambda d: ["demo", "--out", f"{d}/demo", "--cfg", "-1"]),
+    ("evidence degradation", "number", lambda d: ["evidence", "degradation", "--corpus", f"{d}/set", "--out", f"{d}/g",
+                                                  "--max-reference", "0"]),
+    ("evidence autoencoder", "number", lambda d: ["evidence", "autoencoder", "--corpus", f"{d}/set", "--vae",
+                                                  f"{d}/no.safetensors", "--out", f"{d}/a", "--clips", "-3"]),
+    ("evidence closed-loop", "number", lambda d: ["evidence", "closed-loop", "--corpus", f"{d}/set", "--out", f"{d}/l",
+                                                  "--steps", "0"]),
+    ("generate", "number", lambda d: ["generate", "--model", "tiny", "--prompts", f"{d}/prompts.txt", "--seconds",
+                                      "inf", "--out", f"{d}/g"]),
+    ("generate", "number", lambda d: ["generate", "--model", "tiny", "--prompts", f"{d}/prompts.txt", "--seconds", "1",
+                                      "--out", f"{d}/g", "--sigma-min", "0"]),
+    ("generate", "device", lambda d: ["generate", "--model", "tiny", "--prompts", f"{d}/prompts.txt", "--seconds", "1",
+                                      "--out", f"{d}/g", "--device", "cuda:7"]),
+    ("gate", "number", lambda d: ["gate", "calibrate", "--pool", f"{d}/no", "--power-trials", "-1"]),
+    ("metrics parity", "number", lambda d: ["metrics", "parity", "--embedder", "passt", "--tolerance", "nan",
+                                            f"{d}/a.wav"]),
+    ("reproduce", "number", lambda d: ["reproduce", "ddim", "--clips", "0", "--out", f"{d}/r"]),
+    ("score", "number", lambda d: ["score", "--generated", f"{d}/good", "--metrics", "clap_evaluator", "--seed", "-1",
+                                   "--out", f"{d}/s"]),
+    ("time", "number", lambda d: ["time", "--sampler", "ddim", "--steps", "2", "--warmup", "-1"]),
+    ("time", "number", lambda d: ["time", "--sampler", "ddim", "--steps", "2", "--repeats", "two"]),
+    ("time", "device", lambda d: ["time", "--sampler", "ddim", "--steps", "2", "--device", "bogus"]),
+    ("train", "number", lambda d: ["train", "vae", "--corpus", f"{d}/set", "--out", f"{d}/t", "--steps", "0"]),
+    ("listen make", "number", lambda d: ["listen", "make", f"{d}/good", f"{d}/good", "--out", f"{d}/page", "--seconds",
+                                         "-1"]),
+    ("listen analyze", "number", lambda d: ["listen", "analyze", f"{d}/garbage.json", "--key", f"{d}/garbage.json",
+                                            "--resamples", "0"]),
 ]  # fmt: skip
 
 
@@ -122,3 +150,22 @@ def test_malformed_input_is_one_line_and_exit_2(bad, capsys, command, kind, argv
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     if kind == "unwritable":  # found before any work, naming the path
         assert "afile" in err and not (bad / "s" / "scores.parquet").exists()
+
+
+def test_no_option_takes_an_unchecked_number():
+    """Every numeric option of every subcommand parses through a checked type (core.cli_format:
+    integer, number, device), so a bad value is a usage error before any work."""
+    unchecked = []
+
+    def walk(parser: argparse.ArgumentParser, prefix: str) -> None:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in parser._actions:
+            numeric = isinstance(action.default, (int, float)) and not isinstance(action.default, bool)
+            if action.type in (int, float) or (numeric and action.type is None and action.nargs != 0):
+                unchecked.append(f"{prefix} {action.option_strings or action.dest}")
+        for action in subs:
+            for name, sub in action.choices.items():
+                walk(sub, f"{prefix} {name}".strip())
+
+    walk(build_parser(), "")
+    assert unchecked == []

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from t2mbench.bench.evidence import autoencoder, closed_loop, degradation, guidance_sweep, report, retrieval
-from t2mbench.core.cli_format import HelpFormatter
+from t2mbench.core.cli_format import COUNT, NONNEGATIVE, SEED, HelpFormatter
 from t2mbench.core.files import write_json
 
 EXAMPLE = """examples (the commands behind docs/evidence/results.md):
@@ -51,9 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                "t2mbench evidence degradation --corpus runs/corpus --out runs/evidence/degradation")
     s.add_argument("--corpus", required=True, help="corpus folder (manifest.jsonl with splits)")
     s.add_argument("--out", required=True, help="folder for degradation.{json,csv,png}")
-    s.add_argument("--max-reference", type=int, default=256, help="reference (train) clips used")
-    s.add_argument("--max-eval", type=int, default=None, help="evaluated (test) clips used (default: all)")
-    s.add_argument("--seed", type=int, default=0, help="noise seed")
+    s.add_argument("--max-reference", type=COUNT, default=256, help="reference (train) clips used")
+    s.add_argument("--max-eval", type=COUNT, default=None, help="evaluated (test) clips used (default: all)")
+    s.add_argument("--seed", type=SEED, default=0, help="noise seed")
     s.add_argument("--checkpoint", default=None, help="evaluator checkpoint (default: the shipped one)")
 
     s = _study(studies, "autoencoder", autoencoder, run_autoencoder,
@@ -63,14 +63,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--corpus", required=True, help="corpus folder (manifest.jsonl with a test split)")
     s.add_argument("--vae", required=True, help="VAE state (safetensors), e.g. runs/tiny-vae/ema.safetensors")
     s.add_argument("--out", required=True, help="folder for autoencoder.{json,csv,md,png}, audio and scores")
-    s.add_argument("--clips", type=int, default=None, help="first N test clips (default: all)")
+    s.add_argument("--clips", type=COUNT, default=None, help="first N test clips (default: all)")
 
     s = _study(studies, "guidance-sweep", guidance_sweep, run_guidance_sweep, "choose the CFG scale on train clips",
                "t2mbench evidence guidance-sweep --corpus runs/corpus --out runs/evidence/guidance_sweep --cfg 2 3 5")
     s.add_argument("--corpus", required=True, help="corpus folder with a train split")
     s.add_argument("--out", required=True, help="output folder (reused when run again)")
-    s.add_argument("--cfg", type=float, nargs="+", required=True, help="CFG scales to try")
-    s.add_argument("--clips", type=int, default=108, help="train clips to generate per scale")
+    s.add_argument("--cfg", type=NONNEGATIVE, nargs="+", required=True, help="CFG scales to try")
+    s.add_argument("--clips", type=COUNT, default=108, help="train clips to generate per scale")
     s.add_argument("--model", default="tiny", help="model name or path with trained weights")
 
     s = _study(studies, "closed-loop", closed_loop, run_closed_loop,
@@ -81,9 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", required=True, help="output folder (reused when run again)")
     s.add_argument("--model", default="tiny", help="model name or path with trained weights")
     s.add_argument("--sampler", default=d.sampler, help="sampler of the DiT rows")
-    s.add_argument("--steps", type=int, default=d.steps, help="sampler steps")
-    s.add_argument("--cfg", type=float, default=d.cfg_scale, help="CFG scale (default: the tiny config's)")
-    s.add_argument("--seed", type=int, default=d.seed, help="generation seed of the first clip (seed + i)")
+    s.add_argument("--steps", type=COUNT, default=d.steps, help="sampler steps")
+    s.add_argument("--cfg", type=NONNEGATIVE, default=d.cfg_scale, help="CFG scale (default: the tiny config's)")
+    s.add_argument("--seed", type=SEED, default=d.seed, help="generation seed of the first clip (seed + i)")
 
     s = _study(studies, "report", report, run_report, "collect the studies' outputs into results.md",
                "t2mbench evidence report --runs runs/evidence --out docs/evidence")

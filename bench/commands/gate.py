@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from t2mbench.core.cli_format import COUNT, SEED
 from t2mbench.core.errors import ConfigError
 
 EPILOG = """\
@@ -44,17 +45,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rules", metavar="RULES", help="rules file (.json or .toml)")
     parser.add_argument("--markdown", metavar="PATH", help="also write the Markdown report here")
     parser.add_argument("--json", metavar="PATH", help="write the JSON report here")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation draws")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of the bootstrap and permutation draws")
     parser.add_argument("--pool", metavar="DIR", help="calibrate: the pool folder (seed<s>/ sweeps of the tiny model)")
     parser.add_argument("--build", action="store_true", help="calibrate: generate and score the pool first (resumable)")
     parser.add_argument("--seeds", default="1,1001,2001,3001", help="calibrate --build: generation seeds")
-    parser.add_argument("--clips", type=int, default=16, help="calibrate --build: prompts (the demo's default)")
-    parser.add_argument("--trials", type=int, default=200, help="calibrate: self-comparisons (false alarms)")
-    parser.add_argument("--power-trials", type=int, default=100, help="calibrate: trials per known regression")
+    parser.add_argument("--clips", type=COUNT, default=16, help="calibrate --build: prompts (the demo's default)")
+    parser.add_argument("--trials", type=COUNT, default=200, help="calibrate: self-comparisons (false alarms)")
+    parser.add_argument("--power-trials", type=COUNT, default=100, help="calibrate: trials per known regression")
     parser.add_argument("--grid", default="0.5,1,1.5,2,3", help="calibrate: shifts k (in sd) for the 80%% search")
-    parser.add_argument("--grid-trials", type=int, default=20, help="calibrate: trials per shift")
+    parser.add_argument("--grid-trials", type=COUNT, default=20, help="calibrate: trials per shift")
     parser.add_argument("--latency", action="store_true", help="calibrate: also run the latency trials")
-    parser.add_argument("--latency-trials", type=int, default=20, help="calibrate: latency trials of each kind")
+    parser.add_argument("--latency-trials", type=COUNT, default=20, help="calibrate: latency trials of each kind")
     parser.add_argument("--out", metavar="PATH", help="calibrate: write the figures (JSON) here")
     parser.set_defaults(func=run)
 

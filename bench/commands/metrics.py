@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from t2mbench.core.cli_format import NONNEGATIVE
 from t2mbench.metrics.upstream.parity import UPSTREAMS, run_parity
 
 PARITY_EPILOG = """\
@@ -50,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parity.add_argument("--text", action="append", help="caption of each file, in order (CLAP score)")
     parity.add_argument(
-        "--tolerance", type=float, default=1e-4,
+        "--tolerance", type=NONNEGATIVE, default=1e-4,
         help="fail (exit 1) when max abs difference / max abs upstream value exceeds this",
     )  # fmt: skip
     parity.add_argument("audio", nargs="+", metavar="AUDIO")

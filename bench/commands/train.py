@@ -7,7 +7,7 @@ from pathlib import Path
 
 from t2mbench.bench.train.data import read_train_config
 from t2mbench.bench.train.loop import train
-from t2mbench.core.cli_format import HelpFormatter
+from t2mbench.core.cli_format import COUNT, HelpFormatter
 
 CONFIGS = Path(__file__).resolve().parents[1] / "train" / "configs"
 DEFAULTS = {"vae": CONFIGS / "tiny-vae.json", "dit": CONFIGS / "tiny-dit.json", "evaluator": CONFIGS / "evaluator.json"}
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", required=True, help="corpus folder (t2mbench corpus build) with a train split")
     p.add_argument("--out", required=True, help="run folder; an existing one is resumed")
     p.add_argument("--config", default=None, help="training config JSON (default: bench/train/configs/<task>)")
-    p.add_argument("--steps", type=int, default=None, help="override the config's step count")
+    p.add_argument("--steps", type=COUNT, default=None, help="override the config's step count")
     p.add_argument("--vae", default=None, help="dit only: the trained VAE (a vae run's ema.safetensors)")
     p.add_argument("--ship", default=None, metavar="DIR",
                    help="dit, evaluator: write the EMA weights and a manifest with their sha256 into DIR when done")

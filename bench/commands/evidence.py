@@ -21,6 +21,7 @@ from types import ModuleType
 from t2mbench.bench.evidence import autoencoder, closed_loop, degradation, guidance_sweep, report, retrieval
 from t2mbench.core.cli_format import COUNT, NONNEGATIVE, SEED, HelpFormatter
 from t2mbench.core.files import write_json
+from t2mbench.core.ownership import owning
 
 EXAMPLE = """examples (the commands behind docs/evidence/results.md):
   t2mbench evidence retrieval --corpus runs/corpus1024 --split test --out runs/evidence/retrieval.json
@@ -97,6 +98,9 @@ def _study(studies: argparse._SubParsersAction, name: str, module: ModuleType,
     p = studies.add_parser(name, help=help, description=module.__doc__, formatter_class=HelpFormatter,
                            epilog=f"example:\n  {example}")  # fmt: skip
     p.set_defaults(func=run)
+    if name != "retrieval":  # the others write a folder, claimed for the study (retrieval writes one file)
+        p.add_argument("--overwrite", action="store_true",
+                       help="take over a folder another command or other settings own")  # fmt: skip
     return p
 
 
@@ -106,33 +110,44 @@ def run_retrieval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _owning(args: argparse.Namespace, *defining: str):
+    """Claim the study's --out for ``evidence STUDY`` with the options that define its outputs."""
+    return owning(args.out, f"evidence {args.study}", {k: getattr(args, k) for k in defining},
+                  overwrite=args.overwrite)  # fmt: skip
+
+
 def run_degradation(args: argparse.Namespace) -> int:
-    table = degradation.degradation_table(
-        args.corpus, max_reference=args.max_reference, max_eval=args.max_eval, seed=args.seed,
-        checkpoint=args.checkpoint,
-    )  # fmt: skip
-    print(degradation.write_outputs(table, args.out))
+    with _owning(args, "corpus", "max_reference", "max_eval", "seed", "checkpoint"):
+        table = degradation.degradation_table(
+            args.corpus, max_reference=args.max_reference, max_eval=args.max_eval, seed=args.seed,
+            checkpoint=args.checkpoint,
+        )  # fmt: skip
+        print(degradation.write_outputs(table, args.out))
     return 0
 
 
 def run_autoencoder(args: argparse.Namespace) -> int:
-    table = autoencoder.autoencoder_table(args.corpus, args.vae, args.out, clips=args.clips)
+    with _owning(args, "corpus", "vae", "clips"):
+        table = autoencoder.autoencoder_table(args.corpus, args.vae, args.out, clips=args.clips)
     print(autoencoder.markdown_table(table))
     return 0
 
 
 def run_guidance_sweep(args: argparse.Namespace) -> int:
-    result = guidance_sweep.guidance_sweep(args.corpus, args.out, args.cfg, clips=args.clips, model=args.model)
+    with _owning(args, "corpus", "clips", "model"):  # more --cfg scales add to the folder
+        result = guidance_sweep.guidance_sweep(args.corpus, args.out, args.cfg, clips=args.clips, model=args.model)
     print(guidance_sweep.render(result))
     return 0
 
 
 def run_closed_loop(args: argparse.Namespace) -> int:
     settings = closed_loop.LoopSettings(sampler=args.sampler, steps=args.steps, cfg_scale=args.cfg, seed=args.seed)
-    print(closed_loop.render(closed_loop.closed_loop(args.corpus, args.out, settings, model=args.model)))
+    with _owning(args, "corpus", "model", "sampler", "steps", "cfg", "seed"):
+        print(closed_loop.render(closed_loop.closed_loop(args.corpus, args.out, settings, model=args.model)))
     return 0
 
 
 def run_report(args: argparse.Namespace) -> int:
-    print(report.write_report(args.runs, args.out))
+    with _owning(args):  # the report is rebuilt from whatever --runs holds
+        print(report.write_report(args.runs, args.out))
     return 0

@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="option of --extra-sampler, repeatable (checked against the sampler)")  # fmt: skip
     p.add_argument("--published-only", action="store_true", help="print the published rows only; run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--overwrite", action="store_true", help="take over a folder another command or other settings own")
     p.set_defaults(func=run)
 
 
@@ -68,9 +69,13 @@ def run(args: argparse.Namespace) -> int:
         print(render(spec, [], args.format))
         return 0
     from t2mbench.bench.reproduce.run import run_table
+    from t2mbench.core.ownership import owning
 
-    tables, ran = run_table(args.table, args.out or f"runs/reproduce-{args.table}", full=args.full,
-                            clips=args.clips, seconds=args.seconds, seed=args.seed, rows=rows,
-                            progress=not args.no_progress)  # fmt: skip
+    out = args.out or f"runs/reproduce-{args.table}"
+    # the corpus and the cells' settings define the folder; --full, --rows and --extra-sampler add cells to it
+    defining = {"table": args.table, "clips": args.clips, "seconds": args.seconds, "seed": args.seed}
+    with owning(out, "reproduce", defining, overwrite=args.overwrite):
+        tables, ran = run_table(args.table, out, full=args.full, clips=args.clips, seconds=args.seconds,
+                                seed=args.seed, rows=rows, progress=not args.no_progress)  # fmt: skip
     print(render(spec, tables, args.format, ran))
     return 0

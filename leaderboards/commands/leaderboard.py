@@ -52,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--out", required=True, help="one folder per cell is written here")
     f.add_argument("--eval-set", required=True, help="the evaluation set's name, recorded in the protocol")
     f.add_argument("--loudness", default=None, help="the loudness handling, recorded in the protocol")
+    f.add_argument("--overwrite", action="store_true", help="take over a folder another command or other settings own")
     f.set_defaults(func=from_sweep)
 
     i = actions.add_parser("init", help="a board folder pinning one submission's protocol",
@@ -124,10 +125,14 @@ def from_sweep(args: argparse.Namespace) -> int:
     cells = sorted(p for p in (Path(args.sweep) / "cells").glob("*") if (p / "results.csv").is_file())
     if not cells:
         raise ConfigError(f"{args.sweep}: no scored cells (cells/<key>/results.csv)")
+    from t2mbench.core.ownership import owning
+
     kw = {} if args.loudness is None else {"loudness": args.loudness}
-    for cell in cells:
-        path = submission.from_cell(cell, Path(args.out) / cell.name, eval_set=args.eval_set, **kw)
-        print(f"wrote {path}")
+    defining = {"sweep": args.sweep, "eval_set": args.eval_set, "loudness": args.loudness}
+    with owning(args.out, "leaderboard from-sweep", defining, overwrite=args.overwrite):
+        for cell in cells:
+            path = submission.from_cell(cell, Path(args.out) / cell.name, eval_set=args.eval_set, **kw)
+            print(f"wrote {path}")
     return 0
 
 

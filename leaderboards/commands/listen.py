@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--seconds", type=NONNEGATIVE, default=10.0, help="clip length played (0: whole clip)")
     m.add_argument("--seed", type=SEED, default=0, help="the order, sides and audio names")
     m.add_argument("--title", default="Listening test")
+    m.add_argument("--overwrite", action="store_true", help="take over a folder another command or other settings own")
     m.set_defaults(func=make)
     a = actions.add_parser("analyze", help="MOS and Bradley-Terry scores from answer files",
                            description="Analyze listening-test answers.", formatter_class=HelpFormatter,
@@ -49,11 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def make(args: argparse.Namespace) -> int:
+    from t2mbench.core.ownership import owning
     from t2mbench.leaderboards.listening import make as make_page
 
     names = args.names.split(",") if args.names else None
-    index = make_page(args.runs, args.out, names=names, clips=args.clips, seconds=args.seconds or None,
-                      seed=args.seed, title=args.title)  # fmt: skip
+    defining = {k: getattr(args, k) for k in ("runs", "names", "clips", "seconds", "seed", "title")}
+    with owning(args.out, "listen make", defining, overwrite=args.overwrite):
+        index = make_page(args.runs, args.out, names=names, clips=args.clips, seconds=args.seconds or None,
+                          seed=args.seed, title=args.title)  # fmt: skip
     print(f"wrote {index} and {Path(args.out) / 'key.json'}")
     return 0
 

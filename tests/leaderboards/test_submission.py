@@ -182,7 +182,7 @@ def test_from_sweep_makes_one_valid_submission_per_cell(tmp_path, capsys):
     fake_cell(tmp_path, "ddim", 10)
     fake_cell(tmp_path, "ddpm", 50)
     assert main(["leaderboard", "from-sweep", str(tmp_path), "--out", str(tmp_path / "subs"), "--eval-set", "toy"]) == 0
-    made = sorted((tmp_path / "subs").iterdir())
+    made = sorted(p for p in (tmp_path / "subs").iterdir() if p.is_dir())  # beside the folder's owner record
     assert [p.name for p in made] == ["ddim-10-0123", "ddpm-50-0123"]
     assert all(submission.check(p) == [] for p in made)
     doc = read_json(made[0] / "submission.json")

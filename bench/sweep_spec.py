@@ -57,7 +57,7 @@ import pandas as pd
 
 from t2mbench.bench.cells import Cell, Scoring
 from t2mbench.bench.store import ResultStore
-from t2mbench.bench.sweep import run_sweep
+from t2mbench.bench.sweep import check_run, run_sweep
 from t2mbench.core.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -137,23 +137,27 @@ def run_spec(
     progress: bool = True,
     executor: str | None = None,
     executor_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
-    """Build the spec's corpus if it has one, then run its cells (:func:`~t2mbench.bench.sweep.run_sweep`:
-    finished cells are kept, unfinished ones resume) and export the table. ``fresh``: forget this
-    spec's cells first (their store parts and folders), so every cell runs again.
-    ``executor`` / ``executor_options`` override the spec's."""
+    """Build the spec's corpus if it has one (``overwrite``: take over its folder from another
+    owner), then run its cells (:func:`~t2mbench.bench.sweep.run_sweep`: finished cells are kept,
+    unfinished ones resume) and export the table. ``fresh``: forget this spec's cells first (their
+    store parts and folders), so every cell runs again. ``executor`` / ``executor_options``
+    override the spec's; they and the device are checked before anything is built."""
+    name = executor or spec.executor
+    options = spec.executor_options if executor_options is None else executor_options
+    check_run(name, options, spec.device)  # before the corpus is built
     if spec.corpus is not None:
-        from t2mbench.bench.corpus import build_corpus
+        from t2mbench.bench.corpus import OWNER, build_corpus, owner_settings
+        from t2mbench.core.ownership import owning
 
-        c = spec.corpus
-        build_corpus(c.path, c.clips, c.seconds, c.seed, split=c.split, progress=progress)
+        c = spec.corpus  # a corpus folder is shared: one built with other settings is refused, not re-rendered
+        with owning(c.path, OWNER, owner_settings(c.clips, c.seconds, c.seed, c.split), overwrite=overwrite):
+            build_corpus(c.path, c.clips, c.seconds, c.seed, split=c.split, progress=progress)
     if fresh:
         ResultStore(spec.out).discard(spec.cells)
-    return run_sweep(
-        spec.cells, spec.scoring, spec.out, executor=executor or spec.executor,
-        executor_options=spec.executor_options if executor_options is None else executor_options,
-        device=spec.device, progress=progress,
-    )  # fmt: skip
+    return run_sweep(spec.cells, spec.scoring, spec.out, executor=name, executor_options=options, device=spec.device,
+                     progress=progress)  # fmt: skip
 
 
 def _keys(table: Mapping[str, Any], allowed: tuple[str, ...], prefix: str) -> None:

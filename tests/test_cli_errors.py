@@ -117,6 +117,8 @@ CASES = [
                                       "--out", f"{d}/g", "--sigma-min", "0"]),
     ("generate", "device", lambda d: ["generate", "--model", "tiny", "--prompts", f"{d}/prompts.txt", "--seconds", "1",
                                       "--out", f"{d}/g", "--device", "cuda:7"]),
+    ("generate", "ignored", lambda d: ["generate", "--model", "tiny", "--prompts", f"{d}/prompts.txt", "--seconds", "1",
+                                       "--out", f"{d}/g", "--sampler", "ddim", "--sigma-max", "80"]),
     ("gate", "number", lambda d: ["gate", "calibrate", "--pool", f"{d}/no", "--power-trials", "-1"]),
     ("metrics parity", "number", lambda d: ["metrics", "parity", "--embedder", "passt", "--tolerance", "nan",
                                             f"{d}/a.wav"]),

@@ -77,12 +77,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from t2mbench.bench.corpus import build_corpus
+    from t2mbench.bench.corpus import OWNER, build_corpus, owner_settings
     from t2mbench.bench.corpus.check import check_set
     from t2mbench.core.ownership import owning
 
-    settings = {"clips": args.clips, "seconds": args.seconds, "seed": args.seed, "split": args.split}
-    with owning(args.out, "corpus build", settings, overwrite=args.overwrite):
+    settings = owner_settings(args.clips, args.seconds, args.seed, args.split)
+    with owning(args.out, OWNER, settings, overwrite=args.overwrite):
         result = build_corpus(args.out, args.clips, args.seconds, args.seed, workers=args.workers, split=args.split)
     print(f"built {len(result.clips)} clips in {result.out} ({len(result.rendered)} rendered, "
           f"{len(result.reused)} reused from an earlier run)")

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     defining = {"cells": [c.key for c in spec.cells], "scoring": spec.scoring.to_dict(), "device": spec.device}
     with owning(spec.out, "sweep", defining, overwrite=args.overwrite):
         table = run_spec(spec, fresh=args.fresh, progress=not args.no_progress, executor=args.executor,
-                         executor_options=options)  # fmt: skip
+                         executor_options=options, overwrite=args.overwrite)  # fmt: skip
     cells = table["cell"].nunique()
     print(f"{cells} cells, {len(table)} rows: {spec.out}/results.parquet and {spec.out}/results.csv")
     return 0

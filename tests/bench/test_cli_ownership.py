@@ -53,9 +53,9 @@ def test_score_refuses_a_generated_folder_which_stays_loadable(corpus, tmp_path,
 
 def test_a_run_refused_for_a_bad_setting_does_not_keep_the_folder(corpus, tmp_path, capsys):
     out = tmp_path / "g"
-    bad = [*GEN[:-4], "--seed", "1", "--batch", "2", "--cfg", "-1"]
+    bad = ["--sampler", "euler", *GEN[2:], "--sigma-min", "5", "--sigma-max", "1"]  # found when sampling starts
     assert main(["generate", "--model", "tiny", "--prompts", str(corpus), "--out", str(out), *bad]) == 2
-    assert capsys.readouterr().err.endswith("cfg_scale must be a finite number >= 0, got -1.0\n")
+    assert capsys.readouterr().err.endswith("need 0 < sigma_min < sigma_max, got sigma_min=5.0, sigma_max=1.0\n")
     assert not out.exists()
     assert main(["generate", "--model", "tiny", "--prompts", str(corpus), "--out", str(out), *GEN]) == 0
 

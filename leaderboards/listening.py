@@ -49,6 +49,7 @@ from t2mbench.core.errors import ConfigError
 from t2mbench.core.files import read_json, write_json
 from t2mbench.core.manifest import load_clipset
 from t2mbench.leaderboards.ranking import shared_ranks
+from t2mbench.leaderboards.schema_check import require
 from t2mbench.metrics.bootstrap import percentile_interval
 
 QUESTIONS = {
@@ -212,6 +213,35 @@ document.getElementById('export').addEventListener('click',function(){
 # --------------------------------------------------------------------------------------------- analysis
 
 
+# what listen make writes and the page downloads; checked before any answer is counted
+KEY_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["page_id", "systems", "items"],
+    "properties": {
+        "page_id": {"type": "string"},
+        "systems": {"type": "array", "items": {"type": "string"}},
+        "questions": {"type": "array", "items": {"type": "string"}},
+        "items": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["type"],
+            "properties": {"type": {"enum": ["ab", "mos"]}, "clip_id": {"type": "string"}, "a": {"type": "string"},
+                           "b": {"type": "string"}, "system": {"type": "string"}, "attention": {"type": "boolean"},
+                           "expected": {"enum": ["a", "b"]}, "max_quality": {"type": "number"}},
+        }},
+    },
+}  # fmt: skip
+ANSWERS_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["page_id", "answers"],
+    "properties": {
+        "page_id": {"type": "string"},
+        "listener": {"type": ["string", "null"]},
+        "answers": {"type": "array", "items": {
+            "type": "object", "required": ["item"],
+            "properties": {"item": {"type": "string"}, "choice": {"type": ["string", "null"]},
+                           "ratings": {"type": ["object", "null"], "additionalProperties": {"type": "number"}}},
+        }},
+    },
+}  # fmt: skip
+
+
 def attention_failures(answers: Mapping[str, Any], key: Mapping[str, Any]) -> list[str]:
     """The attention items a listener got wrong (or skipped), as readable reasons."""
     given = {a["item"]: a for a in answers["answers"]}
@@ -271,12 +301,17 @@ def analyze(answer_files: Sequence[str | os.PathLike], key_file: str | os.PathLi
             resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
     """MOS and Bradley–Terry results from answer files (see the module docstring)."""
     key = read_json(key_file)
+    require(key, KEY_SCHEMA, str(key_file))
     systems = key["systems"]
+    unknown = sorted({k[s] for k in key["items"].values() for s in ("a", "b", "system") if s in k} - set(systems))
+    if unknown:
+        raise ConfigError(f"{key_file}: $.items name systems not in $.systems: {', '.join(unknown)}")
     listeners, excluded = [], []
     votes: list[tuple[int, int, float]] = []
     ratings: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for f in answer_files:
         doc = read_json(f)
+        require(doc, ANSWERS_SCHEMA, str(f))
         if doc.get("page_id") != key["page_id"]:
             raise ConfigError(f"{f}: answers for page {doc.get('page_id')!r}, the key is for {key['page_id']!r}")
         if doc.get("listener") in listeners:

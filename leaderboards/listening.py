@@ -37,7 +37,6 @@ import hashlib
 import itertools
 import json
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ import numpy as np
 
 from t2mbench.core.audio import AudioError, load_audio, loudness_normalize, peak_normalize, save_audio
 from t2mbench.core.errors import ConfigError
-from t2mbench.core.files import read_json, write_json
+from t2mbench.core.files import read_json, staged_outputs, write_json
 from t2mbench.core.manifest import load_clipset
 from t2mbench.leaderboards.ranking import shared_ranks
 from t2mbench.leaderboards.schema_check import require
@@ -102,10 +101,15 @@ def make(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, names: Se
         raise ConfigError("the runs share no clip id (they must be generated from the same prompts)")
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(common, size=min(clips, len(common)), replace=False).tolist())
-    out = Path(out)
-    page = out / "page"
-    if page.exists():
-        shutil.rmtree(page)
+    with staged_outputs(out) as stage:  # the page and its key replace an earlier pair together, or not at all
+        _write_page(stage, sets, names, chosen, rng, seconds, seed, title)
+    return Path(out) / "page" / "index.html"
+
+
+def _write_page(stage: Path, sets: list, names: list[str], chosen: list[str], rng: np.random.Generator,
+                seconds: float | None, seed: int, title: str) -> None:  # fmt: skip
+    """Write ``page/`` (audio, index.html) and ``key.json`` into the staging folder ``stage``."""
+    page = stage / "page"
     (page / "audio").mkdir(parents=True)
     page_id = hashlib.sha256(json.dumps([names, chosen, seed]).encode()).hexdigest()[:12]
     tokens = iter(f"{x:08x}" for x in rng.permutation(1 << 20)[:10_000] * 2654435761 % (1 << 32))
@@ -141,10 +145,8 @@ def make(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, names: Se
         item_id = f"i{n:03d}"
         public.append({"id": item_id, **items[i][0]})
         key[item_id] = items[i][1]
-    write_json(out / "key.json", {"page_id": page_id, "systems": names, "questions": list(QUESTIONS), "items": key})
-    index = page / "index.html"
-    index.write_text(_html(title, page_id, public), encoding="utf-8")
-    return index
+    write_json(stage / "key.json", {"page_id": page_id, "systems": names, "questions": list(QUESTIONS), "items": key})
+    (page / "index.html").write_text(_html(title, page_id, public), encoding="utf-8")
 
 
 def _html(title: str, page_id: str, items: list[dict[str, Any]]) -> str:

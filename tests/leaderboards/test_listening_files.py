@@ -29,3 +29,30 @@ def test_a_malformed_key_or_answer_file_is_one_line_naming_the_field(tmp_path, c
     (tmp_path / "answers.json").write_text(json.dumps(answers))
     assert main(["listen", "analyze", str(tmp_path / "answers.json"), "--key", str(tmp_path / "key.json")]) == 2
     assert capsys.readouterr().err == f"t2mbench listen: error: {tmp_path}/{message}\n"
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_failed_make_leaves_the_earlier_page_and_key_together(tmp_path, capsys, monkeypatch):
+    from support.listening_runs import runs
+
+    from t2mbench.leaderboards import listening
+
+    argv = ["listen", "make", *map(str, runs(tmp_path, ["a", "b"])), "--out", str(tmp_path / "t"), "--clips", "2",
+            "--seconds", "1"]  # fmt: skip
+    assert main(argv) == 0
+    before = snapshot(tmp_path / "t")
+    real, calls = listening._prepare, []
+
+    def full_disk(src, dst, *args):
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device", str(dst))
+        return real(src, dst, *args)
+
+    monkeypatch.setattr(listening, "_prepare", full_disk)
+    assert main(argv) == 2
+    assert capsys.readouterr().err.endswith(f"No space left on device: {calls[-1]}\n")
+    assert snapshot(tmp_path / "t") == before

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from t2mbench.core.cli_format import COUNT, SEED
 from t2mbench.core.errors import ConfigError
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
         return run_calibration(args)
     from t2mbench.bench.gates import gate, load_rules
-    from t2mbench.core.files import write_json
+    from t2mbench.core.files import write_bytes_atomic, write_json
 
     missing = [flag for flag, v in (("--baseline", args.baseline), ("--current", args.current)) if not v]
     if missing:
@@ -75,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     text = result.markdown()
     sys.stdout.write(text)
     if args.markdown:
-        Path(args.markdown).write_text(text)
+        write_bytes_atomic(args.markdown, text.encode())
     if args.json:
         write_json(args.json, result.to_json())
     return result.exit_code

@@ -40,7 +40,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.core import provenance
 from t2mbench.core.errors import ConfigError, WeightsError
-from t2mbench.core.files import atomic_path, write_bytes_atomic, write_json
+from t2mbench.core.files import atomic_path, copy_file_atomic, write_bytes_atomic, write_json
 from t2mbench.core.progress import progress_bar
 from t2mbench.core.torch_files import load_torch_file
 from t2mbench.reference_models.checkpoints import read_state_dict
@@ -247,7 +247,7 @@ def _checkpoint(out: Path, model: torch.nn.Module, ema: torch.nn.Module, opts: l
     write_bytes_atomic(root / "latest", final.name.encode())
     for old in sorted(root.glob("step_*"))[:-2]:
         shutil.rmtree(old)
-    shutil.copyfile(final / EMA_FILE, out / EMA_FILE)
+    copy_file_atomic(final / EMA_FILE, out / EMA_FILE)
 
 
 def _resume(out: Path, model: torch.nn.Module, ema: torch.nn.Module, opts: list[torch.optim.Optimizer],

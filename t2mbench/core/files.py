@@ -114,6 +114,13 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
+def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy ``src`` to ``dst`` atomically (a killed copy never leaves a truncated ``dst``)."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return Path(dst)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented, key-sorted JSON, atomically."""
     text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"

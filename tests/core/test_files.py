@@ -28,3 +28,23 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
             raise RuntimeError("disk full")
     assert (tmp_path / "a.json").read_text() == '{\n  "x": 1\n}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_copy_file_atomic_never_leaves_a_truncated_copy(tmp_path, monkeypatch):
+    import shutil
+
+    from t2mbench.core.files import copy_file_atomic
+
+    (tmp_path / "src").write_bytes(b"new" * 1000)
+    (tmp_path / "dst").write_bytes(b"old")
+    assert copy_file_atomic(tmp_path / "src", tmp_path / "dst").read_bytes() == b"new" * 1000
+
+    def killed(src, dst):
+        open(dst, "wb").write(b"ne")
+        raise OSError(28, "No space left on device")
+
+    (tmp_path / "dst").write_bytes(b"old")
+    monkeypatch.setattr(shutil, "copyfile", killed)
+    with pytest.raises(OSError):
+        copy_file_atomic(tmp_path / "src", tmp_path / "dst")
+    assert (tmp_path / "dst").read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["dst", "src"]

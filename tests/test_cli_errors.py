@@ -40,6 +40,11 @@ def bad(tmp_path):
     (tmp_path / "good").mkdir()  # a valid one-clip set, for the cases that fail on something else
     save_audio(tmp_path / "good" / "a.wav", np.full((1, 16000), 0.1, np.float32), 16000)
     (tmp_path / "good" / "manifest.jsonl").write_text('{"id": "a", "path": "a.wav", "caption": "a piano"}\n')
+    (tmp_path / "spec.toml").write_text('out = "x"\n[grid]\nmodels = ["tiny"]\nsamplers = ["ddim"]\nsteps = [2]\n'
+                                        'cfg = 3.0\nseeds = [1]\nclips = [1]\nseconds = 1.0\n[scoring]\n'
+                                        f'prompts = "{tmp_path}/good"\nmetrics = ["clap_evaluator"]\n')  # fmt: skip
+    (tmp_path / "sweep" / "cells" / "c").mkdir(parents=True)  # a sweep folder with one scored cell
+    (tmp_path / "sweep" / "cells" / "c" / "results.csv").write_text("x\n")
     return tmp_path
 
 
@@ -133,6 +138,21 @@ CASES = [
                                          "-1"]),
     ("listen analyze", "number", lambda d: ["listen", "analyze", f"{d}/garbage.json", "--key", f"{d}/garbage.json",
                                             "--resamples", "0"]),
+    ("time", "unwritable", lambda d: ["time", "--sampler", "ddim", "--steps", "2", "--json", f"{d}/afile/t.json"]),
+    ("gate", "unwritable", lambda d: ["gate", "--baseline", f"{d}/no", "--current", f"{d}/no2", "--json",
+                                      f"{d}/afile/g.json"]),
+    ("evidence retrieval", "unwritable", lambda d: ["evidence", "retrieval", "--corpus", f"{d}/good", "--out",
+                                                    f"{d}/afile/r.json"]),
+    ("listen analyze", "unwritable", lambda d: ["listen", "analyze", f"{d}/garbage.json", "--key", f"{d}/garbage.json",
+                                                "--out", f"{d}/afile/x/r.json"]),
+    ("leaderboard render", "unwritable", lambda d: ["leaderboard", "render", f"{d}/no", "--out", f"{d}/afile/b.md"]),
+    ("listen make", "unwritable", lambda d: ["listen", "make", f"{d}/good", f"{d}/good", "--out", f"{d}/afile/p"]),
+    ("train", "unwritable", lambda d: ["train", "vae", "--corpus", f"{d}/good", "--out", f"{d}/afile/t"]),
+    ("sweep", "unwritable", lambda d: ["sweep", f"{d}/spec.toml", "--out", f"{d}/afile/s"]),
+    ("leaderboard from-sweep", "unwritable", lambda d: ["leaderboard", "from-sweep", f"{d}/sweep", "--out",
+                                                        f"{d}/afile/s", "--eval-set", "x"]),
+    ("evidence degradation", "unwritable", lambda d: ["evidence", "degradation", "--corpus", f"{d}/good", "--out",
+                                                      f"{d}/afile/g"]),
 ]  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from t2mbench.bench.evidence import autoencoder, closed_loop, degradation, guidance_sweep, report, retrieval
-from t2mbench.core.cli_format import COUNT, NONNEGATIVE, SEED, HelpFormatter
+from t2mbench.core.cli_format import COUNT, NONNEGATIVE, SEED, HelpFormatter, output_file
 from t2mbench.core.files import write_json
 from t2mbench.core.ownership import owning
 
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--corpus", required=True, help="corpus folder (manifest.jsonl with splits)")
     s.add_argument("--split", default="test", help="split to evaluate")
     s.add_argument("--checkpoint", default=None, help="evaluator checkpoint (default: the shipped one)")
-    s.add_argument("--out", required=True, help="JSON file to write")
+    s.add_argument("--out", required=True, type=output_file, help="JSON file to write")
 
     s = _study(studies, "degradation", degradation, run_degradation, "fd_evaluator under noise and low-pass",
                "t2mbench evidence degradation --corpus runs/corpus --out runs/evidence/degradation")

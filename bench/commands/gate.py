@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from t2mbench.core.cli_format import COUNT, SEED
+from t2mbench.core.cli_format import COUNT, SEED, output_file
 from t2mbench.core.errors import ConfigError
 
 EPILOG = """\
@@ -42,8 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--baseline", metavar="A", help="baseline result folder or table")
     parser.add_argument("--current", metavar="B", help="current result folder or table")
     parser.add_argument("--rules", metavar="RULES", help="rules file (.json or .toml)")
-    parser.add_argument("--markdown", metavar="PATH", help="also write the Markdown report here")
-    parser.add_argument("--json", metavar="PATH", help="write the JSON report here")
+    parser.add_argument("--markdown", metavar="PATH", type=output_file, help="also write the Markdown report here")
+    parser.add_argument("--json", metavar="PATH", type=output_file, help="write the JSON report here")
     parser.add_argument("--seed", type=SEED, default=0, help="seed of the bootstrap and permutation draws")
     parser.add_argument("--pool", metavar="DIR", help="calibrate: the pool folder (seed<s>/ sweeps of the tiny model)")
     parser.add_argument("--build", action="store_true", help="calibrate: generate and score the pool first (resumable)")
@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--grid-trials", type=COUNT, default=20, help="calibrate: trials per shift")
     parser.add_argument("--latency", action="store_true", help="calibrate: also run the latency trials")
     parser.add_argument("--latency-trials", type=COUNT, default=20, help="calibrate: latency trials of each kind")
-    parser.add_argument("--out", metavar="PATH", help="calibrate: write the figures (JSON) here")
+    parser.add_argument("--out", metavar="PATH", type=output_file, help="calibrate: write the figures (JSON) here")
     parser.set_defaults(func=run)
 
 

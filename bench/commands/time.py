@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import argparse
 
-from t2mbench.core.cli_format import COUNT, NONNEGATIVE, POSITIVE, SEED, HelpFormatter, device, integer
+from t2mbench.core.cli_format import (
+    COUNT,
+    NONNEGATIVE,
+    POSITIVE,
+    SEED,
+    HelpFormatter,
+    device,
+    integer,
+    output_file,
+)
 
 EXAMPLE = """example:
   t2mbench time --model tiny --sampler ddim --steps 50
@@ -31,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=integer(0), default=1, help="untimed warm-up runs")
     p.add_argument("--repeats", type=COUNT, default=5, help="timed runs")
     p.add_argument("--device", default="cpu", type=device, help="cpu or cuda[:N]")
-    p.add_argument("--json", default=None, help="also write the report (raw runs included) as JSON here")
+    p.add_argument("--json", default=None, type=output_file,
+                   help="also write the report (raw runs included) as JSON here")
     p.set_defaults(func=run)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from t2mbench.core.cli_format import HelpFormatter
+from t2mbench.core.cli_format import HelpFormatter, output_file
 
 EXAMPLE = """example:
   t2mbench leaderboard render runs/demo --metrics fd_evaluator,clap_evaluator
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("results", nargs="+", metavar="RESULTS", help="result tables or folders")
     r.add_argument("--metrics", help="comma-separated metrics, in board order (default: every aggregate)")
     r.add_argument("--renderer", default="markdown", help="a registered renderer")
-    r.add_argument("--out", help="write the board here instead of printing it")
+    r.add_argument("--out", type=output_file, help="write the board here instead of printing it")
     r.set_defaults(func=render)
 
     v = actions.add_parser("validate", help="check a submission, naming every problem by JSON path",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from t2mbench.core.cli_format import COUNT, NONNEGATIVE, SEED, HelpFormatter
+from t2mbench.core.cli_format import COUNT, NONNEGATIVE, SEED, HelpFormatter, output_file
 
 MAKE_EXAMPLE = """example:
   t2mbench listen make runs/demo/cells/ddim-10-* runs/demo/cells/ddpm-10-* --out listening --clips 4
@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--key", required=True, help="the key.json written by listen make")
     a.add_argument("--min-votes", type=COUNT, default=30, help="votes a system needs for a Bradley-Terry score")
     a.add_argument("--resamples", type=COUNT, default=1000)
-    a.add_argument("--out", help="write the results JSON here")
+    a.add_argument("--out", type=output_file, help="write the results JSON here")
     a.add_argument("--board", help="also store the results in this board folder's listening/")
     a.set_defaults(func=analyze)
 

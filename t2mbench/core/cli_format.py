@@ -75,3 +75,15 @@ COUNT = integer(1)  # clips, steps, batch, workers, repeats, trials, resamples
 SEED = integer(0)
 POSITIVE = number(above=0.0)  # seconds, sigmas
 NONNEGATIVE = number(minimum=0.0)  # CFG scales, tolerances, an offset in seconds
+
+
+def output_file(text: str) -> str:
+    """An argparse type: a file written at the end of the run, checked to be writable now
+    (:func:`t2mbench.core.files.check_output_file`), so a bad path fails before any work."""
+    from t2mbench.core.files import check_output_file
+
+    try:
+        check_output_file(text)
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot write {text}: {e.strerror or e} ({e.filename})") from None
+    return text

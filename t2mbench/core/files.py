@@ -7,6 +7,7 @@ leaves a half-written file under its final name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -98,6 +99,39 @@ def finish_staged(out: Path) -> None:
                 shutil.rmtree(out / item.name)
             os.replace(item, out / item.name)
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` and write (then delete) a probe there, so that a folder on a read-only disk
+    or under a regular file fails before any work (OSError naming the path)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+    return folder
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """Check, creating nothing, that ``path`` can be written at the end of a run: it is not a
+    folder, and the nearest existing folder above it takes a file (a probe, deleted at once).
+
+    Raises:
+        OSError: naming the path or the folder that refuses it (a regular file where a folder
+            belongs, a read-only disk, no permission).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "a regular file stands where a folder belongs", str(folder))
+    fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+    return path
 
 
 def _umask() -> int:

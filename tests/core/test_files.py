@@ -48,3 +48,20 @@ def test_copy_file_atomic_never_leaves_a_truncated_copy(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         copy_file_atomic(tmp_path / "src", tmp_path / "dst")
     assert (tmp_path / "dst").read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["dst", "src"]
+
+
+def test_an_output_file_is_checked_before_the_run_creating_nothing(tmp_path):
+    from t2mbench.core.files import check_output_file
+
+    assert check_output_file(tmp_path / "a" / "b" / "r.json") == tmp_path / "a" / "b" / "r.json"
+    assert list(tmp_path.iterdir()) == []  # no folder made, no probe left
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError) as e:
+        check_output_file(tmp_path / "afile" / "sub" / "r.json")
+    assert e.value.filename == str(tmp_path / "afile")
+    with pytest.raises(IsADirectoryError):
+        check_output_file(tmp_path)
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "ro").mkdir(mode=0o555)
+        with pytest.raises(PermissionError):
+            check_output_file(tmp_path / "ro" / "r.json")

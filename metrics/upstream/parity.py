@@ -35,6 +35,7 @@ import torch
 
 from t2mbench.core.audio import load_audio, peak_normalize
 from t2mbench.core.errors import ConfigError
+from t2mbench.core.processes import child_dies_with_parent
 from t2mbench.core.weights import get as get_weights
 from t2mbench.core.weights import hash_file, resolve
 from t2mbench.metrics.clap_score import clap_score
@@ -174,7 +175,7 @@ def _run_runner(command: list[str], weights: Path, audio: np.ndarray, sr: int, t
     np.savez(inp, audio=audio.astype(np.float32), sample_rate=np.array(sr), **extra)
     cmd = [*command, "--weights", str(weights), "--in", str(inp), "--out", str(out)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, preexec_fn=child_dies_with_parent())
     if proc.returncode != 0 or not out.is_file():
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise ConfigError(f"upstream runner {runner} failed under {python} (exit {proc.returncode}): {tail}")

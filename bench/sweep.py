@@ -76,7 +76,7 @@ def run_sweep(
     cells = list(cells)
     if len({c.key for c in cells}) != len(cells):
         raise ConfigError("the sweep lists a cell twice; every cell of a grid must differ")
-    runner = check_run(executor, executor_options, device)
+    runner = check_run(executor, executor_options, device, cells)
     store = ResultStore(out)
     store.clean()  # one sweep writes a run folder at a time: a temporary part is a killed write's
     pending = [c for c in cells if not store.has(c)]
@@ -96,10 +96,17 @@ def run_sweep(
     return store.export(cells)
 
 
-def check_run(executor: str, executor_options: Mapping[str, Any] | None, device: str) -> Executor:
-    """The executor built with its options, and the device checked (ConfigError in one line), so
-    that a bad one is found before any work."""
+def check_run(executor: str, executor_options: Mapping[str, Any] | None, device: str,
+              cells: Sequence[Cell] = ()) -> Executor:  # fmt: skip
+    """The executor built with its options, the device and the cells' weight files checked (present,
+    and their sha256 the published one unless a cell opts out with ``verify=False``), so that a bad
+    one is found before any work (one-line ConfigError)."""
+    from t2mbench.reference_models.factory import build
+    from t2mbench.reference_models.generate import checkpoint_path
+
     resolve_device(device)
+    for model, checkpoint, verify in dict.fromkeys((c.model, c.checkpoint, c.verify) for c in cells):
+        checkpoint_path(build(model, device="meta"), model, checkpoint, verify=verify)
     return get_executor(executor, **dict(executor_options or {}))
 
 

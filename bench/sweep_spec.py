@@ -24,6 +24,7 @@ A spec (every key, with what it may be; ``examples/demo_grid.toml`` reproduces t
     seconds = 10.0                    # clip length
     batch_size = 16                   # optional (16)
     checkpoint = "path/model.safetensors"  # optional
+    verify = false                    # optional: load a checkpoint that is not the model's published file
 
     [corpus]                          # optional: build the prompt set first (t2mbench corpus build)
     clips = 16
@@ -66,7 +67,7 @@ else:  # pragma: no cover - Python 3.10 has no tomllib
     import tomli as tomllib
 
 TOP = ("out", "executor", "executor_options", "device", "grid", "corpus", "scoring")
-GRID = ("models", "samplers", "steps", "cfg", "seeds", "clips", "seconds", "batch_size", "checkpoint")
+GRID = ("models", "samplers", "steps", "cfg", "seeds", "clips", "seconds", "batch_size", "checkpoint", "verify")
 CORPUS = ("clips", "seconds", "seed", "split", "path")
 SCORING = ("prompts", "reference", "metrics", "settings")
 SAMPLER = ("name", "options")
@@ -146,7 +147,7 @@ def run_spec(
     override the spec's; they and the device are checked before anything is built."""
     name = executor or spec.executor
     options = spec.executor_options if executor_options is None else executor_options
-    check_run(name, options, spec.device)  # before the corpus is built
+    check_run(name, options, spec.device, spec.cells)  # before the corpus is built
     if spec.corpus is not None:
         from t2mbench.bench.corpus import OWNER, build_corpus, owner_settings
         from t2mbench.core.ownership import owning
@@ -252,8 +253,11 @@ def _cells(grid: Mapping[str, Any]) -> list[Cell]:
     if not (_is_int(batch) and batch >= 1):
         raise ConfigError(f"spec key grid.batch_size: must be an integer >= 1, got {batch!r}")
     checkpoint = _str(grid, "checkpoint", "grid.")
+    verify = grid.get("verify", True)
+    if not isinstance(verify, bool):
+        raise ConfigError(f"spec key grid.verify: must be true or false, got {verify!r}")
     cells = [
-        Cell(model, name, n, float(cfg), seed, k, float(seconds), options, checkpoint, batch)
+        Cell(model, name, n, float(cfg), seed, k, float(seconds), options, checkpoint, batch, verify)
         for model, (name, options), n, cfg, seed, k in itertools.product(models, samplers, steps, cfgs, seeds, clips)
     ]  # fmt: skip
     keys = [c.key for c in cells]

@@ -59,3 +59,27 @@ def test_a_corpus_folder_built_with_other_settings_is_refused_unchanged(tmp_path
         f"t2mbench sweep: error: {corpus} holds a `t2mbench corpus build` run with other settings (seed=7 here, 1 "
         "now); choose another --out, or pass --overwrite to let `t2mbench corpus build` take it over\n")  # fmt: skip
     assert snapshot(corpus) == before
+
+
+def test_a_corrupt_checkpoint_is_refused_before_the_corpus_and_verify_false_opts_out(tmp_path, capsys):
+    from pathlib import Path
+
+    from t2mbench.bench.sweep_spec import load_spec
+
+    shipped = Path(__file__).resolve().parents[2] / "reference_models" / "weights" / "tiny" / "model.safetensors"
+    flipped = bytearray(shipped.read_bytes())
+    flipped[-100] ^= 1
+    (tmp_path / "m.safetensors").write_bytes(bytes(flipped))
+    spec = tmp_path / "spec.toml"
+    text = SPEC.format(out=tmp_path / "run", top="", corpus=tmp_path / "corpus")
+    spec.write_text(text.replace("seconds = 1.0\n[corpus]", f'seconds = 1.0\ncheckpoint = "{tmp_path}/m.safetensors"'
+                                                             "\n[corpus]"))  # fmt: skip
+    assert main(["sweep", str(spec), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"t2mbench sweep: error: {tmp_path}/m.safetensors: sha256 ") and "does not match" in err
+    assert not (tmp_path / "corpus").exists() and not (tmp_path / "run").exists()
+    spec.write_text(spec.read_text().replace("[corpus]", "verify = false\n[corpus]", 1))
+    assert [c.verify for c in load_spec(spec).cells] == [False]
+    spec.write_text(spec.read_text().replace("verify = false", 'verify = "no"'))
+    assert main(["sweep", str(spec), "--no-progress"]) == 2
+    assert capsys.readouterr().err == "t2mbench sweep: error: spec key grid.verify: must be true or false, got 'no'\n"

@@ -38,7 +38,7 @@ def number(key: str, value: Any, *, above: float | None = None, below: float | N
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (above is None or value > above) and (below is None or value < below)
     if not ok:
-        bounds = [f"> {above:g}"] * (above is not None) + [f"< {below:g}"] * (below is not None)
+        bounds = [f"{sign} {bound:g}" for sign, bound in ((">", above), ("<", below)) if bound is not None]
         raise ConfigError(f"{key} must be a finite number{' ' if bounds else ''}{' and '.join(bounds)}, got {value!r}")
     return float(value)
 

@@ -191,3 +191,12 @@ def test_no_option_takes_an_unchecked_number():
 
     walk(build_parser(), "")
     assert unchecked == []
+
+
+def test_a_metric_setting_bounded_on_one_side_is_one_line(bad, capsys):
+    """sisdr's eps (> 0, no upper bound) raised a TypeError from the message's formatting."""
+    code = main(["score", "--generated", f"{bad}/good", "--metrics", "sisdr", "--set", "sisdr.eps=-1", "--out",
+                 f"{bad}/s"])  # fmt: skip
+    assert code == 2
+    assert capsys.readouterr().err == ("t2mbench score: error: metric 'sisdr': eps must be a finite number > 0, "
+                                       "got -1\n")  # fmt: skip

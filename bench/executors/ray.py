@@ -27,6 +27,7 @@ import pandas as pd
 
 from t2mbench.bench.cells import Cell, Scoring
 from t2mbench.core.errors import ConfigError
+from t2mbench.metrics.setting_checks import integer, number
 
 
 def _cell_task(cell: dict[str, Any], scoring: dict[str, Any], out: str, device: str, threads: int,
@@ -46,6 +47,12 @@ class RayExecutor:
 
     def __init__(self, address: str = "auto", num_cpus: int | None = None, cpus_per_cell: float = 1,
                  threads: int | None = None) -> None:  # fmt: skip
+        try:  # the values first, so a bad one is named even where Ray is not installed
+            num_cpus = None if num_cpus is None else integer("num_cpus", num_cpus, minimum=1)
+            cpus_per_cell = number("cpus_per_cell", cpus_per_cell, above=0.0)
+            threads = None if threads is None else integer("threads", threads, minimum=1)
+        except ConfigError as e:
+            raise ConfigError(f"executor 'ray': {e}") from None
         try:
             import ray  # noqa: F401
         except ImportError:
@@ -55,7 +62,7 @@ class RayExecutor:
         import torch
 
         self.address, self.num_cpus, self.cpus_per_cell = address, num_cpus, cpus_per_cell
-        self.threads = int(threads or torch.get_num_threads())
+        self.threads = threads if threads is not None else torch.get_num_threads()
 
     def _connect(self) -> Any:
         import ray

@@ -55,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--grid-trials", type=COUNT, default=20, help="calibrate: trials per shift")
     parser.add_argument("--latency", action="store_true", help="calibrate: also run the latency trials")
     parser.add_argument("--latency-trials", type=COUNT, default=20, help="calibrate: latency trials of each kind")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="calibrate --build: take over a --pool folder another command or other settings own")
     parser.add_argument("--out", metavar="PATH", type=output_file, help="calibrate: write the figures (JSON) here")
     parser.set_defaults(func=run)
 
@@ -63,7 +65,12 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "calibrate":
         from t2mbench.bench.gates.calibrate import run_calibration
 
-        return run_calibration(args)
+        if not (args.build and args.pool):
+            return run_calibration(args)
+        from t2mbench.core.ownership import owning
+
+        with owning(args.pool, "gate calibrate", {"clips": args.clips}, overwrite=args.overwrite):  # seeds add to it
+            return run_calibration(args)
     from t2mbench.bench.gates import gate, load_rules
     from t2mbench.core.files import write_bytes_atomic, write_json
 

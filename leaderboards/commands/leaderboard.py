@@ -82,6 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                            epilog="example:\n  t2mbench leaderboard build leaderboards/boards/tiny-sampler-steps")
     b.add_argument("board", metavar="BOARD")
     b.add_argument("--out", help="output folder (default BOARD/rendered)")
+    b.add_argument("--overwrite", action="store_true", help="take over a folder another command owns")
     b.set_defaults(func=build)
 
 
@@ -159,8 +160,12 @@ def add(args: argparse.Namespace) -> int:
 
 
 def build(args: argparse.Namespace) -> int:
+    from t2mbench.core.ownership import owning
     from t2mbench.leaderboards import store
 
-    written = store.build(args.board, args.out)
+    store.read_board(args.board)  # a missing or malformed board is found before its folder is claimed
+    out = args.out if args.out is not None else Path(args.board) / "rendered"
+    with owning(out, "leaderboard build", {}, overwrite=args.overwrite):  # the same board always gives the same bytes
+        written = store.build(args.board, out)
     print(f"built {len(written)} files in {Path(written[0]).parent}")
     return 0

@@ -1,6 +1,8 @@
 """No command silently overwrites another's folder (or its own with other settings): each
 refusal is one stderr line naming the folder and its owner, and nothing there changes."""
 
+from pathlib import Path
+
 import pytest
 
 from t2mbench.cli import main
@@ -60,6 +62,8 @@ def test_a_run_refused_for_a_bad_setting_does_not_keep_the_folder(corpus, tmp_pa
     assert main(["generate", "--model", "tiny", "--prompts", str(corpus), "--out", str(out), *GEN]) == 0
 
 
+BOARD = Path(__file__).resolve().parents[2] / "leaderboards" / "boards" / "tiny-sampler-steps"
+
 SPEC = """
 out = "{out}"
 [grid]
@@ -93,6 +97,8 @@ FOLDER_COMMANDS = [
     ("corpus build", lambda d, out: ["corpus", "build", "--out", out, "--clips", "2", "--seconds", "1"]),
     ("generate", lambda d, out: ["generate", "--model", "tiny", "--prompts", f"{d}/prompts.txt", "--out", out, *GEN]),
     ("demo", lambda d, out: ["demo", "--out", out, "--clips", "2"]),
+    ("gate calibrate", lambda d, out: ["gate", "calibrate", "--pool", out, "--build"]),
+    ("leaderboard build", lambda d, out: ["leaderboard", "build", str(BOARD), "--out", out]),
 ]  # fmt: skip
 
 

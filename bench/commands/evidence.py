@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--corpus", required=True, help="corpus folder (manifest.jsonl with splits)")
     s.add_argument("--split", default="test", help="split to evaluate")
     s.add_argument("--checkpoint", default=None, help="evaluator checkpoint (default: the shipped one)")
+    s.add_argument("--no-verify", action="store_true", help="load a --checkpoint that is not the shipped evaluator")
     s.add_argument("--out", required=True, type=output_file, help="JSON file to write")
 
     s = _study(studies, "degradation", degradation, run_degradation, "fd_evaluator under noise and low-pass",
@@ -56,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--max-eval", type=COUNT, default=None, help="evaluated (test) clips used (default: all)")
     s.add_argument("--seed", type=SEED, default=0, help="noise seed")
     s.add_argument("--checkpoint", default=None, help="evaluator checkpoint (default: the shipped one)")
+    s.add_argument("--no-verify", action="store_true", help="load a --checkpoint that is not the shipped evaluator")
 
     s = _study(studies, "autoencoder", autoencoder, run_autoencoder,
                "the tiny VAE's reconstruction table next to an equal-rate baseline",
@@ -105,7 +107,8 @@ def _study(studies: argparse._SubParsersAction, name: str, module: ModuleType,
 
 
 def run_retrieval(args: argparse.Namespace) -> int:
-    write_json(args.out, retrieval.evaluate(args.corpus, args.split, checkpoint=args.checkpoint))
+    write_json(args.out, retrieval.evaluate(args.corpus, args.split, checkpoint=args.checkpoint,
+                                            verify=not args.no_verify))
     print(args.out)
     return 0
 
@@ -117,10 +120,10 @@ def _owning(args: argparse.Namespace, *defining: str):
 
 
 def run_degradation(args: argparse.Namespace) -> int:
-    with _owning(args, "corpus", "max_reference", "max_eval", "seed", "checkpoint"):
+    with _owning(args, "corpus", "max_reference", "max_eval", "seed", "checkpoint", "no_verify"):
         table = degradation.degradation_table(
             args.corpus, max_reference=args.max_reference, max_eval=args.max_eval, seed=args.seed,
-            checkpoint=args.checkpoint,
+            checkpoint=args.checkpoint, verify=not args.no_verify,
         )  # fmt: skip
         print(degradation.write_outputs(table, args.out))
     return 0

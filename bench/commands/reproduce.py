@@ -68,12 +68,13 @@ def run(args: argparse.Namespace) -> int:
     if args.published_only:
         print(render(spec, [], args.format))
         return 0
-    from t2mbench.bench.reproduce.run import run_table
+    from t2mbench.bench.reproduce.run import clip_size, run_table
     from t2mbench.core.ownership import owning
 
     out = args.out or f"runs/reproduce-{args.table}"
     # the corpus and the cells' settings define the folder; --full, --rows and --extra-sampler add cells to it
-    defining = {"table": args.table, "clips": args.clips, "seconds": args.seconds, "seed": args.seed}
+    clips, seconds = clip_size(args.table, args.clips, args.seconds)  # an explicit default is the default
+    defining = {"table": args.table, "clips": clips, "seconds": seconds, "seed": args.seed}
     with owning(out, "reproduce", defining, overwrite=args.overwrite):
         tables, ran = run_table(args.table, out, full=args.full, clips=args.clips, seconds=args.seconds,
                                 seed=args.seed, rows=rows, progress=not args.no_progress)  # fmt: skip

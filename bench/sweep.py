@@ -20,8 +20,9 @@ from typing import Any
 import pandas as pd
 
 from t2mbench.bench.cells import Cell, Scoring
-from t2mbench.bench.executors import get_executor
+from t2mbench.bench.executors import Executor, get_executor
 from t2mbench.bench.store import ResultStore
+from t2mbench.core.devices import resolve_device
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.progress import progress_bar
 from t2mbench.reference_models.samplers import registered
@@ -75,7 +76,7 @@ def run_sweep(
     cells = list(cells)
     if len({c.key for c in cells}) != len(cells):
         raise ConfigError("the sweep lists a cell twice; every cell of a grid must differ")
-    runner = get_executor(executor, **dict(executor_options or {}))
+    runner = check_run(executor, executor_options, device, cells)
     store = ResultStore(out)
     store.clean()  # one sweep writes a run folder at a time: a temporary part is a killed write's
     pending = [c for c in cells if not store.has(c)]
@@ -93,6 +94,20 @@ def run_sweep(
             if on_cell is not None:
                 on_cell(cell, table)
     return store.export(cells)
+
+
+def check_run(executor: str, executor_options: Mapping[str, Any] | None, device: str,
+              cells: Sequence[Cell] = ()) -> Executor:  # fmt: skip
+    """The executor built with its options, the device and the cells' weight files checked (present,
+    and their sha256 the published one unless a cell opts out with ``verify=False``), so that a bad
+    one is found before any work (one-line ConfigError)."""
+    from t2mbench.reference_models.factory import build
+    from t2mbench.reference_models.generate import checkpoint_path
+
+    resolve_device(device)
+    for model, checkpoint, verify in dict.fromkeys((c.model, c.checkpoint, c.verify) for c in cells):
+        checkpoint_path(build(model, device="meta"), model, checkpoint, verify=verify)
+    return get_executor(executor, **dict(executor_options or {}))
 
 
 class SweepProgress:

@@ -24,6 +24,7 @@ A spec (every key, with what it may be; ``examples/demo_grid.toml`` reproduces t
     seconds = 10.0                    # clip length
     batch_size = 16                   # optional (16)
     checkpoint = "path/model.safetensors"  # optional
+    verify = false                    # optional: load a checkpoint that is not the model's published file
 
     [corpus]                          # optional: build the prompt set first (t2mbench corpus build)
     clips = 16
@@ -57,7 +58,7 @@ import pandas as pd
 
 from t2mbench.bench.cells import Cell, Scoring
 from t2mbench.bench.store import ResultStore
-from t2mbench.bench.sweep import run_sweep
+from t2mbench.bench.sweep import check_run, run_sweep
 from t2mbench.core.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -66,7 +67,7 @@ else:  # pragma: no cover - Python 3.10 has no tomllib
     import tomli as tomllib
 
 TOP = ("out", "executor", "executor_options", "device", "grid", "corpus", "scoring")
-GRID = ("models", "samplers", "steps", "cfg", "seeds", "clips", "seconds", "batch_size", "checkpoint")
+GRID = ("models", "samplers", "steps", "cfg", "seeds", "clips", "seconds", "batch_size", "checkpoint", "verify")
 CORPUS = ("clips", "seconds", "seed", "split", "path")
 SCORING = ("prompts", "reference", "metrics", "settings")
 SAMPLER = ("name", "options")
@@ -137,23 +138,27 @@ def run_spec(
     progress: bool = True,
     executor: str | None = None,
     executor_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
-    """Build the spec's corpus if it has one, then run its cells (:func:`~t2mbench.bench.sweep.run_sweep`:
-    finished cells are kept, unfinished ones resume) and export the table. ``fresh``: forget this
-    spec's cells first (their store parts and folders), so every cell runs again.
-    ``executor`` / ``executor_options`` override the spec's."""
+    """Build the spec's corpus if it has one (``overwrite``: take over its folder from another
+    owner), then run its cells (:func:`~t2mbench.bench.sweep.run_sweep`: finished cells are kept,
+    unfinished ones resume) and export the table. ``fresh``: forget this spec's cells first (their
+    store parts and folders), so every cell runs again. ``executor`` / ``executor_options``
+    override the spec's; they and the device are checked before anything is built."""
+    name = executor or spec.executor
+    options = spec.executor_options if executor_options is None else executor_options
+    check_run(name, options, spec.device, spec.cells)  # before the corpus is built
     if spec.corpus is not None:
-        from t2mbench.bench.corpus import build_corpus
+        from t2mbench.bench.corpus import OWNER, build_corpus, owner_settings
+        from t2mbench.core.ownership import owning
 
-        c = spec.corpus
-        build_corpus(c.path, c.clips, c.seconds, c.seed, split=c.split, progress=progress)
+        c = spec.corpus  # a corpus folder is shared: one built with other settings is refused, not re-rendered
+        with owning(c.path, OWNER, owner_settings(c.clips, c.seconds, c.seed, c.split), overwrite=overwrite):
+            build_corpus(c.path, c.clips, c.seconds, c.seed, split=c.split, progress=progress)
     if fresh:
         ResultStore(spec.out).discard(spec.cells)
-    return run_sweep(
-        spec.cells, spec.scoring, spec.out, executor=executor or spec.executor,
-        executor_options=spec.executor_options if executor_options is None else executor_options,
-        device=spec.device, progress=progress,
-    )  # fmt: skip
+    return run_sweep(spec.cells, spec.scoring, spec.out, executor=name, executor_options=options, device=spec.device,
+                     progress=progress)  # fmt: skip
 
 
 def _keys(table: Mapping[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
@@ -248,8 +253,11 @@ def _cells(grid: Mapping[str, Any]) -> list[Cell]:
     if not (_is_int(batch) and batch >= 1):
         raise ConfigError(f"spec key grid.batch_size: must be an integer >= 1, got {batch!r}")
     checkpoint = _str(grid, "checkpoint", "grid.")
+    verify = grid.get("verify", True)
+    if not isinstance(verify, bool):
+        raise ConfigError(f"spec key grid.verify: must be true or false, got {verify!r}")
     cells = [
-        Cell(model, name, n, float(cfg), seed, k, float(seconds), options, checkpoint, batch)
+        Cell(model, name, n, float(cfg), seed, k, float(seconds), options, checkpoint, batch, verify)
         for model, (name, options), n, cfg, seed, k in itertools.product(models, samplers, steps, cfgs, seeds, clips)
     ]  # fmt: skip
     keys = [c.key for c in cells]

@@ -37,7 +37,6 @@ import hashlib
 import itertools
 import json
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,9 +45,10 @@ import numpy as np
 
 from t2mbench.core.audio import AudioError, load_audio, loudness_normalize, peak_normalize, save_audio
 from t2mbench.core.errors import ConfigError
-from t2mbench.core.files import read_json, write_json
+from t2mbench.core.files import read_json, staged_outputs, write_json
 from t2mbench.core.manifest import load_clipset
 from t2mbench.leaderboards.ranking import shared_ranks
+from t2mbench.leaderboards.schema_check import require
 from t2mbench.metrics.bootstrap import percentile_interval
 
 QUESTIONS = {
@@ -101,10 +101,15 @@ def make(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, names: Se
         raise ConfigError("the runs share no clip id (they must be generated from the same prompts)")
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(common, size=min(clips, len(common)), replace=False).tolist())
-    out = Path(out)
-    page = out / "page"
-    if page.exists():
-        shutil.rmtree(page)
+    with staged_outputs(out) as stage:  # the page and its key replace an earlier pair together, or not at all
+        _write_page(stage, sets, names, chosen, rng, seconds, seed, title)
+    return Path(out) / "page" / "index.html"
+
+
+def _write_page(stage: Path, sets: list, names: list[str], chosen: list[str], rng: np.random.Generator,
+                seconds: float | None, seed: int, title: str) -> None:  # fmt: skip
+    """Write ``page/`` (audio, index.html) and ``key.json`` into the staging folder ``stage``."""
+    page = stage / "page"
     (page / "audio").mkdir(parents=True)
     page_id = hashlib.sha256(json.dumps([names, chosen, seed]).encode()).hexdigest()[:12]
     tokens = iter(f"{x:08x}" for x in rng.permutation(1 << 20)[:10_000] * 2654435761 % (1 << 32))
@@ -140,10 +145,8 @@ def make(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, names: Se
         item_id = f"i{n:03d}"
         public.append({"id": item_id, **items[i][0]})
         key[item_id] = items[i][1]
-    write_json(out / "key.json", {"page_id": page_id, "systems": names, "questions": list(QUESTIONS), "items": key})
-    index = page / "index.html"
-    index.write_text(_html(title, page_id, public), encoding="utf-8")
-    return index
+    write_json(stage / "key.json", {"page_id": page_id, "systems": names, "questions": list(QUESTIONS), "items": key})
+    (page / "index.html").write_text(_html(title, page_id, public), encoding="utf-8")
 
 
 def _html(title: str, page_id: str, items: list[dict[str, Any]]) -> str:
@@ -212,6 +215,35 @@ document.getElementById('export').addEventListener('click',function(){
 # --------------------------------------------------------------------------------------------- analysis
 
 
+# what listen make writes and the page downloads; checked before any answer is counted
+KEY_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["page_id", "systems", "items"],
+    "properties": {
+        "page_id": {"type": "string"},
+        "systems": {"type": "array", "items": {"type": "string"}},
+        "questions": {"type": "array", "items": {"type": "string"}},
+        "items": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["type"],
+            "properties": {"type": {"enum": ["ab", "mos"]}, "clip_id": {"type": "string"}, "a": {"type": "string"},
+                           "b": {"type": "string"}, "system": {"type": "string"}, "attention": {"type": "boolean"},
+                           "expected": {"enum": ["a", "b"]}, "max_quality": {"type": "number"}},
+        }},
+    },
+}  # fmt: skip
+ANSWERS_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["page_id", "answers"],
+    "properties": {
+        "page_id": {"type": "string"},
+        "listener": {"type": ["string", "null"]},
+        "answers": {"type": "array", "items": {
+            "type": "object", "required": ["item"],
+            "properties": {"item": {"type": "string"}, "choice": {"type": ["string", "null"]},
+                           "ratings": {"type": ["object", "null"], "additionalProperties": {"type": "number"}}},
+        }},
+    },
+}  # fmt: skip
+
+
 def attention_failures(answers: Mapping[str, Any], key: Mapping[str, Any]) -> list[str]:
     """The attention items a listener got wrong (or skipped), as readable reasons."""
     given = {a["item"]: a for a in answers["answers"]}
@@ -271,12 +303,17 @@ def analyze(answer_files: Sequence[str | os.PathLike], key_file: str | os.PathLi
             resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
     """MOS and Bradley–Terry results from answer files (see the module docstring)."""
     key = read_json(key_file)
+    require(key, KEY_SCHEMA, str(key_file))
     systems = key["systems"]
+    unknown = sorted({k[s] for k in key["items"].values() for s in ("a", "b", "system") if s in k} - set(systems))
+    if unknown:
+        raise ConfigError(f"{key_file}: $.items name systems not in $.systems: {', '.join(unknown)}")
     listeners, excluded = [], []
     votes: list[tuple[int, int, float]] = []
     ratings: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for f in answer_files:
         doc = read_json(f)
+        require(doc, ANSWERS_SCHEMA, str(f))
         if doc.get("page_id") != key["page_id"]:
             raise ConfigError(f"{f}: answers for page {doc.get('page_id')!r}, the key is for {key['page_id']!r}")
         if doc.get("listener") in listeners:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from t2mbench.core.errors import ConfigError
+
 SUPPORTED = {
     "$schema", "$id", "title", "description", "type", "const", "enum", "required", "properties",
     "additionalProperties", "minProperties", "items", "minLength", "maxLength", "pattern", "minimum",
@@ -99,3 +101,12 @@ def problems(instance: Any, schema: dict, path: str = "$") -> list[tuple[str, st
         for i, value in enumerate(instance):
             out += problems(value, schema["items"], child(path, i))
     return out
+
+
+def require(instance: Any, schema: dict, source: str) -> None:
+    """Raise one ConfigError listing every problem of ``instance`` under ``schema`` by JSON path
+    (``source: 2 problems: $.items.i001.type: ...; $.page_id: ...``)."""
+    found = problems(instance, schema)
+    if found:
+        listed = "; ".join(f"{p}: {m}" for p, m in found)
+        raise ConfigError(f"{source}: {len(found)} problem{'s' if len(found) != 1 else ''}: {listed}")

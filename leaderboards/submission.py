@@ -24,7 +24,7 @@ import pandas as pd
 
 from t2mbench.core import results
 from t2mbench.core.errors import ConfigError
-from t2mbench.core.files import read_json, sha256_file, write_json
+from t2mbench.core.files import read_json, sha256_file, staged_outputs, write_json
 from t2mbench.leaderboards.schema_check import check_schema, child, problems
 
 SCHEMA_VERSION = 1
@@ -194,16 +194,14 @@ def from_cell(cell: str | os.PathLike, out: str | os.PathLike, *, eval_set: str,
         doc["timing"]["seconds_per_clip"] = float(per_clip.mean())
     if len(rtf):
         doc["timing"]["real_time_factor"] = float(rtf.mean())
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     keep = table[table["kind"].isin(["clip", "aggregate"]) | (table["metric"] == "seconds_per_clip")]
     keep = keep.assign(run_id=keep["run_id"], cell=keep["cell"].fillna(""), system=doc["system"]["name"])
     keep = results.validate(keep.reset_index(drop=True))
-    scores_path = out / SCORES_FILE
-    keep.to_csv(scores_path, index=False)
-    doc["scores"]["sha256"] = sha256_file(scores_path)
-    write_json(out / SUBMISSION_FILE, doc)
-    return out / SUBMISSION_FILE
+    with staged_outputs(out) as stage:  # the scores and the manifest holding their sha256 appear together
+        keep.to_csv(stage / SCORES_FILE, index=False)
+        doc["scores"]["sha256"] = sha256_file(stage / SCORES_FILE)
+        write_json(stage / SUBMISSION_FILE, doc)
+    return Path(out) / SUBMISSION_FILE
 
 
 def _weights_tag(weights: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from t2mbench.core.files import write_bytes_atomic
+from t2mbench.core.files import check_writable, write_bytes_atomic
 from t2mbench.core.weights import home
 
 MAGIC = b"T2MEMB1\n"
@@ -57,10 +57,7 @@ class EmbeddingCache:
     def check_writable(self) -> None:
         """Create the cache folder and write a probe there, so that a read-only or misplaced cache
         (under a regular file) fails before any clip is embedded (OSError naming the path)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        probe = self.root / f".probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        check_writable(self.root)
 
     def path(self, embedder: str, key: str) -> Path:
         return self.root / embedder / key[:2] / f"{key}.emb"

@@ -33,12 +33,16 @@ def integer(key: str, value: Any, *, minimum: int) -> int:
     return int(value)
 
 
-def number(key: str, value: Any, *, above: float | None = None, below: float | None = None) -> float:
-    """``value`` as a float when it is a finite real number strictly inside (``above``, ``below``)."""
+def number(key: str, value: Any, *, above: float | None = None, below: float | None = None,
+           minimum: float | None = None) -> float:  # fmt: skip
+    """``value`` as a float when it is a finite real number strictly inside (``above``, ``below``)
+    and not under ``minimum``."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (above is None or value > above) and (below is None or value < below)
+    ok = ok and (minimum is None or value >= minimum)
     if not ok:
-        bounds = [f"> {b:g}" for b in (above,) if b is not None] + [f"< {b:g}" for b in (below,) if b is not None]
+        bounds = [f"{sign} {bound:g}" for sign, bound in ((">=", minimum), (">", above), ("<", below))
+                  if bound is not None]  # fmt: skip
         raise ConfigError(f"{key} must be a finite number{' ' if bounds else ''}{' and '.join(bounds)}, got {value!r}")
     return float(value)
 

@@ -303,3 +303,16 @@ def from_diffusers(
         else:
             out[f"conditioner.conditioners.{prompt_id}.proj_out.{rest}"] = value
     return out
+
+
+def load_vae_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str | os.PathLike,
+                   config_name: str) -> None:  # fmt: skip
+    """Load a trained VAE's ``state`` (e.g. a ``t2mbench train vae`` run's ema.safetensors) into
+    ``model.pretransform.model``; another network's file is one WeightsError naming ``source``."""
+    try:
+        model.pretransform.model.load_state_dict(state)
+    except RuntimeError as e:
+        raise WeightsError(
+            f"{source}: not a VAE of {config_name} ({' '.join(str(e).split())[:160]}); pass the "
+            "ema.safetensors of a `t2mbench train vae` run on this config"
+        ) from None

@@ -192,6 +192,10 @@ def resolve_settings(
     if not (math.isfinite(cfg_scale) and cfg_scale >= 0):
         raise ConfigError(f"cfg_scale must be a finite number >= 0, got {cfg_scale}")
     chosen = resolve_sampler(sampler if sampler is not None else defaults.get("sampler"), model.objective.name)
+    given = [k for k, v in (("sigma_min", sigma_min), ("sigma_max", sigma_max)) if v is not None]
+    if given and chosen.info.space == "discrete":  # it would be silently ignored
+        raise ConfigError(f"{' and '.join(given)} set, but sampler {chosen.name!r} steps over the model's discrete "
+                          "timesteps, which no sigma range bounds; drop it or choose a sigma sampler")  # fmt: skip
     grid = Grid(
         int(steps),
         float(sigma_min if sigma_min is not None else defaults.get("sigma_min", 0.3)),

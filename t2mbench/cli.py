@@ -63,7 +63,12 @@ def one_line(message: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # a usage error (one line already printed) is returned; --help still exits
+        if e.code in (0, None):
+            raise
+        return e.code if isinstance(e.code, int) else EXIT_USER_ERROR
     tune_allocator()
     try:
         result = args.func(args)

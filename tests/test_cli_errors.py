@@ -40,6 +40,11 @@ def bad(tmp_path):
     (tmp_path / "good").mkdir()  # a valid one-clip set, for the cases that fail on something else
     save_audio(tmp_path / "good" / "a.wav", np.full((1, 16000), 0.1, np.float32), 16000)
     (tmp_path / "good" / "manifest.jsonl").write_text('{"id": "a", "path": "a.wav", "caption": "a piano"}\n')
+    (tmp_path / "spec.toml").write_text('out = "x"\n[grid]\nmodels = ["tiny"]\nsamplers = ["ddim"]\nsteps = [2]\n'
+                                        'cfg = 3.0\nseeds = [1]\nclips = [1]\nseconds = 1.0\n[scoring]\n'
+                                        f'prompts = "{tmp_path}/good"\nmetrics = ["clap_evaluator"]\n')  # fmt: skip
+    (tmp_path / "sweep" / "cells" / "c").mkdir(parents=True)  # a sweep folder with one scored cell
+    (tmp_path / "sweep" / "cells" / "c" / "results.csv").write_text("x\n")
     return tmp_path
 
 
@@ -106,6 +111,51 @@ CASES = [
     ("leaderboard build", "missing", lambda d: ["leaderboard", "build", f"{d}/no-board"]),
     ("listen make", "missing", lambda d: ["listen", "make", f"{d}/no", f"{d}/no2", "--out", f"{d}/page"]),
     ("listen analyze", "malformed", lambda d: ["listen", "analyze", f"{d}/garbage.json", "--key", f"{d}/garbage.json"]),
+    ("corpus build", "number", lambda d: ["corpus", "build", "--out", f"{d}/c", "--workers", "0"]),
+    ("demo", "number", lambda d: ["demo", "--out", f"{d}/demo", "--cfg", "-1"]),
+    ("evidence degradation", "number", lambda d: ["evidence", "degradation", "--corpus", f"{d}/set", "--out", f"{d}/g",
+                                                  "--max-reference", "0"]),
+    ("evidence autoencoder", "number", lambda d: ["evidence", "autoencoder", "--corpus", f"{d}/set", "--vae",
+                                                  f"{d}/no.safetensors", "--out", f"{d}/a", "--clips", "-3"]),
+    ("evidence closed-loop", "number", lambda d: ["evidence", "closed-loop", "--corpus", f"{d}/set", "--out", f"{d}/l",
+                                                  "--steps", "0"]),
+    ("generate", "number", lambda d: ["generate", "--model", "tiny", "--prompts", f"{d}/prompts.txt", "--seconds",
+                                      "inf", "--out", f"{d}/g"]),
+    ("generate", "number", lambda d: ["generate", "--model", "tiny", "--prompts", f"{d}/prompts.txt", "--seconds", "1",
+                                      "--out", f"{d}/g", "--sigma-min", "0"]),
+    ("generate", "device", lambda d: ["generate", "--model", "tiny", "--prompts", f"{d}/prompts.txt", "--seconds", "1",
+                                      "--out", f"{d}/g", "--device", "cuda:7"]),
+    ("generate", "ignored", lambda d: ["generate", "--model", "tiny", "--prompts", f"{d}/prompts.txt", "--seconds", "1",
+                                       "--out", f"{d}/g", "--sampler", "ddim", "--sigma-max", "80"]),
+    ("gate", "number", lambda d: ["gate", "calibrate", "--pool", f"{d}/no", "--power-trials", "-1"]),
+    ("metrics parity", "number", lambda d: ["metrics", "parity", "--embedder", "passt", "--tolerance", "nan",
+                                            f"{d}/a.wav"]),
+    ("reproduce", "number", lambda d: ["reproduce", "ddim", "--clips", "0", "--out", f"{d}/r"]),
+    ("score", "number", lambda d: ["score", "--generated", f"{d}/good", "--metrics", "clap_evaluator", "--seed", "-1",
+                                   "--out", f"{d}/s"]),
+    ("time", "number", lambda d: ["time", "--sampler", "ddim", "--steps", "2", "--warmup", "-1"]),
+    ("time", "number", lambda d: ["time", "--sampler", "ddim", "--steps", "2", "--repeats", "two"]),
+    ("time", "device", lambda d: ["time", "--sampler", "ddim", "--steps", "2", "--device", "bogus"]),
+    ("train", "number", lambda d: ["train", "vae", "--corpus", f"{d}/set", "--out", f"{d}/t", "--steps", "0"]),
+    ("listen make", "number", lambda d: ["listen", "make", f"{d}/good", f"{d}/good", "--out", f"{d}/page", "--seconds",
+                                         "-1"]),
+    ("listen analyze", "number", lambda d: ["listen", "analyze", f"{d}/garbage.json", "--key", f"{d}/garbage.json",
+                                            "--resamples", "0"]),
+    ("time", "unwritable", lambda d: ["time", "--sampler", "ddim", "--steps", "2", "--json", f"{d}/afile/t.json"]),
+    ("gate", "unwritable", lambda d: ["gate", "--baseline", f"{d}/no", "--current", f"{d}/no2", "--json",
+                                      f"{d}/afile/g.json"]),
+    ("evidence retrieval", "unwritable", lambda d: ["evidence", "retrieval", "--corpus", f"{d}/good", "--out",
+                                                    f"{d}/afile/r.json"]),
+    ("listen analyze", "unwritable", lambda d: ["listen", "analyze", f"{d}/garbage.json", "--key", f"{d}/garbage.json",
+                                                "--out", f"{d}/afile/x/r.json"]),
+    ("leaderboard render", "unwritable", lambda d: ["leaderboard", "render", f"{d}/no", "--out", f"{d}/afile/b.md"]),
+    ("listen make", "unwritable", lambda d: ["listen", "make", f"{d}/good", f"{d}/good", "--out", f"{d}/afile/p"]),
+    ("train", "unwritable", lambda d: ["train", "vae", "--corpus", f"{d}/good", "--out", f"{d}/afile/t"]),
+    ("sweep", "unwritable", lambda d: ["sweep", f"{d}/spec.toml", "--out", f"{d}/afile/s"]),
+    ("leaderboard from-sweep", "unwritable", lambda d: ["leaderboard", "from-sweep", f"{d}/sweep", "--out",
+                                                        f"{d}/afile/s", "--eval-set", "x"]),
+    ("evidence degradation", "unwritable", lambda d: ["evidence", "degradation", "--corpus", f"{d}/good", "--out",
+                                                      f"{d}/afile/g"]),
 ]  # fmt: skip
 
 
@@ -125,3 +175,31 @@ def test_malformed_input_is_one_line_and_exit_2(bad, capsys, command, kind, argv
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     if kind == "unwritable":  # found before any work, naming the path
         assert "afile" in err and not (bad / "s" / "scores.parquet").exists()
+
+
+def test_no_option_takes_an_unchecked_number():
+    """Every numeric option of every subcommand parses through a checked type (core.cli_format:
+    integer, number, device), so a bad value is a usage error before any work."""
+    unchecked = []
+
+    def walk(parser: argparse.ArgumentParser, prefix: str) -> None:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in parser._actions:
+            numeric = isinstance(action.default, (int, float)) and not isinstance(action.default, bool)
+            if action.type in (int, float) or (numeric and action.type is None and action.nargs != 0):
+                unchecked.append(f"{prefix} {action.option_strings or action.dest}")
+        for action in subs:
+            for name, sub in action.choices.items():
+                walk(sub, f"{prefix} {name}".strip())
+
+    walk(build_parser(), "")
+    assert unchecked == []
+
+
+def test_a_metric_setting_bounded_on_one_side_is_one_line(bad, capsys):
+    """sisdr's eps (> 0, no upper bound) raised a TypeError from the message's formatting."""
+    code = main(["score", "--generated", f"{bad}/good", "--metrics", "sisdr", "--set", "sisdr.eps=-1", "--out",
+                 f"{bad}/s"])  # fmt: skip
+    assert code == 2
+    assert capsys.readouterr().err == ("t2mbench score: error: metric 'sisdr': eps must be a finite number > 0, "
+                                       "got -1\n")  # fmt: skip

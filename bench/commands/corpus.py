@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from t2mbench.core.cli_format import COUNT, POSITIVE, SEED
+
 EPILOG = """\
 actions:
   build   render public-domain pieces from music21's corpus (Bach chorales, Palestrina,
@@ -52,12 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example:\n  t2mbench corpus build --out corpus --clips 64 --seconds 10 --seed 0",
     )
     build.add_argument("--out", default="corpus", metavar="DIR", help="output folder (a killed build there resumes)")
-    build.add_argument("--clips", type=int, default=64, help="number of clips")
-    build.add_argument("--seconds", type=float, default=10.0, help="clip length in seconds")
-    build.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    build.add_argument("--clips", type=COUNT, default=64, help="number of clips")
+    build.add_argument("--seconds", type=POSITIVE, default=10.0, help="clip length in seconds")
+    build.add_argument("--seed", type=SEED, default=0, help="seed of every random choice")
     build.add_argument("--split", choices=("train", "test"), default=None,
                        help="render only clips of this split (the same clips a full build would make)")
-    build.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+    build.add_argument("--workers", type=COUNT, default=min(2, os.cpu_count() or 1),
                        help="processes to render in (the output does not depend on it)")
     build.add_argument("--overwrite", action="store_true", help="take over a folder another command or other "
                        "settings own")
@@ -75,12 +77,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from t2mbench.bench.corpus import build_corpus
+    from t2mbench.bench.corpus import OWNER, build_corpus, owner_settings
     from t2mbench.bench.corpus.check import check_set
     from t2mbench.core.ownership import owning
 
-    settings = {"clips": args.clips, "seconds": args.seconds, "seed": args.seed, "split": args.split}
-    with owning(args.out, "corpus build", settings, overwrite=args.overwrite):
+    settings = owner_settings(args.clips, args.seconds, args.seed, args.split)
+    with owning(args.out, OWNER, settings, overwrite=args.overwrite):
         result = build_corpus(args.out, args.clips, args.seconds, args.seed, workers=args.workers, split=args.split)
     print(f"built {len(result.clips)} clips in {result.out} ({len(result.rendered)} rendered, "
           f"{len(result.reused)} reused from an earlier run)")

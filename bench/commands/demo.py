@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from t2mbench.core.cli_format import HelpFormatter
+from t2mbench.core.cli_format import COUNT, NONNEGATIVE, POSITIVE, SEED, HelpFormatter
 
 EXAMPLE = """example:
   t2mbench demo --out runs/demo
@@ -24,13 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter, epilog=EXAMPLE,
     )
     p.add_argument("--out", default="runs/demo", help="output folder (resumable)")
-    p.add_argument("--clips", type=int, default=d.clips, help="test-split clips (prompts and reference)")
-    p.add_argument("--seconds", type=float, default=d.seconds, help="clip length")
-    p.add_argument("--seed", type=int, default=d.seed, help="corpus and generation seed")
+    p.add_argument("--clips", type=COUNT, default=d.clips, help="test-split clips (prompts and reference)")
+    p.add_argument("--seconds", type=POSITIVE, default=d.seconds, help="clip length")
+    p.add_argument("--seed", type=SEED, default=d.seed, help="corpus and generation seed")
     p.add_argument("--samplers", default=",".join(d.samplers), help="comma-separated sampler names")
     p.add_argument("--steps", default=",".join(map(str, d.steps)), help="comma-separated step counts")
-    p.add_argument("--cfg", type=float, default=d.cfg_scale, help="classifier-free guidance scale")
-    p.add_argument("--batch", type=int, default=d.batch_size, help="clips per DiT batch")
+    p.add_argument("--cfg", type=NONNEGATIVE, default=d.cfg_scale, help="classifier-free guidance scale")
+    p.add_argument("--batch", type=COUNT, default=d.batch_size, help="clips per DiT batch")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true", help="take over a folder another command or other settings own")
     p.set_defaults(func=run)

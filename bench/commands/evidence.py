@@ -19,8 +19,9 @@ from collections.abc import Callable
 from types import ModuleType
 
 from t2mbench.bench.evidence import autoencoder, closed_loop, degradation, guidance_sweep, report, retrieval
-from t2mbench.core.cli_format import HelpFormatter
+from t2mbench.core.cli_format import COUNT, NONNEGATIVE, SEED, HelpFormatter, output_file
 from t2mbench.core.files import write_json
+from t2mbench.core.ownership import owning
 
 EXAMPLE = """examples (the commands behind docs/evidence/results.md):
   t2mbench evidence retrieval --corpus runs/corpus1024 --split test --out runs/evidence/retrieval.json
@@ -45,16 +46,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--corpus", required=True, help="corpus folder (manifest.jsonl with splits)")
     s.add_argument("--split", default="test", help="split to evaluate")
     s.add_argument("--checkpoint", default=None, help="evaluator checkpoint (default: the shipped one)")
-    s.add_argument("--out", required=True, help="JSON file to write")
+    s.add_argument("--no-verify", action="store_true", help="load a --checkpoint that is not the shipped evaluator")
+    s.add_argument("--out", required=True, type=output_file, help="JSON file to write")
 
     s = _study(studies, "degradation", degradation, run_degradation, "fd_evaluator under noise and low-pass",
                "t2mbench evidence degradation --corpus runs/corpus --out runs/evidence/degradation")
     s.add_argument("--corpus", required=True, help="corpus folder (manifest.jsonl with splits)")
     s.add_argument("--out", required=True, help="folder for degradation.{json,csv,png}")
-    s.add_argument("--max-reference", type=int, default=256, help="reference (train) clips used")
-    s.add_argument("--max-eval", type=int, default=None, help="evaluated (test) clips used (default: all)")
-    s.add_argument("--seed", type=int, default=0, help="noise seed")
+    s.add_argument("--max-reference", type=COUNT, default=256, help="reference (train) clips used")
+    s.add_argument("--max-eval", type=COUNT, default=None, help="evaluated (test) clips used (default: all)")
+    s.add_argument("--seed", type=SEED, default=0, help="noise seed")
     s.add_argument("--checkpoint", default=None, help="evaluator checkpoint (default: the shipped one)")
+    s.add_argument("--no-verify", action="store_true", help="load a --checkpoint that is not the shipped evaluator")
 
     s = _study(studies, "autoencoder", autoencoder, run_autoencoder,
                "the tiny VAE's reconstruction table next to an equal-rate baseline",
@@ -63,14 +66,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--corpus", required=True, help="corpus folder (manifest.jsonl with a test split)")
     s.add_argument("--vae", required=True, help="VAE state (safetensors), e.g. runs/tiny-vae/ema.safetensors")
     s.add_argument("--out", required=True, help="folder for autoencoder.{json,csv,md,png}, audio and scores")
-    s.add_argument("--clips", type=int, default=None, help="first N test clips (default: all)")
+    s.add_argument("--clips", type=COUNT, default=None, help="first N test clips (default: all)")
 
     s = _study(studies, "guidance-sweep", guidance_sweep, run_guidance_sweep, "choose the CFG scale on train clips",
                "t2mbench evidence guidance-sweep --corpus runs/corpus --out runs/evidence/guidance_sweep --cfg 2 3 5")
     s.add_argument("--corpus", required=True, help="corpus folder with a train split")
     s.add_argument("--out", required=True, help="output folder (reused when run again)")
-    s.add_argument("--cfg", type=float, nargs="+", required=True, help="CFG scales to try")
-    s.add_argument("--clips", type=int, default=108, help="train clips to generate per scale")
+    s.add_argument("--cfg", type=NONNEGATIVE, nargs="+", required=True, help="CFG scales to try")
+    s.add_argument("--clips", type=COUNT, default=108, help="train clips to generate per scale")
     s.add_argument("--model", default="tiny", help="model name or path with trained weights")
 
     s = _study(studies, "closed-loop", closed_loop, run_closed_loop,
@@ -81,9 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", required=True, help="output folder (reused when run again)")
     s.add_argument("--model", default="tiny", help="model name or path with trained weights")
     s.add_argument("--sampler", default=d.sampler, help="sampler of the DiT rows")
-    s.add_argument("--steps", type=int, default=d.steps, help="sampler steps")
-    s.add_argument("--cfg", type=float, default=d.cfg_scale, help="CFG scale (default: the tiny config's)")
-    s.add_argument("--seed", type=int, default=d.seed, help="generation seed of the first clip (seed + i)")
+    s.add_argument("--steps", type=COUNT, default=d.steps, help="sampler steps")
+    s.add_argument("--cfg", type=NONNEGATIVE, default=d.cfg_scale, help="CFG scale (default: the tiny config's)")
+    s.add_argument("--seed", type=SEED, default=d.seed, help="generation seed of the first clip (seed + i)")
 
     s = _study(studies, "report", report, run_report, "collect the studies' outputs into results.md",
                "t2mbench evidence report --runs runs/evidence --out docs/evidence")
@@ -97,42 +100,57 @@ def _study(studies: argparse._SubParsersAction, name: str, module: ModuleType,
     p = studies.add_parser(name, help=help, description=module.__doc__, formatter_class=HelpFormatter,
                            epilog=f"example:\n  {example}")  # fmt: skip
     p.set_defaults(func=run)
+    if name != "retrieval":  # the others write a folder, claimed for the study (retrieval writes one file)
+        p.add_argument("--overwrite", action="store_true",
+                       help="take over a folder another command or other settings own")  # fmt: skip
     return p
 
 
 def run_retrieval(args: argparse.Namespace) -> int:
-    write_json(args.out, retrieval.evaluate(args.corpus, args.split, checkpoint=args.checkpoint))
+    write_json(args.out, retrieval.evaluate(args.corpus, args.split, checkpoint=args.checkpoint,
+                                            verify=not args.no_verify))
     print(args.out)
     return 0
 
 
+def _owning(args: argparse.Namespace, *defining: str):
+    """Claim the study's --out for ``evidence STUDY`` with the options that define its outputs."""
+    return owning(args.out, f"evidence {args.study}", {k: getattr(args, k) for k in defining},
+                  overwrite=args.overwrite)  # fmt: skip
+
+
 def run_degradation(args: argparse.Namespace) -> int:
-    table = degradation.degradation_table(
-        args.corpus, max_reference=args.max_reference, max_eval=args.max_eval, seed=args.seed,
-        checkpoint=args.checkpoint,
-    )  # fmt: skip
-    print(degradation.write_outputs(table, args.out))
+    with _owning(args, "corpus", "max_reference", "max_eval", "seed", "checkpoint", "no_verify"):
+        table = degradation.degradation_table(
+            args.corpus, max_reference=args.max_reference, max_eval=args.max_eval, seed=args.seed,
+            checkpoint=args.checkpoint, verify=not args.no_verify,
+        )  # fmt: skip
+        print(degradation.write_outputs(table, args.out))
     return 0
 
 
 def run_autoencoder(args: argparse.Namespace) -> int:
-    table = autoencoder.autoencoder_table(args.corpus, args.vae, args.out, clips=args.clips)
+    with _owning(args, "corpus", "vae", "clips"):
+        table = autoencoder.autoencoder_table(args.corpus, args.vae, args.out, clips=args.clips)
     print(autoencoder.markdown_table(table))
     return 0
 
 
 def run_guidance_sweep(args: argparse.Namespace) -> int:
-    result = guidance_sweep.guidance_sweep(args.corpus, args.out, args.cfg, clips=args.clips, model=args.model)
+    with _owning(args, "corpus", "clips", "model"):  # more --cfg scales add to the folder
+        result = guidance_sweep.guidance_sweep(args.corpus, args.out, args.cfg, clips=args.clips, model=args.model)
     print(guidance_sweep.render(result))
     return 0
 
 
 def run_closed_loop(args: argparse.Namespace) -> int:
     settings = closed_loop.LoopSettings(sampler=args.sampler, steps=args.steps, cfg_scale=args.cfg, seed=args.seed)
-    print(closed_loop.render(closed_loop.closed_loop(args.corpus, args.out, settings, model=args.model)))
+    with _owning(args, "corpus", "model", "sampler", "steps", "cfg", "seed"):
+        print(closed_loop.render(closed_loop.closed_loop(args.corpus, args.out, settings, model=args.model)))
     return 0
 
 
 def run_report(args: argparse.Namespace) -> int:
-    print(report.write_report(args.runs, args.out))
+    with _owning(args):  # the report is rebuilt from whatever --runs holds
+        print(report.write_report(args.runs, args.out))
     return 0

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from t2mbench.core.cli_format import COUNT, POSITIVE, SEED, output_file
 from t2mbench.core.errors import ConfigError
 
 EPILOG = """\
@@ -42,24 +42,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--baseline", metavar="A", help="baseline result folder or table")
     parser.add_argument("--current", metavar="B", help="current result folder or table")
     parser.add_argument("--rules", metavar="RULES", help="rules file (.json or .toml)")
-    parser.add_argument("--markdown", metavar="PATH", help="also write the Markdown report here")
-    parser.add_argument("--json", metavar="PATH", help="write the JSON report here")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation draws")
+    parser.add_argument("--markdown", metavar="PATH", type=output_file, help="also write the Markdown report here")
+    parser.add_argument("--json", metavar="PATH", type=output_file, help="write the JSON report here")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of the bootstrap and permutation draws")
     parser.add_argument("--pool", metavar="DIR", help="calibrate: the pool folder (seed<s>/ sweeps of the tiny model)")
     parser.add_argument("--build", action="store_true", help="calibrate: generate and score the pool first (resumable)")
     parser.add_argument("--seeds", default="1,1001,2001,3001", help="calibrate --build: generation seeds")
-    parser.add_argument("--clips", type=int, default=16, help="calibrate --build: prompts (the demo's default)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="calibrate --build: seconds per clip")
-    parser.add_argument("--trials", type=int, default=200, help="calibrate: self-comparisons (false alarms)")
-    parser.add_argument("--power-trials", type=int, default=100, help="calibrate: trials per known regression")
+    parser.add_argument("--clips", type=COUNT, default=16, help="calibrate --build: prompts (the demo's default)")
+    parser.add_argument("--seconds", type=POSITIVE, default=10.0, help="calibrate --build: seconds per clip")
+    parser.add_argument("--trials", type=COUNT, default=200, help="calibrate: self-comparisons (false alarms)")
+    parser.add_argument("--power-trials", type=COUNT, default=100, help="calibrate: trials per known regression")
     parser.add_argument("--clip-counts", default="", help="calibrate: also measure at these prompt counts (e.g. 16,32)")
     parser.add_argument("--grid", default="0.5,1,1.5,2,3", help="calibrate: shifts k (in sd) for the 80%% search")
-    parser.add_argument("--grid-trials", type=int, default=20, help="calibrate: trials per shift")
+    parser.add_argument("--grid-trials", type=COUNT, default=20, help="calibrate: trials per shift")
     parser.add_argument("--latency", action="store_true", help="calibrate: also run the latency trials")
-    parser.add_argument("--latency-trials", type=int, default=20, help="calibrate: latency trials of each kind")
+    parser.add_argument("--latency-trials", type=COUNT, default=20, help="calibrate: latency trials of each kind")
     parser.add_argument("--latency-clock", default="cpu", choices=("cpu", "wall"),
                         help="calibrate: time with process CPU time (steady on a shared machine) or wall time")
-    parser.add_argument("--out", metavar="PATH", help="calibrate: write the figures (JSON) here")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="calibrate --build: take over a --pool folder another command or other settings own")
+    parser.add_argument("--out", metavar="PATH", type=output_file, help="calibrate: write the figures (JSON) here")
     parser.set_defaults(func=run)
 
 
@@ -67,9 +69,14 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "calibrate":
         from t2mbench.bench.gates.calibrate import run_calibration
 
-        return run_calibration(args)
+        if not (args.build and args.pool):
+            return run_calibration(args)
+        from t2mbench.core.ownership import owning
+
+        with owning(args.pool, "gate calibrate", {"clips": args.clips}, overwrite=args.overwrite):  # seeds add to it
+            return run_calibration(args)
     from t2mbench.bench.gates import gate, load_rules
-    from t2mbench.core.files import write_json
+    from t2mbench.core.files import write_bytes_atomic, write_json
 
     missing = [flag for flag, v in (("--baseline", args.baseline), ("--current", args.current)) if not v]
     if missing:
@@ -78,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     text = result.markdown()
     sys.stdout.write(text)
     if args.markdown:
-        Path(args.markdown).write_text(text)
+        write_bytes_atomic(args.markdown, text.encode())
     if args.json:
         write_json(args.json, result.to_json())
     return result.exit_code

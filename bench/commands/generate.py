@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from t2mbench.core.cli_format import COUNT, NONNEGATIVE, POSITIVE, SEED, device
 from t2mbench.core.errors import ConfigError, ManifestError
 from t2mbench.core.files import read_jsonl
 
@@ -65,25 +66,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sampler-option", action="append", default=[], metavar="KEY=VALUE",
         help="a sampler option, repeatable (ddim: eta=0.5; ddpm: variance=fixed_large); checked against the sampler",
     )  # fmt: skip
-    p.add_argument("--steps", type=int, help="sampler steps; unset: the model's default")
-    p.add_argument("--cfg", type=float, help="classifier-free guidance scale; unset: the model's default")
-    p.add_argument("--seconds", type=float, required=True, help="clip length (also the seconds_total conditioning)")
-    p.add_argument("--seed", type=int, default=0, help="clip i is seeded with SEED + i")
-    p.add_argument("--batch", type=int, default=1, help="clips per batch")
+    p.add_argument("--steps", type=COUNT, help="sampler steps; unset: the model's default")
+    p.add_argument("--cfg", type=NONNEGATIVE, help="classifier-free guidance scale; unset: the model's default")
+    p.add_argument("--seconds", type=POSITIVE, required=True, help="clip length (also the seconds_total conditioning)")
+    p.add_argument("--seed", type=SEED, default=0, help="clip i is seeded with SEED + i")
+    p.add_argument("--batch", type=COUNT, default=1, help="clips per batch")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--negative-prompt", help="negative prompt for every clip (a file's negative_prompt column wins)")
     p.add_argument(
-        "--sigma-min", type=float, help="smallest sigma of the schedule (v models); unset: the model's default"
+        "--sigma-min", type=POSITIVE, help="smallest sigma of the schedule (v models); unset: the model's default"
     )
     p.add_argument(
-        "--sigma-max", type=float, help="largest sigma (v models) / start time (RF); unset: the model's default"
+        "--sigma-max", type=POSITIVE, help="largest sigma (v models) / start time (RF); unset: the model's default"
     )
-    p.add_argument("--seconds-start", type=float, default=0.0, help="seconds_start conditioning")
+    p.add_argument("--seconds-start", type=NONNEGATIVE, default=0.0, help="seconds_start conditioning")
     p.add_argument(
         "--full-window", action="store_true", help="denoise the whole training window, as the reference pipelines"
     )
     p.add_argument("--text-encoder", metavar="DIR", help="folder with the prompt encoder's files (t5-base for SAO)")
-    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--device", default="cpu", type=device, help="torch device")
     p.add_argument(
         "--overwrite", action="store_true", help="take over a folder another command or other settings own"
     )
@@ -142,8 +143,6 @@ def run(args: argparse.Namespace) -> int:
 
     options = sampler_options(args.sampler, args.sampler_option)
     rows = read_prompts(args.prompts)
-    if args.batch < 1:
-        raise ConfigError(f"--batch must be >= 1, got {args.batch}")
     negatives = [r["negative_prompt"] or args.negative_prompt for r in rows]
     if any(n is not None for n in negatives) and not all(n is not None for n in negatives):
         raise ConfigError(

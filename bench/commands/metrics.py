@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from t2mbench.core.cli_format import NONNEGATIVE
 from t2mbench.metrics.upstream.parity import UPSTREAMS, run_parity
 
 PARITY_EPILOG = """\
 The upstream package runs in a subprocess under --upstream-python (a python that has it) through
-metrics/upstream/<runner> (python RUNNER --weights W --in in.npz --out out.npz). Files are
+tools/upstream/<runner> of a source checkout (python RUNNER --weights W --in in.npz --out out.npz). Files are
 peak-normalised to -1 dBFS; both sides get the same audio and the same weight file.
 
 examples:
@@ -43,14 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-verify", action="store_true", help="load a checkpoint whose sha256 is not the published one"
     )
     parity.add_argument("--upstream-python", help="python with the upstream package; unset: this python")
-    parity.add_argument("--runner", help="runner script; unset: the embedder's in metrics/upstream/")
+    parity.add_argument("--runner", help="runner script; unset: the embedder's in the checkout's tools/upstream/")
     parity.add_argument(
         "--runner-arg", action="append", default=[], metavar="FLAG",
         help="extra flag for the runner, e.g. --runner-arg=--openl3-src=DIR (repeatable)",
     )  # fmt: skip
     parity.add_argument("--text", action="append", help="caption of each file, in order (CLAP score)")
     parity.add_argument(
-        "--tolerance", type=float, default=1e-4,
+        "--tolerance", type=NONNEGATIVE, default=1e-4,
         help="fail (exit 1) when max abs difference / max abs upstream value exceeds this",
     )  # fmt: skip
     parity.add_argument("audio", nargs="+", metavar="AUDIO")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from t2mbench.core.cli_format import HelpFormatter
+from t2mbench.core.cli_format import COUNT, NONNEGATIVE, POSITIVE, SEED, HelpFormatter
 
 EXAMPLE = """examples:
   t2mbench reproduce --list
@@ -33,10 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run folder (resumable); default runs/reproduce-TABLE")
     p.add_argument("--format", default="markdown", choices=("markdown", "latex", "csv"), help="output format")
     p.add_argument("--full", action="store_true", help="ddim: add S = 1000")
-    p.add_argument("--clips", type=int, help="test clips (prompts and reference); default 16")
-    p.add_argument("--seconds", type=float, help="clip length; default 5")
-    p.add_argument("--seed", type=int, default=1, help="corpus and generation seed")
-    p.add_argument("--cfg", type=float, help="ddim: classifier-free guidance scale; default 1 (none, as the paper)")
+    p.add_argument("--clips", type=COUNT, help="test clips (prompts and reference); default 16")
+    p.add_argument("--seconds", type=POSITIVE, help="clip length; default 5")
+    p.add_argument("--seed", type=SEED, default=1, help="corpus and generation seed")
+    p.add_argument("--cfg", type=NONNEGATIVE, help="ddim: guidance scale; default 1 (no guidance, as the paper)")
     p.add_argument("--rows", help="ddim: comma-separated rows (eta0, eta0.2, eta0.5, eta1, sigma_hat, ddpm_small, "
                    "dpmpp_2m, euler); default the paper's five")  # fmt: skip
     p.add_argument("--extra-sampler", metavar="NAME", help="ddim: one more row with this sampler and --sampler-option")
@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="option of --extra-sampler, repeatable (checked against the sampler)")  # fmt: skip
     p.add_argument("--published-only", action="store_true", help="print the published rows only; run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--overwrite", action="store_true", help="take over a folder another command or other settings own")
     p.set_defaults(func=run)
 
 
@@ -65,18 +66,19 @@ def run(args: argparse.Namespace) -> int:
     if args.extra_sampler:
         extra = ddim.custom_row(args.extra_sampler, parse_pairs(args.sampler_option))
         rows = (*(rows or ddim.DdimSettings().rows), extra)
-    for name, value in (("--clips", args.clips), ("--seconds", args.seconds)):
-        if value is not None and value <= 0:
-            raise ConfigError(f"{name} must be > 0, got {value}")
-    if args.cfg is not None and not 0.0 <= args.cfg < float("inf"):
-        raise ConfigError(f"--cfg must be a finite number >= 0, got {args.cfg}")
     if args.published_only:
         print(render(spec, [], args.format))
         return 0
-    from t2mbench.bench.reproduce.run import run_table
+    from t2mbench.bench.reproduce.run import clip_size, run_table
+    from t2mbench.core.ownership import owning
 
-    tables, ran = run_table(args.table, args.out or f"runs/reproduce-{args.table}", full=args.full,
-                            clips=args.clips, seconds=args.seconds, seed=args.seed, rows=rows, cfg=args.cfg,
-                            progress=not args.no_progress)  # fmt: skip
+    out = args.out or f"runs/reproduce-{args.table}"
+    # the corpus and the cells' settings define the folder; --full, --rows and --extra-sampler add cells to it
+    clips, seconds = clip_size(args.table, args.clips, args.seconds)  # an explicit default is the default
+    defining = {"table": args.table, "clips": clips, "seconds": seconds, "seed": args.seed}
+    with owning(out, "reproduce", defining, overwrite=args.overwrite):
+        tables, ran = run_table(args.table, out, full=args.full, clips=args.clips, seconds=args.seconds,
+                                seed=args.seed, rows=rows, cfg=args.cfg,
+                                progress=not args.no_progress)  # fmt: skip
     print(render(spec, tables, args.format, ran))
     return 0

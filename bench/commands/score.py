@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from t2mbench.core.cli_format import SEED
 from t2mbench.core.errors import ConfigError
 
 EPILOG = """\
@@ -45,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument("--system", help="label of the generated system (default: the generated folder's name)")
     parser.add_argument("--run-id", help="label of the run (default: a hash of the inputs and settings)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--seed", type=SEED, default=0, help="bootstrap seed")
     parser.add_argument("--cache-dir", help="embedding cache folder (default: $T2MBENCH_HOME/cache/embeddings)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     parser.add_argument("--list", action="store_true", help="list the metric names and exit")

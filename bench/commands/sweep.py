@@ -38,12 +38,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", default=None, help="where cells run (default: the spec's, else local)")
     p.add_argument("--address", default=None, help="the executor's cluster address (ray: auto or ray://HOST:PORT)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="take over a folder another command or another spec's grid owns (finished cells are kept)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from t2mbench.bench.sweep_spec import load_spec, run_spec
     from t2mbench.core.errors import ConfigError
+    from t2mbench.core.ownership import owning
 
     spec = load_spec(args.spec, out=args.out)
     options = dict(spec.executor_options)
@@ -51,8 +54,11 @@ def run(args: argparse.Namespace) -> int:
         if (args.executor or spec.executor) == "local":
             raise ConfigError("--address needs a cluster executor (--executor ray); local runs here")
         options["address"] = args.address
-    table = run_spec(spec, fresh=args.fresh, progress=not args.no_progress, executor=args.executor,
-                     executor_options=options)  # fmt: skip
+    # the grid's cells (their keys hash every setting) and scoring define the export; where they run does not
+    defining = {"cells": [c.key for c in spec.cells], "scoring": spec.scoring.to_dict(), "device": spec.device}
+    with owning(spec.out, "sweep", defining, overwrite=args.overwrite):
+        table = run_spec(spec, fresh=args.fresh, progress=not args.no_progress, executor=args.executor,
+                         executor_options=options, overwrite=args.overwrite)  # fmt: skip
     cells = table["cell"].nunique()
     print(f"{cells} cells, {len(table)} rows: {spec.out}/results.parquet and {spec.out}/results.csv")
     return 0

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import argparse
 
-from t2mbench.core.cli_format import HelpFormatter
+from t2mbench.core.cli_format import (
+    COUNT,
+    NONNEGATIVE,
+    POSITIVE,
+    SEED,
+    HelpFormatter,
+    device,
+    integer,
+    output_file,
+)
 
 EXAMPLE = """example:
   t2mbench time --model tiny --sampler ddim --steps 50
@@ -22,16 +31,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=HelpFormatter, epilog=EXAMPLE)  # fmt: skip
     p.add_argument("--model", default="tiny", help="shipped config name or config path")
     p.add_argument("--sampler", required=True, help="sampler name")
-    p.add_argument("--steps", type=int, required=True, help="denoising steps")
-    p.add_argument("--cfg", type=float, default=None, help="CFG scale (default: the model's)")
-    p.add_argument("--seconds", type=float, default=10.0, help="clip length")
-    p.add_argument("--clips", type=int, default=1, help="clips per run")
-    p.add_argument("--batch", type=int, default=1, help="clips per DiT batch")
-    p.add_argument("--seed", type=int, default=0, help="seed")
-    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    p.add_argument("--json", default=None, help="also write the report (raw runs included) as JSON here")
+    p.add_argument("--steps", type=COUNT, required=True, help="denoising steps")
+    p.add_argument("--cfg", type=NONNEGATIVE, default=None, help="CFG scale (default: the model's)")
+    p.add_argument("--seconds", type=POSITIVE, default=10.0, help="clip length")
+    p.add_argument("--clips", type=COUNT, default=1, help="clips per run")
+    p.add_argument("--batch", type=COUNT, default=1, help="clips per DiT batch")
+    p.add_argument("--seed", type=SEED, default=0, help="seed")
+    p.add_argument("--warmup", type=integer(0), default=1, help="untimed warm-up runs")
+    p.add_argument("--repeats", type=COUNT, default=5, help="timed runs")
+    p.add_argument("--device", default="cpu", type=device, help="cpu or cuda[:N]")
+    p.add_argument("--json", default=None, type=output_file,
+                   help="also write the report (raw runs included) as JSON here")
     p.set_defaults(func=run)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from t2mbench.bench.train.data import read_train_config
 from t2mbench.bench.train.loop import train
-from t2mbench.core.cli_format import HelpFormatter
+from t2mbench.core.cli_format import COUNT, HelpFormatter
 
 CONFIGS = Path(__file__).resolve().parents[1] / "train" / "configs"
 DEFAULTS = {"vae": CONFIGS / "tiny-vae.json", "dit": CONFIGS / "tiny-dit.json", "evaluator": CONFIGS / "evaluator.json"}
@@ -33,19 +33,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", required=True, help="corpus folder (t2mbench corpus build) with a train split")
     p.add_argument("--out", required=True, help="run folder; an existing one is resumed")
     p.add_argument("--config", default=None, help="training config JSON (default: bench/train/configs/<task>)")
-    p.add_argument("--steps", type=int, default=None, help="override the config's step count")
+    p.add_argument("--steps", type=COUNT, default=None, help="override the config's step count")
     p.add_argument("--vae", default=None, help="dit only: the trained VAE (a vae run's ema.safetensors)")
     p.add_argument("--ship", default=None, metavar="DIR",
                    help="dit, evaluator: write the EMA weights and a manifest with their sha256 into DIR when done")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help="take over a folder another command or other settings own")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
+    from dataclasses import asdict
 
     from t2mbench.bench.train.ship import run_info, upstream_run
     from t2mbench.core.errors import ConfigError
+    from t2mbench.core.ownership import owning
 
     if args.ship and args.task == "vae":
         raise ConfigError("the VAE ships inside the tiny model's checkpoint: pass --ship to `t2mbench train dit`")
@@ -54,11 +57,14 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     if args.task == "dit" and args.vae is None:
         raise ConfigError("train dit needs --vae (the ema.safetensors of a trained `t2mbench train vae` run)")
-    try:
-        task = _build_task(args, task_block, model_block, progress)
-    except ConfigError as e:  # a bad task or model block: name the file to fix
-        raise ConfigError(f"{config_path}: {e}") from None
-    ema = train(task, config, args.out, progress=progress)
+    defining = {"task": args.task, "corpus": args.corpus, "vae": args.vae, "task_block": task_block,
+                "model_block": model_block, "config": asdict(config)}  # fmt: skip
+    with owning(args.out, f"train {args.task}", defining, overwrite=args.overwrite):
+        try:
+            task = _build_task(args, task_block, model_block, progress)
+        except ConfigError as e:  # a bad task or model block: name the file to fix
+            raise ConfigError(f"{config_path}: {e}") from None
+        ema = train(task, config, args.out, progress=progress)
     print(f"trained {args.task}: {Path(args.out) / 'ema.safetensors'}")
     if args.task == "vae":
         print(f"latent std of the train split's posterior means: {task.latent_std(ema):.4f} "

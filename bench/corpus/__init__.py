@@ -10,6 +10,6 @@ Modules: :mod:`~t2mbench.bench.corpus.scores` (the versioned piece table, parsin
 (validating any clip set, ours or external).
 """
 
-from t2mbench.bench.corpus.build import BuildResult, build_corpus
+from t2mbench.bench.corpus.build import OWNER, BuildResult, build_corpus, owner_settings
 
-__all__ = ["BuildResult", "build_corpus"]
+__all__ = ["OWNER", "BuildResult", "build_corpus", "owner_settings"]

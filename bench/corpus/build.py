@@ -93,6 +93,15 @@ def split_of(piece_key: str) -> str:
     return "test" if int(hashlib.sha256(piece_key.encode()).hexdigest()[:8], 16) / 16**8 < TEST_FRACTION else "train"
 
 
+OWNER = "corpus build"  # the owner a corpus folder records (t2mbench.core.ownership)
+
+
+def owner_settings(clips: int, seconds: float, seed: int, split: str | None) -> dict[str, Any]:
+    """The settings that define a corpus folder's clips, as its owner record holds them (a resume
+    with these reuses the clips; other ones would re-render them)."""
+    return {"clips": clips, "seconds": seconds, "seed": seed, "split": split}
+
+
 def build_corpus(
     out: str | os.PathLike,
     clips: int,

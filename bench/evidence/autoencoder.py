@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file
 
 from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.plots import pyplot, save_figure
@@ -54,6 +53,7 @@ from t2mbench.metrics.dsp.stft import stft_magnitude
 from t2mbench.metrics.scoring import score
 from t2mbench.reference_models import LatentDiffusionModel, build
 from t2mbench.reference_models.autoencoder import OobleckAutoencoder
+from t2mbench.reference_models.checkpoints import load_vae_state, read_state_dict
 
 CONFIG = "tiny"
 SPLIT = "test"
@@ -68,7 +68,7 @@ HEADERS = {"stft": "STFT distance ↓", "mel": "mel distance ↓", "sisdr": "SI-
 def load_vae(vae_file: str | Path) -> LatentDiffusionModel:
     """``build("tiny")`` with the VAE state of ``vae_file`` (safetensors) in ``.pretransform.model``."""
     model = build(CONFIG)
-    model.pretransform.model.load_state_dict(load_file(str(vae_file)))
+    load_vae_state(model, read_state_dict(vae_file), vae_file, CONFIG)
     return model.eval()
 
 

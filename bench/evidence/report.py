@@ -15,11 +15,10 @@ Command: ``t2mbench evidence report --runs DIR --out docs/evidence``.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
-from t2mbench.core.files import atomic_path, read_json
+from t2mbench.core.files import atomic_path, copy_file_atomic, read_json
 
 PLOTS = {
     "degradation": "degradation/degradation.png",
@@ -108,7 +107,7 @@ def write_report(runs: str | Path, out: str | Path) -> Path:
     runs, out = Path(runs), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for rel in PLOTS.values():
-        shutil.copyfile(runs / rel, out / Path(rel).name)
+        copy_file_atomic(runs / rel, out / Path(rel).name)
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text(render(runs), encoding="utf-8")
     return out / "results.md"

@@ -161,11 +161,12 @@ def evaluate(
     embedder: EvaluatorEmbedder | None = None,
     checkpoint: str | Path | None = None,
     progress: bool = True,
+    verify: bool = True,
 ) -> dict[str, Any]:
     """Retrieval and attribute scores of ``embedder`` (default: the evaluator loaded from
     ``checkpoint``, itself defaulting to the shipped one) on ``split`` of ``corpus``."""
     if embedder is None:
-        embedder = load_evaluator(checkpoint, verify=checkpoint is None)
+        embedder = load_evaluator(checkpoint, verify=verify)  # a file of one's own loads with verify=False
     clips = split_clips(corpus, split, need_captions=True)
     result = score(embedder, embed_clips(embedder, clips, progress=progress), clips)
     return {"split": split, "weights_sha256": embedder.weights_sha256, **result}

@@ -37,6 +37,7 @@ import pandas as pd
 from t2mbench.bench.cells import Cell, Scoring
 from t2mbench.core.errors import ConfigError, T2MBenchError
 from t2mbench.metrics.scoring import Item, ShardResult
+from t2mbench.metrics.setting_checks import integer, number
 
 
 def _worker_setup(threads: int, cwd: str) -> None:
@@ -113,22 +114,25 @@ class RayExecutor:
 
     def __init__(self, address: str = "auto", num_cpus: int | None = None, cpus_per_cell: float = 1,
                  threads: int | None = None, scorers: int = 1, cpus_per_scorer: float = 1) -> None:  # fmt: skip
+        try:  # the values first, so a bad one is named even where Ray is not installed
+            num_cpus = None if num_cpus is None else integer("num_cpus", num_cpus, minimum=1)
+            cpus_per_cell = number("cpus_per_cell", cpus_per_cell, above=0.0)
+            threads = None if threads is None else integer("threads", threads, minimum=1)
+            scorers = integer("scorers", scorers, minimum=1)
+            cpus_per_scorer = number("cpus_per_scorer", cpus_per_scorer, above=0.0)
+        except ConfigError as e:
+            raise ConfigError(f"executor 'ray': {e}") from None
         try:
             import ray  # noqa: F401
         except ImportError:
             raise ConfigError("executor 'ray' needs Ray: pip install 't2mbench[ray]'") from None
         if not (address in ("auto", "local") or address.startswith("ray://")):
             raise ConfigError(f"executor 'ray': address must be auto, local or ray://HOST:PORT, got {address!r}")
-        if isinstance(scorers, bool) or not isinstance(scorers, int) or scorers < 1:
-            raise ConfigError(f"executor 'ray': scorers must be an integer >= 1, got {scorers!r}")
-        for name, value in (("cpus_per_cell", cpus_per_cell), ("cpus_per_scorer", cpus_per_scorer)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
-                raise ConfigError(f"executor 'ray': {name} must be a number > 0, got {value!r}")
         import torch
 
         self.address, self.num_cpus, self.cpus_per_cell = address, num_cpus, cpus_per_cell
         self.scorers, self.cpus_per_scorer = scorers, cpus_per_scorer
-        self.threads = int(threads or torch.get_num_threads())
+        self.threads = threads if threads is not None else torch.get_num_threads()
 
     def _connect(self) -> Any:
         import ray

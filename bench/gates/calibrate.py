@@ -34,7 +34,7 @@ import pandas as pd
 
 from t2mbench.core import results as results_schema
 from t2mbench.core.errors import ConfigError
-from t2mbench.core.files import write_json
+from t2mbench.core.files import write_bytes_atomic, write_json
 
 DEMO_METRICS = ("fd_evaluator", "kl_evaluator", "clap_evaluator")
 STEPS = (10, 50)
@@ -80,7 +80,7 @@ def _noisy(cell: Path, out: Path, db: float, corpus: Path, progress: bool) -> No
         sf.write(out / row["path"], noisy.astype(np.float32), sr, subtype="FLOAT")
         row["sha256"] = None
         row["attributes"] = {**(row.get("attributes") or {}), "sampler_options": json.dumps({"noise_db": db})}
-    (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_bytes_atomic(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
     score(out / "manifest.jsonl", corpus, list(DEMO_METRICS), out / "scores", cell=f"noise{db:g}",
           progress=progress)
 

@@ -38,7 +38,7 @@ from t2mbench.bench.corpus.splits import load_split_audio
 from t2mbench.bench.generation import LATENTS_FILE
 from t2mbench.core import results
 from t2mbench.core.errors import ConfigError
-from t2mbench.core.files import read_json, write_json
+from t2mbench.core.files import atomic_path, read_json, write_json
 from t2mbench.core.manifest import load_clipset
 from t2mbench.metrics.frechet import (
     GaussianStats,
@@ -96,7 +96,8 @@ def reference(out: str | Path, model: LatentDiffusionModel, prompts: str | Path,
     if not path.is_file():
         first, second = encode_reference(model, prompts, clips, seconds)
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, first=first, second=second, key=key)
+        with atomic_path(path) as tmp:  # a killed write never leaves a torn cache file
+            np.savez(tmp, first=first, second=second, key=key)
     stats = embedding_stats(np.concatenate(frames(first)))
     floor = frechet_distance_from_stats(embedding_stats(np.concatenate(frames(second))), stats)
     return stats, float(floor)

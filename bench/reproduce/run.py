@@ -162,16 +162,23 @@ def autoencoder_rows(out: Path, clips: int, seconds: float, seed: int, *,
     return Reproduced("autoencoder rows", frame, notes), ran
 
 
+def clip_size(table_id: str, clips: int | None, seconds: float | None) -> tuple[int, float]:
+    """``(clips, seconds)`` that ``table_id`` runs with, None taking the table's default."""
+    base = ddim.DdimSettings() if table_id == "ddim" else None
+    return clips or (base.clips if base else 16), seconds or (base.seconds if base else 5.0)
+
+
 def run_table(table_id: str, out: str | Path, *, full: bool = False, clips: int | None = None,
               seconds: float | None = None, seed: int = 1, rows: tuple[ddim.Row, ...] | None = None,
               cfg: float | None = None, progress: bool = True) -> tuple[list[Reproduced], list[str]]:  # fmt: skip
     """Run what ``table_id`` can run here into ``out``; returns the reproduced tables and the ``here`` rows that ran."""
     out = Path(out)
     t0 = time.perf_counter()
+    clips, seconds = clip_size(table_id, clips, seconds)
     if table_id == "ddim":
         base = ddim.DdimSettings()
         settings = ddim.DdimSettings(
-            clips=clips or base.clips, seconds=seconds or base.seconds, seed=seed, rows=rows or base.rows,
+            clips=clips, seconds=seconds, seed=seed, rows=rows or base.rows,
             steps=ddim.FULL_STEPS if full else ddim.STEPS, cfg_scale=base.cfg_scale if cfg is None else cfg,
         )  # fmt: skip
         run = ddim.run_ddim(out, settings, progress=progress)
@@ -181,7 +188,6 @@ def run_table(table_id: str, out: str | Path, *, full: bool = False, clips: int 
         return ddim_tables(run, settings.rows), ran
     if table_id == "musecontrollite":
         return [], []
-    clips, seconds = clips or 16, seconds or 5.0
     tables = [system_row(out, clips, seconds, seed, progress=progress)]
     ran = [TINY_SYSTEM_LABEL]
     if table_id in ("stable-audio-2", "stable-audio-open"):
@@ -192,5 +198,5 @@ def run_table(table_id: str, out: str | Path, *, full: bool = False, clips: int 
     return tables, ran
 
 
-__all__ = ["SYSTEM_METRICS", "TINY_SYSTEM_LABEL", "autoencoder_rows", "ddim_tables", "hardware", "run_table",
-           "system_row", "time_grid", "weights_present"]
+__all__ = ["SYSTEM_METRICS", "TINY_SYSTEM_LABEL", "autoencoder_rows", "clip_size", "ddim_tables", "hardware",
+           "run_table", "system_row", "time_grid", "weights_present"]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,18 @@ def read_train_config(
     missing = [k for k in CONFIG_BLOCKS if k not in raw]
     if missing:
         raise ConfigError(f"{path}: missing blocks {missing}; a training config has 'task', 'model' and 'train'")
+    if not all(isinstance(raw[k], dict) for k in CONFIG_BLOCKS):
+        raise ConfigError(f"{path}: the blocks {', '.join(CONFIG_BLOCKS)} must be objects")
     block = dict(raw["train"])
-    if "betas" in block:
+    known = [f.name for f in fields(TrainConfig)]
+    unknown = [k for k in block if k not in known]
+    if unknown or "steps" not in block:
+        what = f"train.{unknown[0]}: unknown" if unknown else "train.steps: missing"
+        raise ConfigError(f"{path}: {what}; the train block takes {', '.join(known)}")
+    if isinstance(block.get("betas"), list):
         block["betas"] = tuple(block["betas"])
     try:
-        config = TrainConfig(**block)
-    except TypeError as e:
-        raise ConfigError(f"{path}: bad training config ({e})") from None
-    if steps is not None:
-        config = TrainConfig(**{**asdict(config), "steps": steps})
+        config = TrainConfig(**{**block, **({} if steps is None else {"steps": steps})})
+    except ConfigError as e:
+        raise ConfigError(f"{path}: train.{e}") from None
     return dict(raw["task"]), dict(raw["model"]), config

@@ -32,11 +32,11 @@ import torch
 
 from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.train.ship import ship
-from t2mbench.core.errors import ConfigError, WeightsError
+from t2mbench.core.errors import ConfigError
 from t2mbench.core.progress import progress_bar
 from t2mbench.reference_models import build
 from t2mbench.reference_models.autoencoder import vae_posterior
-from t2mbench.reference_models.checkpoints import read_state_dict
+from t2mbench.reference_models.checkpoints import load_vae_state, read_state_dict
 from t2mbench.reference_models.generate import latent_length
 from t2mbench.reference_models.model import LatentDiffusionModel
 from t2mbench.reference_models.objectives import TimestepSampler, diffusion_loss
@@ -99,13 +99,7 @@ class DitTask:
     def _fresh(self) -> LatentDiffusionModel:
         torch.manual_seed(self.init_seed)
         model = build(self.config_name)
-        try:
-            model.pretransform.model.load_state_dict(self.vae_state)
-        except RuntimeError as e:
-            raise WeightsError(
-                f"{self.vae_path}: not a VAE of {self.config_name} ({' '.join(str(e).split())[:160]}); pass the "
-                "ema.safetensors of a `t2mbench train vae` run on this config"
-            ) from None
+        load_vae_state(model, self.vae_state, self.vae_path, self.config_name)
         return model
 
     @staticmethod

@@ -40,9 +40,10 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.core import provenance
 from t2mbench.core.errors import ConfigError, WeightsError
-from t2mbench.core.files import atomic_path, write_bytes_atomic, write_json
+from t2mbench.core.files import atomic_path, copy_file_atomic, write_bytes_atomic, write_json
 from t2mbench.core.progress import progress_bar
 from t2mbench.core.torch_files import load_torch_file
+from t2mbench.metrics.setting_checks import flag, integer, number
 from t2mbench.reference_models.checkpoints import read_state_dict
 
 MODEL_FILE, EMA_FILE, STATE_FILE = "model.safetensors", "ema.safetensors", "state.pt"
@@ -103,12 +104,23 @@ class TrainConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ConfigError(f"steps must be >= 1, got {self.steps}")
-        if self.checkpoint_every < 1:
-            raise ConfigError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+        """Every field checked (ConfigError naming it), so a config file's typo is found before training."""
+        for key in ("steps", "checkpoint_every"):
+            integer(key, getattr(self, key), minimum=1)
+        for key in ("warmup", "seed", "critic_start"):
+            integer(key, getattr(self, key), minimum=0)
+        for key in ("lr", "grad_clip", "ema_power"):
+            number(key, getattr(self, key), above=0.0)
+        for key in ("weight_decay", "final_lr_ratio"):
+            number(key, getattr(self, key), minimum=0.0)
+        number("ema_beta", self.ema_beta, minimum=0.0, below=1.0)
+        if not (isinstance(self.betas, tuple) and len(self.betas) == 2):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        for beta in self.betas:
+            number("betas", beta, minimum=0.0, below=1.0)
         if self.autocast not in (None, "bfloat16"):
             raise ConfigError(f"autocast must be null or 'bfloat16', got {self.autocast!r}")
+        flag("compile", self.compile)
 
     def lr_at(self, step: int) -> float:
         """Learning rate for update number ``step`` (0-based)."""
@@ -247,7 +259,7 @@ def _checkpoint(out: Path, model: torch.nn.Module, ema: torch.nn.Module, opts: l
     write_bytes_atomic(root / "latest", final.name.encode())
     for old in sorted(root.glob("step_*"))[:-2]:
         shutil.rmtree(old)
-    shutil.copyfile(final / EMA_FILE, out / EMA_FILE)
+    copy_file_atomic(final / EMA_FILE, out / EMA_FILE)
 
 
 def _resume(out: Path, model: torch.nn.Module, ema: torch.nn.Module, opts: list[torch.optim.Optimizer],

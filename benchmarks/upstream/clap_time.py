@@ -36,7 +36,7 @@ def rss_mb() -> float:
 def embedder(side: str, weights: str, tokenizer: str):
     """A function embedding mono 48 kHz float32 ``[T]`` on the chosen side."""
     if side == "upstream":
-        sys.path.insert(0, str(ROOT / "metrics" / "upstream"))
+        sys.path.insert(0, str(ROOT / "tools" / "upstream"))
         from clap_runner import audio_embedding, build_module, find_tokenizer, read_state_dict
 
         module = build_module(read_state_dict(weights), find_tokenizer(tokenizer))

@@ -6,7 +6,7 @@
 ``--side torchopenl3`` needs a python with torchopenl3 (e.g. /work/fixenv/t291/bin/python);
 ``--side keras`` one with TensorFlow 2.13 and kapre 0.3.7 (e.g. /work/fixenv/tf213/bin/python) and
 openl3 0.4.2's unpacked sdist. Both embed the same seeded clip (``support.openl3_weights.fixture_signal``)
-through ``metrics/upstream/<runner>.sam_embeddings`` (hop 0.5, both channels) and print one JSON line:
+through ``tools/upstream/<runner>.sam_embeddings`` (hop 0.5, both channels) and print one JSON line:
 ``best_s`` (fastest of ``--repeats`` runs after a 1-s warm-up, which compiles resampy's numba
 loop and builds the Keras graph; model loading excluded), ``frames`` (per channel),
 ``cpu_s`` (the least process CPU time of those runs, steadier on a busy machine), ``peak_rss_mib``
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "metrics" / "upstream"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "tools" / "upstream"), str(ROOT / "tests")]
 from support.openl3_weights import fixture_signal  # noqa: E402
 
 SR = 44100

@@ -5,7 +5,7 @@
 Prints one JSON line: ``best_s`` (fastest of ``--repeats`` runs over all windows, model building
 excluded), ``windows``, ``peak_rss_mib`` (the process's peak resident memory) and versions. The
 network has random weights (its cost does not depend on them); windows are run one at a time, as
-stable-audio-metrics does, through ``metrics/upstream/passt_runner.py``'s functions.
+stable-audio-metrics does, through ``tools/upstream/passt_runner.py``'s functions.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "metrics" / "upstream"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "upstream"))
 from passt_runner import sam_window_logits, upstream_model  # noqa: E402
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from t2mbench.core.cli_format import HelpFormatter
+from t2mbench.core.cli_format import HelpFormatter, output_file
 
 EXAMPLE = """example:
   t2mbench leaderboard render runs/demo --metrics fd_evaluator,clap_evaluator
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("results", nargs="+", metavar="RESULTS", help="result tables or folders")
     r.add_argument("--metrics", help="comma-separated metrics, in board order (default: every aggregate)")
     r.add_argument("--renderer", default="markdown", help="a registered renderer")
-    r.add_argument("--out", help="write the board here instead of printing it")
+    r.add_argument("--out", type=output_file, help="write the board here instead of printing it")
     r.set_defaults(func=render)
 
     v = actions.add_parser("validate", help="check a submission, naming every problem by JSON path",
@@ -52,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--out", required=True, help="one folder per cell is written here")
     f.add_argument("--eval-set", required=True, help="the evaluation set's name, recorded in the protocol")
     f.add_argument("--loudness", default=None, help="the loudness handling, recorded in the protocol")
+    f.add_argument("--overwrite", action="store_true", help="take over a folder another command or other settings own")
     f.set_defaults(func=from_sweep)
 
     i = actions.add_parser("init", help="a board folder pinning one submission's protocol",
@@ -81,6 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                            epilog="example:\n  t2mbench leaderboard build leaderboards/boards/tiny-sampler-steps")
     b.add_argument("board", metavar="BOARD")
     b.add_argument("--out", help="output folder (default BOARD/rendered)")
+    b.add_argument("--overwrite", action="store_true", help="take over a folder another command owns")
     b.set_defaults(func=build)
 
 
@@ -124,10 +126,14 @@ def from_sweep(args: argparse.Namespace) -> int:
     cells = sorted(p for p in (Path(args.sweep) / "cells").glob("*") if (p / "results.csv").is_file())
     if not cells:
         raise ConfigError(f"{args.sweep}: no scored cells (cells/<key>/results.csv)")
+    from t2mbench.core.ownership import owning
+
     kw = {} if args.loudness is None else {"loudness": args.loudness}
-    for cell in cells:
-        path = submission.from_cell(cell, Path(args.out) / cell.name, eval_set=args.eval_set, **kw)
-        print(f"wrote {path}")
+    defining = {"sweep": args.sweep, "eval_set": args.eval_set, "loudness": args.loudness}
+    with owning(args.out, "leaderboard from-sweep", defining, overwrite=args.overwrite):
+        for cell in cells:
+            path = submission.from_cell(cell, Path(args.out) / cell.name, eval_set=args.eval_set, **kw)
+            print(f"wrote {path}")
     return 0
 
 
@@ -154,8 +160,12 @@ def add(args: argparse.Namespace) -> int:
 
 
 def build(args: argparse.Namespace) -> int:
+    from t2mbench.core.ownership import owning
     from t2mbench.leaderboards import store
 
-    written = store.build(args.board, args.out)
+    store.read_board(args.board)  # a missing or malformed board is found before its folder is claimed
+    out = args.out if args.out is not None else Path(args.board) / "rendered"
+    with owning(out, "leaderboard build", {}, overwrite=args.overwrite):  # the same board always gives the same bytes
+        written = store.build(args.board, out)
     print(f"built {len(written)} files in {Path(written[0]).parent}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from t2mbench.core.cli_format import HelpFormatter
+from t2mbench.core.cli_format import COUNT, NONNEGATIVE, SEED, HelpFormatter, output_file
 
 MAKE_EXAMPLE = """example:
   t2mbench listen make runs/demo/cells/ddim-10-* runs/demo/cells/ddpm-10-* --out listening --clips 4
@@ -31,29 +31,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("runs", nargs="+", metavar="RUN")
     m.add_argument("--out", required=True)
     m.add_argument("--names", help="comma-separated system names, one per run (default: from cell.json or folder)")
-    m.add_argument("--clips", type=int, default=4, help="prompts in the test")
-    m.add_argument("--seconds", type=float, default=10.0, help="clip length played (0: whole clip)")
-    m.add_argument("--seed", type=int, default=0, help="the order, sides and audio names")
+    m.add_argument("--clips", type=COUNT, default=4, help="prompts in the test")
+    m.add_argument("--seconds", type=NONNEGATIVE, default=10.0, help="clip length played (0: whole clip)")
+    m.add_argument("--seed", type=SEED, default=0, help="the order, sides and audio names")
     m.add_argument("--title", default="Listening test")
+    m.add_argument("--overwrite", action="store_true", help="take over a folder another command or other settings own")
     m.set_defaults(func=make)
     a = actions.add_parser("analyze", help="MOS and Bradley-Terry scores from answer files",
                            description="Analyze listening-test answers.", formatter_class=HelpFormatter,
                            epilog=ANALYZE_EXAMPLE)  # fmt: skip
     a.add_argument("answers", nargs="+", metavar="ANSWERS")
     a.add_argument("--key", required=True, help="the key.json written by listen make")
-    a.add_argument("--min-votes", type=int, default=30, help="votes a system needs for a Bradley-Terry score")
-    a.add_argument("--resamples", type=int, default=1000)
-    a.add_argument("--out", help="write the results JSON here")
+    a.add_argument("--min-votes", type=COUNT, default=30, help="votes a system needs for a Bradley-Terry score")
+    a.add_argument("--resamples", type=COUNT, default=1000)
+    a.add_argument("--out", type=output_file, help="write the results JSON here")
     a.add_argument("--board", help="also store the results in this board folder's listening/")
     a.set_defaults(func=analyze)
 
 
 def make(args: argparse.Namespace) -> int:
+    from t2mbench.core.ownership import owning
     from t2mbench.leaderboards.listening import make as make_page
 
     names = args.names.split(",") if args.names else None
-    index = make_page(args.runs, args.out, names=names, clips=args.clips, seconds=args.seconds or None,
-                      seed=args.seed, title=args.title)  # fmt: skip
+    defining = {k: getattr(args, k) for k in ("runs", "names", "clips", "seconds", "seed", "title")}
+    with owning(args.out, "listen make", defining, overwrite=args.overwrite):
+        index = make_page(args.runs, args.out, names=names, clips=args.clips, seconds=args.seconds or None,
+                          seed=args.seed, title=args.title)  # fmt: skip
     print(f"wrote {index} and {Path(args.out) / 'key.json'}")
     return 0
 

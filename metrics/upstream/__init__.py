@@ -1,4 +1,3 @@
-"""Parity with the upstream packages: :mod:`t2mbench.metrics.upstream.parity` (product code, behind
-``t2mbench metrics parity``) and the standalone runner scripts beside it (``*_runner.py``,
-``openl3_*.py``), which the upstream packages' own python runs in a subprocess; the product
-never imports the runners."""
+"""Parity with the upstream packages: :mod:`t2mbench.metrics.upstream.parity` (behind
+``t2mbench metrics parity``). The runner scripts it starts under the upstream packages' own python
+are not product code and live outside the package, in the source repository's ``tools/upstream/``."""

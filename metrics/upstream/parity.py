@@ -1,8 +1,10 @@
 """Parity of t2mbench's embedders with the upstream packages, on the same audio and weights.
 
 Ours runs in-process; the upstream package runs in a subprocess under another python (one
-that has it), through a standalone runner script beside this module (:data:`UPSTREAM_DIR`). Runner
-convention, shared by every embedder::
+that has it), through a standalone runner script (:data:`UPSTREAM_DIR`). The runners import the
+upstream stacks (TensorFlow, torchaudio, timm), so they are not product code: they live in the source
+repository's ``tools/upstream/`` and are not installed with the wheel (``--runner`` names one there).
+Runner convention, shared by every embedder::
 
     PYTHON RUNNER --weights W --in in.npz --out out.npz [embedder-specific flags]
 
@@ -33,6 +35,7 @@ import torch
 
 from t2mbench.core.audio import load_audio, peak_normalize
 from t2mbench.core.errors import ConfigError
+from t2mbench.core.processes import child_dies_with_parent
 from t2mbench.core.weights import get as get_weights
 from t2mbench.core.weights import hash_file, resolve
 from t2mbench.metrics.clap_score import clap_score
@@ -40,7 +43,8 @@ from t2mbench.metrics.embedders import get_embedder
 from t2mbench.metrics.frechet import frechet_distance
 from t2mbench.metrics.kl import kl_divergence
 
-UPSTREAM_DIR = Path(__file__).parent  # the runner scripts sit beside this module
+# metrics/upstream/parity.py -> the checkout's root; in an installed wheel this folder does not exist
+UPSTREAM_DIR = Path(__file__).resolve().parents[2] / "tools" / "upstream"
 
 
 def _kl_pairs(logits: list[np.ndarray], _texts: list[np.ndarray]) -> float:
@@ -171,7 +175,7 @@ def _run_runner(command: list[str], weights: Path, audio: np.ndarray, sr: int, t
     np.savez(inp, audio=audio.astype(np.float32), sample_rate=np.array(sr), **extra)
     cmd = [*command, "--weights", str(weights), "--in", str(inp), "--out", str(out)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, preexec_fn=child_dies_with_parent())
     if proc.returncode != 0 or not out.is_file():
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise ConfigError(f"upstream runner {runner} failed under {python} (exit {proc.returncode}): {tail}")
@@ -250,6 +254,10 @@ def run_parity(
     up = UPSTREAMS[embedder]
     python = upstream_python or sys.executable
     script = Path(runner) if runner is not None else UPSTREAM_DIR / up.runner
+    if runner is None and not script.is_file():
+        raise ConfigError(f"the upstream runner {up.runner} is not installed with t2mbench (it imports the upstream "
+                          "packages, so it stays in the source repository's tools/upstream/): pass --runner "
+                          f"CHECKOUT/tools/upstream/{up.runner}")  # fmt: skip
     if not script.is_file():
         raise ConfigError(f"upstream runner {script} not found; pass --runner with the script for {embedder!r}")
     missing = missing_modules(python, up.modules) if runner is None else []

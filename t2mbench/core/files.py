@@ -7,6 +7,7 @@ leaves a half-written file under its final name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -100,6 +101,39 @@ def finish_staged(out: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` and write (then delete) a probe there, so that a folder on a read-only disk
+    or under a regular file fails before any work (OSError naming the path)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+    return folder
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """Check, creating nothing, that ``path`` can be written at the end of a run: it is not a
+    folder, and the nearest existing folder above it takes a file (a probe, deleted at once).
+
+    Raises:
+        OSError: naming the path or the folder that refuses it (a regular file where a folder
+            belongs, a read-only disk, no permission).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "a regular file stands where a folder belongs", str(folder))
+    fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
 def _umask() -> int:
     """The process's umask (read by setting it, then restoring it at once)."""
     mask = os.umask(0o022)
@@ -112,6 +146,13 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy ``src`` to ``dst`` atomically (a killed copy never leaves a truncated ``dst``)."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return Path(dst)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:

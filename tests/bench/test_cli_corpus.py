@@ -35,17 +35,19 @@ def test_build_then_check(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize(
     "argv, message",
-    [
-        (["--clips", "0"], "clips must be a whole number >= 1, got 0"),
-        (["--seconds", "0"], "seconds must be between 1 and 1597 (the longest piece at 60 bpm), got 0.0"),
-        (["--seconds", "5000"], "seconds must be between 1 and 1597 (the longest piece at 60 bpm), got 5000.0"),
-        (["--seed", "-2"], "seed must be a whole number >= 0, got -2"),
+    [  # a count, length or seed that is no number of its kind is a usage error; a length no piece has, the builder's
+        (["--clips", "0"], "corpus build: error: argument --clips: must be an integer >= 1, got '0'; see --help"),
+        (["--seconds", "0"], "corpus build: error: argument --seconds: must be a finite number > 0, got '0'; "
+                             "see --help"),
+        (["--seconds", "5000"], "corpus: error: seconds must be between 1 and 1597 (the longest piece at 60 bpm), got "
+                                "5000.0"),
+        (["--seed", "-2"], "corpus build: error: argument --seed: must be an integer >= 0, got '-2'; see --help"),
     ],
-)
+)  # fmt: skip
 def test_build_bad_arguments_exit_2_with_one_line(tmp_path, capsys, argv, message):
     assert main(["corpus", "build", "--out", str(tmp_path / "c"), *argv]) == 2
     captured = capsys.readouterr()
-    assert captured.err == f"t2mbench corpus: error: {message}\n"
+    assert captured.err == f"t2mbench {message}\n"
 
 
 def test_build_into_a_file_is_refused(tmp_path, capsys):

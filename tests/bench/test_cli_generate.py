@@ -152,8 +152,8 @@ def test_a_bad_device_is_one_line_before_any_work(tmp_path, capsys, device, mess
     (tmp_path / "p.txt").write_text("a piano\n")
     argv = ["generate", "--model", "tiny", "--prompts", str(tmp_path / "p.txt"), "--out", str(tmp_path / "o"),
             "--device", device, *SETTINGS]  # fmt: skip
-    assert main(argv) == 2
-    assert capsys.readouterr().err == f"t2mbench generate: error: {message}\n"
+    assert main(argv) == 2  # found while the arguments are parsed
+    assert capsys.readouterr().err == f"t2mbench generate: error: argument --device: {message}; see --help\n"
     assert not (tmp_path / "o").exists()
 
 
@@ -166,7 +166,8 @@ def test_cuda_on_a_torch_without_it_is_one_line(tmp_path, capsys, monkeypatch):
             "--device", "cuda", *SETTINGS]  # fmt: skip
     assert main(argv) == 2
     assert capsys.readouterr().err == (
-        f"t2mbench generate: error: device 'cuda': this torch ({torch.__version__}) has no usable CUDA; use cpu\n"
+        f"t2mbench generate: error: argument --device: device 'cuda': this torch ({torch.__version__}) has no usable "
+        "CUDA; use cpu; see --help\n"
     )
 
 

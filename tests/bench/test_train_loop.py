@@ -90,7 +90,7 @@ def test_schedules():
 
 
 def test_bad_config():
-    with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got 0"):
         TrainConfig(steps=0)
     with pytest.raises(ValueError, match="autocast must be null or 'bfloat16', got 'float16'"):
         TrainConfig(steps=1, autocast="float16")

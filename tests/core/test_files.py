@@ -28,3 +28,40 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
             raise RuntimeError("disk full")
     assert (tmp_path / "a.json").read_text() == '{\n  "x": 1\n}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_copy_file_atomic_never_leaves_a_truncated_copy(tmp_path, monkeypatch):
+    import shutil
+
+    from t2mbench.core.files import copy_file_atomic
+
+    (tmp_path / "src").write_bytes(b"new" * 1000)
+    (tmp_path / "dst").write_bytes(b"old")
+    assert copy_file_atomic(tmp_path / "src", tmp_path / "dst").read_bytes() == b"new" * 1000
+
+    def killed(src, dst):
+        open(dst, "wb").write(b"ne")
+        raise OSError(28, "No space left on device")
+
+    (tmp_path / "dst").write_bytes(b"old")
+    monkeypatch.setattr(shutil, "copyfile", killed)
+    with pytest.raises(OSError):
+        copy_file_atomic(tmp_path / "src", tmp_path / "dst")
+    assert (tmp_path / "dst").read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["dst", "src"]
+
+
+def test_an_output_file_is_checked_before_the_run_creating_nothing(tmp_path):
+    from t2mbench.core.files import check_output_file
+
+    assert check_output_file(tmp_path / "a" / "b" / "r.json") == tmp_path / "a" / "b" / "r.json"
+    assert list(tmp_path.iterdir()) == []  # no folder made, no probe left
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError) as e:
+        check_output_file(tmp_path / "afile" / "sub" / "r.json")
+    assert e.value.filename == str(tmp_path / "afile")
+    with pytest.raises(IsADirectoryError):
+        check_output_file(tmp_path)
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "ro").mkdir(mode=0o555)
+        with pytest.raises(PermissionError):
+            check_output_file(tmp_path / "ro" / "r.json")

@@ -182,7 +182,7 @@ def test_from_sweep_makes_one_valid_submission_per_cell(tmp_path, capsys):
     fake_cell(tmp_path, "ddim", 10)
     fake_cell(tmp_path, "ddpm", 50)
     assert main(["leaderboard", "from-sweep", str(tmp_path), "--out", str(tmp_path / "subs"), "--eval-set", "toy"]) == 0
-    made = sorted((tmp_path / "subs").iterdir())
+    made = sorted(p for p in (tmp_path / "subs").iterdir() if p.is_dir())  # beside the folder's owner record
     assert [p.name for p in made] == ["ddim-10-0123", "ddpm-50-0123"]
     assert all(submission.check(p) == [] for p in made)
     doc = read_json(made[0] / "submission.json")
@@ -203,6 +203,26 @@ def test_from_sweep_makes_one_valid_submission_per_cell(tmp_path, capsys):
     assert sorted(set(t["metric"])) == ["kl_evaluator", "seconds_per_clip"] and set(t["system"]) == {"tiny ddim-10"}
     assert main(["leaderboard", "from-sweep", str(tmp_path / "subs"), "--out", str(tmp_path / "x"),
                  "--eval-set", "toy"]) == 2  # fmt: skip
+
+
+def test_from_sweep_writes_each_submission_as_a_set(tmp_path, capsys, monkeypatch):
+    """A full disk while the manifest is written leaves the earlier scores.csv and manifest together
+    (before, a new scores.csv sat beside a manifest holding the old one's sha256)."""
+    cell = fake_cell(tmp_path, "ddim", 10)
+    argv = ["leaderboard", "from-sweep", str(tmp_path), "--out", str(tmp_path / "subs"), "--eval-set", "toy"]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "subs" / cell.name).iterdir()}
+    table = results.read(cell / "results.csv")
+    results.frame(table.assign(value=table["value"] + 1).to_dict("records")).to_csv(cell / "results.csv", index=False)
+
+    def full_disk(path, obj):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(submission, "write_json", full_disk)
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("t2mbench leaderboard: error: No space left on device: ")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "subs" / cell.name).iterdir()} == before
+    assert submission.check(tmp_path / "subs" / cell.name) == []
 
 
 def test_build_rechecks_every_stored_submission(tmp_path, capsys):

@@ -80,3 +80,26 @@ def test_clap_score_is_the_mean_cosine_with_each_files_text():
     audio = [np.array([3.0, 4.0]), np.array([1.0, 0.0])]
     text = [np.array([1.0, 0.0]), np.array([0.0, 2.0])]
     assert UPSTREAMS["clap"].score(audio, text) == pytest.approx(0.3)
+
+
+def test_the_runners_live_outside_the_package_and_a_checkout_finds_them():
+    from pathlib import Path
+
+    from t2mbench.metrics.upstream import parity
+
+    root = Path(__file__).resolve().parents[2]
+    assert parity.UPSTREAM_DIR == root / "tools" / "upstream"
+    assert all((parity.UPSTREAM_DIR / up.runner).is_file() for up in UPSTREAMS.values())
+    assert not list((root / "metrics" / "upstream").glob("*_runner.py"))
+
+
+def test_without_a_checkout_the_missing_runner_is_one_line(tmp_path, monkeypatch):
+    from t2mbench.metrics.upstream import parity
+
+    monkeypatch.setattr(parity, "UPSTREAM_DIR", tmp_path / "site-packages" / "tools" / "upstream")
+    with pytest.raises(ConfigError) as e:
+        run_parity("passt", ["a.wav"])
+    assert str(e.value) == (
+        "the upstream runner passt_runner.py is not installed with t2mbench (it imports the upstream packages, so it "
+        "stays in the source repository's tools/upstream/): pass --runner CHECKOUT/tools/upstream/passt_runner.py"
+    )

@@ -115,7 +115,7 @@ def case_clips(spec: dict) -> np.ndarray:
 
 
 def run_upstream_case(runner: Path, weights: Path, spec: dict, workdir: Path, *extra: str) -> tuple[np.ndarray, dict]:
-    """Run an OpenL3 upstream-runner script (metrics/upstream/) with this python on a fixture case
+    """Run an OpenL3 upstream-runner script (tools/upstream/) with this python on a fixture case
     (hop 0.5, the case's ``eval_rate``): ``(input clips, the runner's output arrays)``. Fixture scripts only."""
     clips = case_clips(spec)
     np.savez(workdir / "in.npz", audio=clips, sample_rate=spec["sample_rate"])

@@ -4,7 +4,7 @@ stable-audio-metrics' ``clap_score`` call sequence.
 A standalone script for another python (one with laion-clap, librosa and transformers; t2mbench
 never imports it)::
 
-    python metrics/upstream/clap_runner.py --weights 630k-audioset-fusion-best.pt \\
+    python tools/upstream/clap_runner.py --weights 630k-audioset-fusion-best.pt \\
         --in in.npz --out out.npz [--texts texts.json] [--tokenizer DIR] [--seed 0]
 
 ``in.npz``: ``audio`` [N, C, T] float32 (already peak-normalised), ``sample_rate``, and optionally

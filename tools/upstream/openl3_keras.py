@@ -3,7 +3,7 @@
 A standalone script for another python (TensorFlow 2.13, kapre 0.3.7, resampy, soxr; t2mbench never
 imports it)::
 
-    python metrics/upstream/openl3_keras.py --weights openl3_audio_mel256_music.h5 --in in.npz --out out.npz \\
+    python tools/upstream/openl3_keras.py --weights openl3_audio_mel256_music.h5 --in in.npz --out out.npz \\
         [--hop 0.5] [--eval-rate 44100] [--input-repr mel256] [--embedding-size 512] [--batch-size 4] \\
         [--openl3-src DIR]
 

@@ -3,7 +3,7 @@
 A standalone script for another python (one with hear21passt and librosa; t2mbench never
 imports it)::
 
-    python metrics/upstream/passt_runner.py --weights passt-s-f128-p16-s10-ap.476-swa.pt \\
+    python tools/upstream/passt_runner.py --weights passt-s-f128-p16-s10-ap.476-swa.pt \\
         --in in.npz --out out.npz [--collect mean|max]
 
 ``in.npz``: ``audio`` [N, C, T] float32 (already peak-normalised), ``sample_rate``.

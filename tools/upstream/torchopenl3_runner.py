@@ -3,7 +3,7 @@ stable-audio-metrics stacks OpenL3 frames.
 
 A standalone script for another python (torch, torchopenl3, resampy, soxr; t2mbench never imports it)::
 
-    python metrics/upstream/torchopenl3_runner.py --weights torchopenl3_mel256_music_512.pth.tar \\
+    python tools/upstream/torchopenl3_runner.py --weights torchopenl3_mel256_music_512.pth.tar \\
         --in in.npz --out out.npz [--hop 0.5] [--eval-rate 44100] [--input-repr mel256] \\
         [--embedding-size 512] [--batch-size 4]
 

@@ -128,6 +128,7 @@ CASES = [
     ("generate", "ignored", lambda d: ["generate", "--model", "tiny", "--prompts", f"{d}/prompts.txt", "--seconds", "1",
                                        "--out", f"{d}/g", "--sampler", "ddim", "--sigma-max", "80"]),
     ("gate", "number", lambda d: ["gate", "calibrate", "--pool", f"{d}/no", "--power-trials", "-1"]),
+    ("gate", "number list", lambda d: ["gate", "calibrate", "--pool", f"{d}/no", "--clip-counts", "8,x"]),
     ("metrics parity", "number", lambda d: ["metrics", "parity", "--embedder", "passt", "--tolerance", "nan",
                                             f"{d}/a.wav"]),
     ("reproduce", "number", lambda d: ["reproduce", "ddim", "--clips", "0", "--out", f"{d}/r"]),

@@ -281,6 +281,18 @@ def render(figures: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _number_list(text: str, kind: type, option: str) -> tuple:
+    """Comma-separated finite numbers of ``kind`` (int or float); a ConfigError naming ``option`` otherwise."""
+    try:
+        values = tuple(kind(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or not all(np.isfinite(values)):
+        what = "integers" if kind is int else "numbers"
+        raise ConfigError(f"{option} must be comma-separated {what}, got {text!r}")
+    return values
+
+
 def run_calibration(args) -> int:
     """``t2mbench gate calibrate`` (see :mod:`t2mbench.bench.commands.gate`)."""
     from t2mbench.bench.gates.latency import latency_trials
@@ -290,10 +302,10 @@ def run_calibration(args) -> int:
     figures: dict[str, Any] = {}
     if args.pool:
         if args.build:
-            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+            seeds = list(_number_list(args.seeds, int, "--seeds"))
             build_pool(args.pool, seeds, clips=args.clips, seconds=args.seconds, progress=False)
-        grid = tuple(float(k) for k in args.grid.split(",") if k.strip())
-        counts = tuple(int(c) for c in args.clip_counts.split(",") if c.strip()) if args.clip_counts else ()
+        grid = _number_list(args.grid, float, "--grid")
+        counts = _number_list(args.clip_counts, int, "--clip-counts") if args.clip_counts else ()
         figures = calibrate(args.pool, trials=args.trials, power_trials=args.power_trials, seed=args.seed, grid=grid,
                             grid_trials=args.grid_trials, clip_counts=counts)
     if args.latency:

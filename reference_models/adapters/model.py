@@ -105,3 +105,23 @@ def controlnet(base: LatentDiffusionModel, condition: str = "melody", n_blocks: 
     width = dit.transformer.project_in.out_features
     layers = latent_rate_layers(CHANNELS[condition], width, patch_size=dit.patch_size)
     return ControlledModel(base, ControlNet(dit.transformer, n, layers), (condition,))
+
+
+def span_frames(start_s: float, end_s: float, sample_rate: int, hop: int, frames: int) -> tuple[int, int]:
+    """Seconds to latent frames ``[⌊start·sr/hop⌋, ⌊end·sr/hop⌋)`` clipped to ``[0, frames]``
+    (MuseControlLite's ⌊s/47.55·1024⌋ on SAO-1.0's grid)."""
+    a, b = (min(frames, max(0, int(s * sample_rate // hop))) for s in (start_s, end_s))
+    if b < a:
+        raise ValueError(f"mask span ends ({end_s} s) before it starts ({start_s} s)")
+    return a, b
+
+
+def inpainting_masks(batch: int, frames: int, span: tuple[int, int], conditions: tuple[str, ...] = ()
+                     ) -> dict[str, torch.Tensor]:
+    """MuseControlLite's in/outpainting masks for latent frames ``span = [a, b)``, the region to
+    generate: ``audio_mask`` is 0 inside it (the reference audio is given elsewhere) and each
+    attribute condition's mask is 1 only inside it (complementary, so they never overlap)."""
+    a, b = span
+    inside = torch.zeros(batch, frames)
+    inside[:, a:b] = 1.0
+    return {"audio_mask": 1.0 - inside, **{f"{c}_mask": inside.clone() for c in conditions}}

@@ -126,3 +126,37 @@ def test_published_extractors_give_the_published_token_counts():
                                  (ex.RHYTHM, 4756, 1189), (ex.DYNAMICS, 13108, 1639)):
         out = ex.ConvExtractor(layers)(torch.zeros(1, layers[0][0], frames))
         assert out.shape[-1] == want
+
+
+def test_inpainting_masks_are_complementary_spans_in_latent_frames():
+    from t2mbench.reference_models.adapters.model import inpainting_masks, span_frames
+
+    # SAO-1.0: 14 s .. 47 s of a 2,097,152-sample window -> frames 301 .. 1012 (⌊s·44100/2048⌋)
+    assert span_frames(14, 47, 44_100, 2048, 1024) == (301, 1012)
+    assert span_frames(0, 99, 16_000, 512, 160) == (0, 160)
+    masks = inpainting_masks(2, 10, (3, 7), ("melody",))
+    assert masks["audio_mask"][0].tolist() == [1, 1, 1, 0, 0, 0, 0, 1, 1, 1]
+    assert torch.equal(masks["melody_mask"], 1 - masks["audio_mask"])
+    with pytest.raises(ValueError, match="before it starts"):
+        span_frames(5, 4, 16_000, 512, 160)
+
+
+def test_audio_branch_sees_only_the_unmasked_reference(tiny):
+    """Outpainting: changing the reference latents inside the region to generate (audio mask 0)
+    changes nothing; changing them where they are given does."""
+    x, t, cross, glob, _ = _inputs(tiny)
+    model = musecontrollite(tiny, ("melody",), audio=True)
+    with torch.no_grad():
+        for p in model.adapter.parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.05)
+    ref = torch.randn_like(x)
+    mask = torch.ones(2, x.shape[-1])
+    mask[:, 12:] = 0
+    edited = ref.clone()
+    edited[..., 12:] += 1.0
+    kw = {"cross_attn_cond": cross, "global_cond": glob, "audio_mask": mask}
+    out = model(x, t, audio=ref, **kw)
+    assert torch.equal(out, model(x, t, audio=edited, **kw))
+    edited[..., :12] += 1.0
+    assert (out - model(x, t, audio=edited, **kw)).abs().max() > 1e-4

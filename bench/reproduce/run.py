@@ -9,7 +9,7 @@
 - autoencoder tables (``stable-audio-2``, ``stable-audio-open``): the tiny VAE's reconstruction of the test clips
   (STFT distance, mel distance, SI-SDR, latent rate, latent channels), and the SAO VAE's when its weights are on
   disk.
-- ``musecontrollite``: nothing runs here (control adapters do not exist yet); every row is listed with what it needs.
+- ``musecontrollite``: the control table on the tiny model with the shipped adapters (:mod:`.control`).
 """
 
 from __future__ import annotations
@@ -179,7 +179,9 @@ def run_table(table_id: str, out: str | Path, *, full: bool = False, clips: int 
                            "fd_latent", "the same with S = 1000") if full or "1000" not in e]  # fmt: skip
         return ddim_tables(run, settings.rows), ran
     if table_id == "musecontrollite":
-        return [], []
+        from t2mbench.bench.reproduce.control import control_tables
+
+        return control_tables(out, clips or 16, seconds or 2.0, seed, progress=progress)
     clips, seconds = clips or 16, seconds or 5.0
     tables = [system_row(out, clips, seconds, seed, progress=progress)]
     ran = [TINY_SYSTEM_LABEL]

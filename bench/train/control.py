@@ -74,7 +74,8 @@ class ControlTask:
     name = "control"
 
     def __init__(self, corpus: str | Path, kind: str, conditions: tuple[str, ...], batch_size: int = 16,
-                 clips: int | None = None, progress: bool = True) -> None:
+                 clips: int | None = None, crop: int | None = None, cache: str | Path | None = None,
+                 progress: bool = True) -> None:
         if kind not in KINDS:
             raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         self.kind, self.conditions, self.batch_size = kind, conditions, batch_size
@@ -84,14 +85,27 @@ class ControlTask:
         self.captions = [c.caption or "" for c in clips]
         self.seconds = [float(c.seconds or 0.0) for c in clips]
         frames = latent_length(base, max(self.seconds))
-        hop = base.downsampling_ratio
-        audio = load_split_audio(clips, base.sample_rate, 1, frames * hop, progress=progress)
-        with torch.inference_mode():
-            stats = [vae_posterior(base.pretransform.model.encoder(a)) for a in audio.split(8)]
-        self.mean, self.std = torch.cat([s[0] for s in stats]), torch.cat([s[1] for s in stats])
-        self.features = {c: torch.from_numpy(np.stack([EXTRACTORS[c](a.numpy(), base.sample_rate, hop, frames)
-                                                       for a in progress_bar(audio, desc=c, disable=not progress)]))
-                         for c in conditions}
+        if crop is not None and (crop % base.dit.patch_size or not 0 < crop <= frames):
+            raise ConfigError(f"crop must be a multiple of {base.dit.patch_size} in 1..{frames} latent frames, "
+                              f"got {crop}")
+        self.crop, self.patch = crop, base.dit.patch_size
+        self.frame_seconds = base.downsampling_ratio / base.sample_rate
+        cache = Path(cache) if cache else None
+        if cache is not None and cache.exists():
+            saved = torch.load(cache, weights_only=True)
+            self.mean, self.std, self.features = saved["mean"], saved["std"], saved["features"]
+        else:
+            hop = base.downsampling_ratio
+            audio = load_split_audio(clips, base.sample_rate, 1, frames * hop, progress=progress)
+            with torch.inference_mode():
+                stats = [vae_posterior(base.pretransform.model.encoder(a)) for a in audio.split(8)]
+            self.mean, self.std = torch.cat([s[0] for s in stats]), torch.cat([s[1] for s in stats])
+            self.features = {
+                c: torch.from_numpy(np.stack([EXTRACTORS[c](a.numpy(), base.sample_rate, hop, frames)
+                                              for a in progress_bar(audio, desc=c, disable=not progress)]))
+                for c in conditions}
+            if cache is not None:
+                torch.save({"mean": self.mean, "std": self.std, "features": self.features}, cache)
         prompt = base.conditioner.conditioners["prompt"]
         prompt.encoder = CachedTextEncoder(prompt.encoder, self.captions, prompt.max_length, progress=progress)
         self.base = base
@@ -105,17 +119,24 @@ class ControlTask:
 
     def batch(self, step: int, generator: torch.Generator) -> dict[str, Any]:
         idx = torch.randint(self.n_clips, (self.batch_size,), generator=generator)
-        z = self.mean[idx] + self.std[idx] * torch.randn(self.mean[idx].shape, generator=generator)
+        frames = self.mean.shape[-1]
+        win = slice(0, frames)
+        if self.crop is not None:  # one window per batch, on whole DiT patches
+            first = int(torch.randint((frames - self.crop) // self.patch + 1, (), generator=generator)) * self.patch
+            win = slice(first, first + self.crop)
+        mean, std = self.mean[idx][..., win], self.std[idx][..., win]
+        z = mean + std * torch.randn(mean.shape, generator=generator)
         keep_text, masks = span_masks(self.batch_size, z.shape[-1], self.conditions, generator)
         return {
             "x0": z / self.scale,
             "t": torch.sigmoid(torch.randn(self.batch_size, generator=generator)),
             "noise": torch.randn(z.shape, generator=generator),
             "keep_text": keep_text,
-            "controls": {**{c: self.features[c][idx] for c in self.conditions},
+            "controls": {**{c: self.features[c][idx][..., win] for c in self.conditions},
                          **{f"{c}_mask": m for c, m in masks.items()}},
             "inputs": {"prompt": [self.captions[i] for i in idx.tolist()], "seconds_start": [0.0] * self.batch_size,
-                       "seconds_total": [self.seconds[i] for i in idx.tolist()]},
+                       "seconds_total": [self.seconds[i] if self.crop is None else self.crop * self.frame_seconds
+                                         for i in idx.tolist()]},
         }
 
     def losses(self, model: ControlledModel, batch: dict[str, Any], generator: torch.Generator):
@@ -137,12 +158,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--clips", type=int, default=None, help="use the first CLIPS train clips (default: all)")
+    p.add_argument("--crop", type=int, default=None, help="train on windows of CROP latent frames (default: whole)")
+    p.add_argument("--cache", default=None, help="file keeping the precomputed latents and features between runs")
     p.add_argument("--out", required=True)
     p.add_argument("--ship", default=None)
     a = p.parse_args(argv)
     conditions = tuple(a.condition or ["melody"])
     t0 = time.perf_counter()
-    task = ControlTask(a.corpus, a.kind, conditions, a.batch_size, a.clips)
+    task = ControlTask(a.corpus, a.kind, conditions, a.batch_size, a.clips, a.crop, a.cache)
     config = TrainConfig(steps=a.steps, lr=a.lr, weight_decay=1e-2, betas=(0.9, 0.999), warmup=50,
                          final_lr_ratio=0.1, checkpoint_every=100, autocast="bfloat16")
     ema = train(task, config, a.out)

@@ -19,10 +19,16 @@ masks given with a control restrict it in time in every branch that carries it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
+from t2mbench.core.errors import ConfigError
 from t2mbench.reference_models.guidance import Cond, GuidedModel, null_condition
+
+if TYPE_CHECKING:
+    from t2mbench.reference_models.adapters.model import ControlledModel
 
 
 def control_branches(cond: Cond, controls: Mapping[str, torch.Tensor], groups: Sequence[Sequence[str]],
@@ -55,3 +61,35 @@ def multi_guidance(model, cond: Cond, controls: Mapping[str, torch.Tensor], grou
     scales = [w - nxt for w, nxt in zip(weights, weights[1:])] + [weights[-1]]
     uncond, first, *rest = branches
     return GuidedModel(model, first, uncond, scale=scales[0], more=list(zip(rest, scales[1:])), **kwargs)
+
+
+@dataclass
+class ControlInputs:
+    """What :func:`t2mbench.reference_models.generate.generate` needs to generate under control:
+    ``model`` (whose ``base`` is the generating model), ``features`` (name -> ``[N, C, L]`` on the
+    latent grid, one row per prompt; cut or zero-padded, and masked beyond its end, to the
+    generated length), optional ``masks`` (name -> ``[N, L]``), and one guidance ``scales`` entry per
+    name: each control is its own group of the chain, in ``scales``' order."""
+
+    model: ControlledModel
+    features: Mapping[str, torch.Tensor]
+    scales: Mapping[str, float]
+    masks: Mapping[str, torch.Tensor] = field(default_factory=dict)
+
+    def guided(self, cond: Cond, uncond: Cond | None, rows: slice, length: int, text_scale: float,
+               **kwargs) -> GuidedModel:
+        """The multi-condition guided model of prompts ``rows`` at ``length`` latent frames."""
+        if uncond is not None:
+            raise ConfigError("negative prompts are not supported with controls (the null text branch is the empty "
+                              "text, as MuseControlLite)")
+        controls: dict[str, torch.Tensor] = {}
+        for name in self.scales:
+            feat = self.features[name][rows]
+            have = min(length, feat.shape[-1])
+            mask = torch.zeros(feat.shape[0], length)
+            mask[:, :have] = 1.0 if name not in self.masks else self.masks[name][rows][:, :have]
+            controls[name] = torch.nn.functional.pad(feat[..., :have], (0, length - have))
+            controls[f"{name}_mask"] = mask
+        groups = [(name,) for name in self.scales]
+        return multi_guidance(self.model, cond, controls, groups, text_scale, list(self.scales.values()), length,
+                              **kwargs)

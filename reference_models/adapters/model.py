@@ -12,6 +12,7 @@ guidance helpers (:mod:`.guidance`) build null branches by zeroing masks.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 import torch
@@ -125,3 +126,25 @@ def inpainting_masks(batch: int, frames: int, span: tuple[int, int], conditions:
     inside = torch.zeros(batch, frames)
     inside[:, a:b] = 1.0
     return {"audio_mask": 1.0 - inside, **{f"{c}_mask": inside.clone() for c in conditions}}
+
+
+ADAPTER_WEIGHTS = {"musecontrollite": "tiny-control-melody", "controlnet": "tiny-controlnet-melody"}
+
+
+def load_adapter(base: LatentDiffusionModel, kind: str) -> ControlledModel | None:
+    """The shipped trained adapter ``kind`` (``musecontrollite`` or ``controlnet``) on ``base`` (the
+    shipped ``tiny``), or None when this checkout ships none. Its ``manifest.json`` names the
+    conditions and the command that trained it."""
+    from t2mbench.core.weights import resolve
+    from t2mbench.reference_models.checkpoints import WEIGHTS, read_state_dict
+
+    name = ADAPTER_WEIGHTS[kind]
+    if WEIGHTS.get(name) is None:
+        return None
+    path = resolve(name)
+    info = json.loads((path.parent / "manifest.json").read_text(encoding="utf-8"))
+    conditions = tuple(info["conditions"])
+    model = controlnet(base, conditions[0]) if kind == "controlnet" else musecontrollite(base, conditions)
+    state = {k: v.float() for k, v in read_state_dict(path).items()}
+    model.adapter.load_state_dict(state)
+    return model.eval()

@@ -46,7 +46,7 @@ LABELS = {"musecontrollite": "MuseControlLite adapter (tiny)", "controlnet": "Co
 
 def _melody_acc(generated: np.ndarray, references: list[np.ndarray], sample_rate: int) -> list[float]:
     def classes(x: np.ndarray) -> np.ndarray:
-        return melody_classes(resample_hann(x.mean(axis=0), sample_rate, MELODY_SR))
+        return melody_classes(resample_hann(x.mean(axis=0, keepdims=True), sample_rate, MELODY_SR)[0])
 
     return [melody_accuracy(classes(g), classes(r)) for g, r in zip(generated, references)]
 
@@ -80,6 +80,7 @@ def control_tables(out: str | Path, clips: int = 16, seconds: float = 2.0, seed:
         return {"audio": gen, "folder": folder, "seconds": result.timings["total"] / len(prompts),
                 "melody": _melody_acc(gen, references, sr)}
 
+    generate(base, prompts[:1], steps=2, seconds=seconds, seed=seed)  # warm-up: the timed rows start even
     runs = {"base": run("base", None)}
     controlled = {}
     for kind in ADAPTER_WEIGHTS:

@@ -93,6 +93,8 @@ class ControlTask:
         cache = Path(cache) if cache else None
         if cache is not None and cache.exists():
             saved = torch.load(cache, weights_only=True)
+            if saved.get("ids") != [c.id for c in clips] or set(saved["features"]) != set(conditions):
+                raise ConfigError(f"{cache} holds other clips or conditions; remove it or pass another --cache")
             self.mean, self.std, self.features = saved["mean"], saved["std"], saved["features"]
         else:
             hop = base.downsampling_ratio
@@ -105,7 +107,8 @@ class ControlTask:
                                               for a in progress_bar(audio, desc=c, disable=not progress)]))
                 for c in conditions}
             if cache is not None:
-                torch.save({"mean": self.mean, "std": self.std, "features": self.features}, cache)
+                torch.save({"ids": [c.id for c in clips], "mean": self.mean, "std": self.std,
+                            "features": self.features}, cache)
         prompt = base.conditioner.conditioners["prompt"]
         prompt.encoder = CachedTextEncoder(prompt.encoder, self.captions, prompt.max_length, progress=progress)
         self.base = base
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     task = ControlTask(a.corpus, a.kind, conditions, a.batch_size, a.clips, a.crop, a.cache)
     config = TrainConfig(steps=a.steps, lr=a.lr, weight_decay=1e-2, betas=(0.9, 0.999), warmup=50,
-                         final_lr_ratio=0.1, checkpoint_every=100, autocast="bfloat16")
+                         final_lr_ratio=0.1, checkpoint_every=50)
     ema = train(task, config, a.out)
     seconds = time.perf_counter() - t0
     if a.ship:

@@ -37,7 +37,10 @@ and Ellis' (2007) dynamic-programming beat tracker (tightness 100). Downbeats: t
 (3 or 4 beats) and phase whose beats carry the largest low-band (< 200 Hz) onset strength.
 Chosen because it is deterministic, has no weights and no dependency beyond numpy, and its
 beats are what the rhythm-F1 metric scores; unlike madmom's activations its output is binary
-(a frame is 1 where a beat falls in it). The rhythm condition is ``[2, L]`` = (beat, downbeat)
+(a frame is 1 where a beat falls in it). Measured against the corpus truth (rhythm F1, 70 ms) on the first
+96 clips of ``t2mbench corpus build --clips 320 --seconds 5 --seed 0`` at 16 kHz: mean 0.724 (median 0.928),
+librosa 0.11's ``beat.beat_track`` 0.398 (median 0.358) on the same clips
+(``tools/fixtures/compare_beat_trackers.py``). The rhythm condition is ``[2, L]`` = (beat, downbeat)
 indicator per latent frame; the ground truth fills the beat row from ``beat_times`` (the
 corpus stores no downbeats, so its downbeat row is zeros).
 

@@ -56,6 +56,8 @@ WEIGHTS: dict[str, WeightFile | None] = {
         "tiny", SHIPPED_DIR / "tiny", "model.safetensors",
         "t2mbench tiny model (16 kHz mono): VAE, DiT and number conditioners, trained by t2mbench",
     ),
+    **{name: register_shipped(name, SHIPPED_DIR / name, "adapter.safetensors", f"{kind} melody adapter of tiny")
+       for name, kind in (("tiny-control-melody", "MuseControlLite"), ("tiny-controlnet-melody", "ControlNet"))},
 }
 
 

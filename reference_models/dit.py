@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from t2mbench.reference_models.autoencoder import pointwise_conv
-from t2mbench.reference_models.transformer import ContinuousTransformer
+from t2mbench.reference_models.transformer import BlockControl, ContinuousTransformer
 
 TIMESTEP_FEATURES = 256
 
@@ -122,6 +122,7 @@ class DiffusionTransformer(nn.Module):
         *,
         cross_attn_cond: torch.Tensor | None = None,
         global_cond: torch.Tensor | None = None,
+        control: BlockControl | None = None,
     ) -> torch.Tensor:
         """Model output in the objective's parametrisation.
 
@@ -130,6 +131,9 @@ class DiffusionTransformer(nn.Module):
             t: ``[B]`` diffusion time in [0, 1].
             cross_attn_cond: ``[B, S, cond_token_dim]`` tokens (text, then one per number).
             global_cond: ``[B, global_cond_dim]`` (channel-concatenated number embeddings).
+            control: an adapter's hook into the blocks (:mod:`t2mbench.reference_models.adapters`);
+                with it every row runs the cross-attention (a row with null text may still
+                carry a control).
 
         Returns:
             ``[B, io_channels, L]``.
@@ -141,7 +145,7 @@ class DiffusionTransformer(nn.Module):
             # all-zero token sets (CFG's null condition) add nothing through the bias-free
             # to_cond_embed and cross-attention: run it on the other rows only (exact)
             active = cross_attn_cond.flatten(1).ne(0).any(1)
-            if not bool(active.all()):
+            if control is None and not bool(active.all()):
                 rows = active.nonzero()[:, 0]
                 cross_attn_cond = cross_attn_cond[rows]
             context = self.to_cond_embed(cross_attn_cond.to(dtype))
@@ -150,6 +154,6 @@ class DiffusionTransformer(nn.Module):
             glob = self.to_global_embed(global_cond.to(dtype)) + glob
         x = pointwise_conv(x, self.preprocess_conv.weight) + x
         tokens = patchify(x, self.patch_size)
-        out = self.transformer(tokens, prepend=glob[:, None, :], context=context, rows=rows)
+        out = self.transformer(tokens, prepend=glob[:, None, :], context=context, rows=rows, control=control)
         out = unpatchify(out[:, 1:, :], self.patch_size)
         return pointwise_conv(out, self.postprocess_conv.weight) + out

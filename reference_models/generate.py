@@ -37,6 +37,7 @@ import torch
 from t2mbench.core.devices import resolve_device
 from t2mbench.core.errors import ChecksumError, ConfigError, MissingWeightsError
 from t2mbench.core.weights import hash_file, resolve
+from t2mbench.reference_models.adapters.guidance import ControlInputs
 from t2mbench.reference_models.checkpoints import load_checkpoint
 from t2mbench.reference_models.conditioners import TextConditioner
 from t2mbench.reference_models.factory import CONFIG_FILENAME, build, load_config
@@ -241,13 +242,18 @@ def _denoise(
     length: int,
     device: torch.device,
     callback: Callable[[dict[str, Any]], None] | None,
+    control: ControlInputs | None = None,
+    rows: slice = slice(None),
 ) -> tuple[torch.Tensor, int]:
     """Latents x0 ``[B, C, length]`` sampled with CFG from per-clip unit noise (clip i's from ``generators[i]``,
     its per-step noise too when the sampler takes a noise sampler; batch-wide noise from ``generators[0]``), and
     the model evaluations per clip."""
     noise = _clip_noise(generators, (model.latent_channels, length)).to(device)
     objective = "rectified_flow" if model.objective.name in ("rectified_flow", "rf_denoiser") else "v"
-    guided = NFECounter(GuidedModel(model, cond, uncond, scale=settings.cfg_scale, objective=objective))
+    if control is None:
+        guided = NFECounter(GuidedModel(model, cond, uncond, scale=settings.cfg_scale, objective=objective))
+    else:
+        guided = NFECounter(control.guided(cond, uncond, rows, length, settings.cfg_scale, objective=objective))
     latents = settings.sampler(
         guided, noise, settings.grid, generator=generators[0], callback=callback, options=settings.options,
         noise_sampler=lambda sigma, sigma_next: _clip_noise(generators, noise.shape[1:]).to(noise),
@@ -316,6 +322,7 @@ def generate(
     device: torch.device | str = "cpu",
     callback: Callable[[dict[str, Any]], None] | None = None,
     stage_hook: Callable[[str], None] | None = None,
+    control: ControlInputs | None = None,
 ) -> GenerationResult:
     """Generate ``len(prompts)`` clips of ``seconds`` seconds.
 
@@ -340,6 +347,8 @@ def generate(
         stage_hook: called with ``"text_encoding"``, ``"denoising"``, ``"decoding"`` as each stage of a batch
             starts and ``"done"`` when its decoding ends (a timing harness marks clock events there:
             :mod:`t2mbench.bench.timing`).
+        control: generate with a control adapter (:class:`~t2mbench.reference_models.adapters.guidance.ControlInputs`;
+            ``model`` must be its ``model.base``): multi-condition guidance with ``cfg_scale`` on the text.
 
     Returns:
         :class:`GenerationResult`.
@@ -348,6 +357,8 @@ def generate(
         model = load_model(model, device=device)
     if not prompts:
         raise ConfigError("no prompts to generate")
+    if control is not None and control.model.base is not model:
+        raise ConfigError("the control adapter belongs to another model: build it on the model that generates")
     if negative_prompts is not None and len(negative_prompts) != len(prompts):
         raise ConfigError(f"{len(negative_prompts)} negative prompts for {len(prompts)} prompts; give one per prompt")
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
@@ -379,7 +390,7 @@ def generate(
             mark("denoising")
             generators = [torch.Generator().manual_seed(seed + b0 + i) for i in range(len(chunk))]
             step_cb = None if callback is None else (lambda info, b=b0 // batch_size: callback({**info, "batch": b}))
-            latents, nfe = _denoise(model, settings, cond, uncond, generators, length, device, step_cb)
+            latents, nfe = _denoise(model, settings, cond, uncond, generators, length, device, step_cb, control, batch)
             t2 = now()
             mark("decoding")
             outputs.append(_decode(model, latents, n_samples))

@@ -10,6 +10,9 @@ Shapes: tokens are ``[B, N, D]`` float tensors; heads are split as ``[B, H, N, D
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,6 +20,17 @@ from torch import nn
 from t2mbench.core.errors import ConfigError
 
 QK_NORMS = ("none", "ln")
+
+
+class BlockControl(Protocol):
+    """What an adapter gives :meth:`ContinuousTransformer.forward` (see ``reference_models/adapters``)."""
+
+    def residuals(self, x: torch.Tensor, context: torch.Tensor | None,
+                  rope: tuple[torch.Tensor, torch.Tensor]) -> Sequence[torch.Tensor]:
+        """Terms ``[B, P + N, D]`` added to the stream before blocks 0, 1, ... (given block 0's input)."""
+
+    def cross_attention(self, block: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The ``extra`` of block ``block``'s cross-attention (:meth:`Attention.forward`), or None."""
 
 
 class LayerNorm(nn.Module):
@@ -109,9 +123,12 @@ class Attention(nn.Module):
         x: torch.Tensor,
         context: torch.Tensor | None = None,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        extra: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """``x`` ``[B, N, D]``; ``context`` ``[B, S, Dc]`` for cross-attention; ``rope`` the
-        ``(cos, sin)`` of :class:`RotaryEmbedding` for self-attention. Returns ``[B, N, D]``."""
+        ``(cos, sin)`` of :class:`RotaryEmbedding` for self-attention; ``extra`` maps the
+        (normed) queries ``[B, H, N, D/H]`` to a term ``[B, N, D]`` added to the attention
+        output before ``to_out`` (a decoupled cross-attention adapter). Returns ``[B, N, D]``."""
         if context is None:
             q, k, v = self.to_qkv(x).chunk(3, dim=-1)
             q, k, v = (self._heads(t, self.num_heads) for t in (q, k, v))
@@ -125,7 +142,10 @@ class Attention(nn.Module):
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         out = F.scaled_dot_product_attention(q, k, v, enable_gqa=self.kv_heads != self.num_heads)
         b, _, n, _ = out.shape
-        return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
+        out = out.transpose(1, 2).reshape(b, n, -1)
+        if extra is not None:
+            out = out + extra(q)
+        return self.to_out(out)
 
 
 class GLU(nn.Module):
@@ -178,13 +198,15 @@ class TransformerBlock(nn.Module):
         context: torch.Tensor | None,
         rope: tuple[torch.Tensor, torch.Tensor],
         rows: torch.Tensor | None = None,
+        extra: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """``rows``: when given, ``context`` belongs to these batch rows only and the others
-        have no cross-attention term (see :class:`ContinuousTransformer`)."""
+        have no cross-attention term (see :class:`ContinuousTransformer`); ``extra``: see
+        :meth:`Attention.forward` (only without ``rows``)."""
         x = x + self.self_attn(self.pre_norm(x), rope=rope)
         if self.cross_attend and context is not None:
             if rows is None:
-                x = x + self.cross_attn(self.cross_attend_norm(x), context=context)
+                x = x + self.cross_attn(self.cross_attend_norm(x), context=context, extra=extra)
             elif len(rows):
                 x = x.index_add(0, rows, self.cross_attn(self.cross_attend_norm(x[rows]), context=context))
         return x + self.ff(self.ff_norm(x))
@@ -221,9 +243,11 @@ class ContinuousTransformer(nn.Module):
         prepend: torch.Tensor | None = None,
         context: torch.Tensor | None = None,
         rows: torch.Tensor | None = None,
+        control: BlockControl | None = None,
     ) -> torch.Tensor:
         """``x`` ``[B, N, dim_in]``, ``prepend`` ``[B, P, D]``, ``context`` ``[B, S, Dc]``;
-        returns ``[B, P + N, dim_out]``.
+        returns ``[B, P + N, dim_out]``. ``control`` (an adapter, :class:`BlockControl`) adds
+        residuals before blocks and terms inside their cross-attention.
 
         ``rows`` (int64 ``[R]``) marks the batch rows that ``context`` ``[R, S, Dc]`` belongs to;
         the other rows skip cross-attention. That is exact for rows whose context would be all
@@ -235,6 +259,9 @@ class ContinuousTransformer(nn.Module):
         if prepend is not None:
             x = torch.cat((prepend, x), dim=1)
         rope = self.rotary_pos_emb(x.shape[1])
-        for layer in self.layers:
-            x = layer(x, context, rope, rows)
+        residuals = control.residuals(x, context, rope) if control is not None else ()
+        for i, layer in enumerate(self.layers):
+            if i < len(residuals):
+                x = x + residuals[i]
+            x = layer(x, context, rope, rows, None if control is None else control.cross_attention(i))
         return self.project_out(x)

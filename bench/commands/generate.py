@@ -93,6 +93,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="load a --checkpoint that is not the model's published or shipped file (a fine-tune, a conversion)",
     )  # fmt: skip
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="model dtype")
+    p.add_argument("--control", action="append", default=[], metavar="NAME=PATH",
+                   help="control condition (melody | rhythm | dynamics) from one audio file, or from a clip set where "
+                        "each prompt takes the clip with its id (repeatable; README: Control)")
+    p.add_argument("--control-scale", action="append", default=[], metavar="NAME=VALUE",
+                   help="guidance scale of a control (default 2.0; text keeps --cfg)")
+    p.add_argument("--adapter", default="musecontrollite", choices=("musecontrollite", "controlnet"),
+                   help="which shipped control adapter generates with --control")
     p.set_defaults(func=run)
 
 
@@ -156,6 +163,14 @@ def run(args: argparse.Namespace) -> int:
         text_encoder=args.text_encoder,
         verify=not args.no_verify,
     )
+    control = None
+    if args.control_scale and not args.control:
+        raise ConfigError("--control-scale needs --control NAME=PATH")
+    if args.control:
+        from t2mbench.reference_models.adapters.inputs import control_inputs
+
+        control = control_inputs(model, [r["id"] for r in rows], args.seconds, args.control, args.control_scale,
+                                 args.adapter)
     defining = {k: v for k, v in vars(args).items() if k not in ("func", "command", "out", "overwrite")}
     with owning(args.out, "generate", defining, overwrite=args.overwrite):
         result = generate(
@@ -174,11 +189,14 @@ def run(args: argparse.Namespace) -> int:
             full_window=args.full_window,
             device=args.device,
             sampler_options=options,
+            control=control,
         )
         prompts = [PromptRow(r["id"], r["prompt"], negatives[i]) for i, r in enumerate(rows)]
         write_generation(
             args.out, prompts, result, model, seconds=args.seconds, seed=args.seed, prompts_source=args.prompts,
-            device=args.device, extra={"model_source": str(args.model)},
+            device=args.device, extra={"model_source": str(args.model),
+                                       **({"control": args.control, "control_scale": args.control_scale,
+                                           "adapter": args.adapter} if control else {})},
             attributes={"model": str(args.model), "sampler": result.settings["sampler"],
                         "steps": result.settings["steps"], "cfg": result.settings["cfg_scale"],
                         "sampler_options": canonical_options(result.settings["sampler_options"])},

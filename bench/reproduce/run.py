@@ -9,7 +9,7 @@
 - autoencoder tables (``stable-audio-2``, ``stable-audio-open``): the tiny VAE's reconstruction of the test clips
   (STFT distance, mel distance, SI-SDR, latent rate, latent channels), and the SAO VAE's when its weights are on
   disk.
-- ``musecontrollite``: nothing runs here (control adapters do not exist yet); every row is listed with what it needs.
+- ``musecontrollite``: the control table on the tiny model with the shipped adapters (:mod:`.control`).
 """
 
 from __future__ import annotations
@@ -164,8 +164,9 @@ def autoencoder_rows(out: Path, clips: int, seconds: float, seed: int, *,
 
 def clip_size(table_id: str, clips: int | None, seconds: float | None) -> tuple[int, float]:
     """``(clips, seconds)`` that ``table_id`` runs with, None taking the table's default."""
-    base = ddim.DdimSettings() if table_id == "ddim" else None
-    return clips or (base.clips if base else 16), seconds or (base.seconds if base else 5.0)
+    ddim_base = ddim.DdimSettings()
+    default = {"ddim": (ddim_base.clips, ddim_base.seconds), "musecontrollite": (16, 2.0)}.get(table_id, (16, 5.0))
+    return clips or default[0], seconds or default[1]
 
 
 def run_table(table_id: str, out: str | Path, *, full: bool = False, clips: int | None = None,
@@ -187,7 +188,9 @@ def run_table(table_id: str, out: str | Path, *, full: bool = False, clips: int 
                            "the same with S = 1000") if full or "1000" not in e]  # fmt: skip
         return ddim_tables(run, settings.rows), ran
     if table_id == "musecontrollite":
-        return [], []
+        from t2mbench.bench.reproduce.control import control_tables
+
+        return control_tables(out, clips, seconds, seed, progress=progress)
     tables = [system_row(out, clips, seconds, seed, progress=progress)]
     ran = [TINY_SYSTEM_LABEL]
     if table_id in ("stable-audio-2", "stable-audio-open"):

@@ -42,7 +42,7 @@ def test_five_tables_listed(capsys):
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in out] == ["ddim", "musecontrollite", "stable-audio", "stable-audio-2",
                                                  "stable-audio-open"]  # fmt: skip
-    assert "needs control adapters" in out[1] and "rows: adapters" in out[1]
+    assert out[1].endswith("rows: here, weights and GPU")
 
 
 def test_specs_hold_every_published_value_with_paper_and_table():
@@ -148,7 +148,7 @@ def test_rows_that_cannot_run_carry_their_command():
             "--steps 100 --cfg 7 --seconds 47") in md  # fmt: skip
     assert "--metrics fd_openl3,kl_passt,clap" in md
     mcl = render(load_spec("musecontrollite"), [], "markdown")
-    assert "| every row | adapters | none yet: needs control adapters;" in mcl
+    assert "| sao-1.0 + MuseControlLite (published checkpoint) | weights and GPU | none yet:" in mcl
 
 
 def test_published_only_and_bad_arguments(capsys):

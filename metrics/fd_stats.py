@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from t2mbench.metrics.frechet import GaussianStats
+from t2mbench.metrics.frechet import GaussianStats, add_scatter, symmetric_from_upper
 
 
 @dataclass
@@ -25,34 +25,34 @@ class SufficientStats:
 
     n: int
     total: np.ndarray  # [D]
-    outer: np.ndarray  # [D, D]
+    outer: np.ndarray  # [D, D], upper triangle, Fortran order (BLAS dsyrk writes it)
     shift: np.ndarray  # [D]
 
     @classmethod
     def empty(cls, dim: int, shift: np.ndarray | None = None) -> SufficientStats:
         shift = np.zeros(dim) if shift is None else np.asarray(shift, dtype=np.float64).copy()
-        return cls(0, np.zeros(dim), np.zeros((dim, dim)), shift)
+        return cls(0, np.zeros(dim), np.zeros((dim, dim), order="F"), shift)
 
     @classmethod
     def of(cls, x: np.ndarray, shift: np.ndarray | None = None) -> SufficientStats:
         """The statistics of embedding rows ``x`` [n, D]."""
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
         stats = cls.empty(x.shape[1], shift)
         stats.update(x)
         return stats
 
     def update(self, x: np.ndarray) -> None:
-        """Add rows ``x`` [n, D]."""
-        xs = np.asarray(x, dtype=np.float64) - self.shift
-        self.n += xs.shape[0]
-        self.total += xs.sum(axis=0)
-        self.outer += xs.T @ xs
+        """Add rows ``x`` [n, D] (float32 rows are read block by block, products summed in float64)."""
+        x = np.asarray(x) if np.asarray(x).dtype == np.float32 else np.asarray(x, dtype=np.float64)
+        self.total += add_scatter(self.outer, x, self.shift)
+        self.n += x.shape[0]
 
     def merge(self, other: SufficientStats) -> SufficientStats:
         """The statistics of both shards' rows (same dimension and shift, else ValueError)."""
         if other.total.shape != self.total.shape or not np.array_equal(other.shift, self.shift):
             raise ValueError("sufficient statistics merge only with the same dimension and shift")
-        return SufficientStats(self.n + other.n, self.total + other.total, self.outer + other.outer, self.shift)
+        outer = np.asfortranarray(self.outer + other.outer)
+        return SufficientStats(self.n + other.n, self.total + other.total, outer, self.shift)
 
     @classmethod
     def merge_all(cls, shards: Iterable[SufficientStats]) -> SufficientStats:
@@ -67,8 +67,10 @@ class SufficientStats:
         if self.n < 2:
             raise ValueError(f"a covariance needs at least 2 embedding frames, got {self.n}")
         mean = self.total / self.n
-        sigma = (self.outer - self.n * np.outer(mean, mean)) / (self.n - 1)
-        return GaussianStats(mean + self.shift, (sigma + sigma.T) / 2, self.n)
+        sigma = symmetric_from_upper(self.outer)
+        sigma -= np.outer(mean, mean * self.n)
+        sigma /= self.n - 1
+        return GaussianStats(mean + self.shift, sigma, self.n)
 
 
 __all__ = ["SufficientStats"]

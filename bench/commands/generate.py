@@ -29,6 +29,7 @@ import torch
 
 from t2mbench.core.errors import ConfigError, ManifestError
 from t2mbench.core.files import read_jsonl
+from t2mbench.core.threads import add_threads_option
 
 EPILOG = """\
 examples:
@@ -92,6 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="load a --checkpoint that is not the model's published or shipped file (a fine-tune, a conversion)",
     )  # fmt: skip
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="model dtype")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 

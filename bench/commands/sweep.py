@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from t2mbench.core.cli_format import HelpFormatter
+from t2mbench.core.threads import add_threads_option
 
 EXAMPLE = """example:
   t2mbench sweep examples/demo_grid.toml
@@ -38,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", default=None, help="where cells run (default: the spec's, else local)")
     p.add_argument("--address", default=None, help="the executor's cluster address (ray: auto or ray://HOST:PORT)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 

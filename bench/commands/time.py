@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from t2mbench.core.cli_format import HelpFormatter
+from t2mbench.core.threads import add_threads_option
 
 EXAMPLE = """example:
   t2mbench time --model tiny --sampler ddim --steps 50
@@ -32,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed runs")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--json", default=None, help="also write the report (raw runs included) as JSON here")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 

@@ -43,9 +43,10 @@ def test_v1_quota(tmp_path):
     d.mkdir(parents=True)
     (d / "cpu.cfs_quota_us").write_text("150000\n")
     (d / "cpu.cfs_period_us").write_text("100000\n")
-    assert threads.cpu_allowance(affinity=set(range(8)), cgroup_root=tmp_path / "cg", proc_cgroup=tmp_path / "proc") == 1
+    files = {"cgroup_root": tmp_path / "cg", "proc_cgroup": tmp_path / "proc"}
+    assert threads.cpu_allowance(affinity=set(range(8)), **files) == 1
     (d / "cpu.cfs_quota_us").write_text("-1\n")  # no quota
-    assert threads.cpu_allowance(affinity=set(range(8)), cgroup_root=tmp_path / "cg", proc_cgroup=tmp_path / "proc") == 8
+    assert threads.cpu_allowance(affinity=set(range(8)), **files) == 8
 
 
 def test_no_cgroup_files_means_affinity_only(tmp_path):

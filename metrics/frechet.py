@@ -97,7 +97,7 @@ class StatsAccumulator:
     """
 
     def __init__(self) -> None:
-        self.n = 0
+        self._blocked = 0  # rows already in the scatter
         self._shift: np.ndarray | None = None
         self._total: np.ndarray | None = None
         self._scatter: np.ndarray | None = None  # upper triangle, Fortran order
@@ -128,7 +128,12 @@ class StatsAccumulator:
             self._total = np.zeros_like(self._shift)
             self._scatter = np.zeros((block.shape[1], block.shape[1]), order="F")
         self._total += add_scatter(self._scatter, block, self._shift)
-        self.n += block.shape[0]
+        self._blocked += block.shape[0]
+
+    @property
+    def n(self) -> int:
+        """Rows added so far."""
+        return self._blocked + self._pending_rows
 
     def stats(self) -> GaussianStats:
         """The statistics so far; needs at least two rows."""

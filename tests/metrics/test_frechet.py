@@ -256,3 +256,9 @@ def test_eigvalsh_2stage_equals_numpy_eigvalsh():
     from t2mbench.metrics.frechet import eigvalsh_2stage
 
     np.testing.assert_allclose(eigvalsh_2stage(m), np.linalg.eigvalsh(m), rtol=1e-12, atol=1e-12)
+
+
+def test_accumulator_counts_buffered_rows():
+    acc = StatsAccumulator()
+    acc.update(np.ones((3, 4), np.float32))
+    assert acc.n == 3  # still in the buffer, below one dsyrk block

@@ -92,9 +92,9 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]
 def clip_arrays(folder: Path) -> tuple[np.ndarray, list[str]]:
     """Decoded, peak-normalised clips ``[N, 2, T]`` and their captions, in manifest order."""
     from t2mbench.core.audio import load_audio, peak_normalize
-    from t2mbench.core.manifest import read_manifest
+    from t2mbench.core.manifest import load_clipset
 
-    records = read_manifest(folder)
+    records = load_clipset(folder).clips
     audio = [peak_normalize(load_audio(r.path)[0], source=str(r.path)) for r in records]
     return np.stack(audio).astype(np.float32), [r.caption or "" for r in records]
 

@@ -17,8 +17,10 @@ LAION-CLAP's state dicts, a small byte-level BPE tokenizer), made by the fixture
   the generated and the reference clips (``metrics/upstream/openl3_keras.py``: Keras openl3 0.4.2 with
   kapre 0.3.7 under TensorFlow 2.13; ``passt_runner.py``: hear21passt; ``clap_runner.py``: laion-clap,
   both under torch 2.9.1), then SAM's formulas on their outputs (np.cov + ``scipy.linalg.sqrtm`` FD,
-  per-pair KL, cosine CLAP score), timed with them. Their input is the decoded, peak-normalised audio
-  (SAM's own loading is not timed on that side, which favours upstream slightly).
+  per-pair KL, cosine CLAP score), timed with them. Their input is the decoded audio, peak-normalised
+  where SAM normalises: the stereo file for OpenL3, the mono signal at 32 kHz (PaSST) or 48 kHz (CLAP)
+  after librosa's soxr_hq resampling (SAM's loading and resampling are not timed on that side, which
+  favours upstream slightly).
 
 Per side: wall time, CPU time (user + system of the child processes, from ``wait4``) and peak resident
 memory (the largest child). Per-clip costs are the embedding part of the wall time over the clips (model
@@ -99,6 +101,17 @@ def clip_arrays(folder: Path) -> tuple[np.ndarray, list[str]]:
     return np.stack(audio).astype(np.float32), [r.caption or "" for r in records]
 
 
+def mono_normalised(audio: np.ndarray, rate: int) -> np.ndarray:
+    """``librosa.load(sr=rate, mono=True)`` of clips ``[N, C, T]`` at 44.1 kHz, then SAM's peak
+    normalisation: ``[N, 1, T']`` float32."""
+    import soxr
+
+    from t2mbench.core.audio import peak_normalize
+
+    clips = [peak_normalize(soxr.resample(x.mean(axis=0), RATE, rate, quality="soxr_hq")[None]) for x in audio]
+    return np.stack(clips).astype(np.float32)
+
+
 def run_ours(paths: dict[str, Path], work: Path, threads: int | None) -> tuple[dict, dict[str, float]]:
     out = work / "ours"
     cmd = [sys.executable, "-m", "t2mbench", "score", "--generated", str(paths["gen"]), "--reference",
@@ -133,15 +146,20 @@ def run_upstream(
     n = len(gen)
     both = work / "upstream_in.npz"
     np.savez(both, audio=np.concatenate([gen, ref]), sample_rate=np.array(RATE))
-    np.savez(work / "upstream_gen.npz", audio=gen, sample_rate=np.array(RATE), texts=np.array(captions))
+    # PaSST and CLAP: SAM loads mono at the model's rate (librosa: channel mean, soxr_hq) and
+    # peak-normalises that signal; the runners' own resampling is then the identity
+    np.savez(work / "upstream_32k.npz", audio=mono_normalised(np.concatenate([gen, ref]), 32_000),
+             sample_rate=np.array(32_000))
+    np.savez(work / "upstream_gen_48k.npz", audio=mono_normalised(gen, 48_000), sample_rate=np.array(48_000),
+             texts=np.array(captions))
     env = {"HF_HUB_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     steps = {
         "openl3": ([tf_python, str(UPSTREAM / "openl3_keras.py"), "--weights", str(paths["openl3"]), "--in", str(both),
                     "--openl3-src", openl3_src], "openl3_out.npz"),
         "passt": ([torch_python, str(UPSTREAM / "passt_runner.py"), "--weights", str(paths["passt"]), "--in",
-                   str(both)], "passt_out.npz"),
+                   str(work / "upstream_32k.npz")], "passt_out.npz"),
         "clap": ([torch_python, str(UPSTREAM / "clap_runner.py"), "--weights", str(paths["clap"]), "--in",
-                  str(work / "upstream_gen.npz"), "--tokenizer", str(paths["tokenizer"])], "clap_out.npz"),
+                  str(work / "upstream_gen_48k.npz"), "--tokenizer", str(paths["tokenizer"])], "clap_out.npz"),
     }  # fmt: skip
     costs, outputs = {}, {}
     for name, (cmd, out) in steps.items():

@@ -1,15 +1,16 @@
-"""Fréchet distance between two sets of 10,000 x 2048-d embeddings, statistics included.
+"""Fréchet distance between two sets of 10,000 x 2048-d float32 embeddings, statistics included.
 
-    pytest benchmarks/test_frechet.py --benchmark-enable --benchmark-only
+    pytest benchmarks/test_frechet.py --benchmark-enable --benchmark-only -s
     T2MBENCH_UPSTREAM_PYTHON=/work/fixenv/t291/bin/python pytest benchmarks/test_frechet.py --benchmark-enable \\
         --benchmark-only      # also fadtk 1.1.0 on the same saved embeddings, in a subprocess
 
-Ours: streaming float64 statistics (:func:`t2mbench.metrics.frechet.embedding_stats`) and the exact
-pivoted-Cholesky path (``method="cholesky"``). The reference path in the same run: the same
-statistics and stable-audio-metrics' formula (``scipy.linalg.sqrtm`` of the product,
-``method="sqrtm"``). Requirement: ours at least 3x faster than the reference path, agreeing to
-1e-6 relative. fadtk computes both sqrtm and an eigendecomposition of the product, so it is slower
-than either; its time is recorded in ``extra_info``.
+Ours: :func:`t2mbench.metrics.frechet.frechet_distance` (blocked float64 ``dsyrk`` statistics of the
+float32 rows, pivoted Cholesky factors, the eigenvalues of W Wᵀ by the two-stage reduction). The
+reference in the same run, interleaved round by round: the plain formula, ``np.cov`` of each set and
+``scipy.linalg.sqrtm`` of the product (stable-audio-metrics' ``calculate_frechet_distance``, with float64
+means). Medians of the rounds; requirement: ours at least 5x faster, agreeing to 1e-9 relative. fadtk
+computes both sqrtm and an eigendecomposition of the product, so it is slower than either; its time is
+recorded in ``extra_info``. The machine is shared: quote the ratio with ``uptime``'s load.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.linalg import sqrtm
 
-from t2mbench.metrics.frechet import embedding_stats, frechet_distance_from_stats
+from t2mbench.metrics.frechet import embedding_stats, frechet_distance, frechet_distance_from_stats
 
 N, D = 10_000, 2048
 UPSTREAM_SCRIPT = Path(__file__).parent / "upstream" / "fadtk_fd.py"
@@ -42,27 +44,36 @@ def fd(a: np.ndarray, b: np.ndarray, method: str) -> float:
     return frechet_distance_from_stats(embedding_stats(a), embedding_stats(b), method=method)
 
 
-def best_of(fn, rounds: int) -> tuple[float, float]:
-    times, value = [], None
-    for _ in range(rounds):
-        start = time.perf_counter()
-        value = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), value
+def plain_reference_fd(a: np.ndarray, b: np.ndarray) -> float:
+    """np.cov + scipy.linalg.sqrtm of the product (SAM's formula; float64 means)."""
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    diff = a.mean(axis=0, dtype=np.float64) - b.mean(axis=0, dtype=np.float64)
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(sqrtm(s1 @ s2)).real)
 
 
-def test_fd_10000x2048_vs_sqrtm_reference(benchmark, embeddings):
+def test_fd_10000x2048_vs_plain_np_cov_sqrtm(benchmark, embeddings):
     a, b = embeddings
-    ours = benchmark.pedantic(lambda: fd(a, b, "cholesky"), rounds=3, warmup_rounds=1)
-    reference_s, reference = best_of(lambda: fd(a, b, "sqrtm"), rounds=2)
-    stats_s, _ = best_of(lambda: (embedding_stats(a), embedding_stats(b)), rounds=2)
-    speedup = reference_s / benchmark.stats.stats.min
+    times: dict[str, list[float]] = {"ours": [], "reference": []}
+    values: dict[str, float] = {}
+
+    def one_round():  # ours then the reference, so both see the same machine load
+        for name, fn in (("ours", lambda: frechet_distance(a, b)), ("reference", lambda: plain_reference_fd(a, b))):
+            start = time.perf_counter()
+            values[name] = fn()
+            times[name].append(time.perf_counter() - start)
+
+    benchmark.pedantic(one_round, rounds=3, warmup_rounds=0)
+    ours_s, reference_s = float(np.median(times["ours"])), float(np.median(times["reference"]))
+    speedup = reference_s / ours_s
+    relative = abs(values["ours"] - values["reference"]) / abs(values["reference"])
     benchmark.extra_info.update(
-        sqrtm_reference_best_s=reference_s, statistics_best_s=stats_s, speedup=speedup, fd=ours,
-        relative_difference=abs(ours - reference) / abs(reference),
+        ours_s=times["ours"], reference_s=times["reference"], ours_median_s=ours_s, reference_median_s=reference_s,
+        speedup=speedup, fd=values["ours"], relative_difference=relative, load=os.getloadavg(),
     )  # fmt: skip
-    assert ours == pytest.approx(reference, rel=1e-6)
-    assert speedup >= 3.0, f"only {speedup:.2f}x faster than the sqrtm path"
+    print(f"\nFD 10k x 2048: ours {ours_s:.2f} s, np.cov + sqrtm {reference_s:.2f} s (medians of 3, interleaved), "
+          f"{speedup:.2f}x, relative difference {relative:.1e}, load {os.getloadavg()}")
+    assert relative <= 1e-9
+    assert speedup >= 5.0, f"only {speedup:.2f}x faster than np.cov + sqrtm"
 
 
 def test_fd_10000x2048_vs_fadtk(benchmark, embeddings, tmp_path):

@@ -26,6 +26,8 @@ from t2mbench.core.allocator import tune_allocator
 from t2mbench.core.cli_format import EXIT_USER_ERROR, HelpFormatter, Parser
 from t2mbench.core.errors import T2MBenchError
 from t2mbench.core.plugins import entry_points
+from t2mbench.core.threads import configure as configure_threads
+from t2mbench.core.threads import prepare_environment
 
 COMMAND_PACKAGES = ("t2mbench.bench.commands", "t2mbench.leaderboards.commands")
 COMMAND_GROUP = "t2mbench.commands"
@@ -63,6 +65,7 @@ def one_line(message: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
+    prepare_environment()  # before the command modules import torch and numpy
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # a usage error (one line already printed) is returned; --help still exits
@@ -70,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return e.code if isinstance(e.code, int) else EXIT_USER_ERROR
     tune_allocator()
+    configure_threads(getattr(args, "threads", None))
     try:
         result = args.func(args)
     except T2MBenchError as e:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from t2mbench.core.cli_format import COUNT, NONNEGATIVE, POSITIVE, SEED, HelpFormatter
+from t2mbench.core.threads import add_threads_option
 
 EXAMPLE = """example:
   t2mbench demo --out runs/demo
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=COUNT, default=d.batch_size, help="clips per DiT batch")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true", help="take over a folder another command or other settings own")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 

@@ -30,6 +30,7 @@ import torch
 from t2mbench.core.cli_format import COUNT, NONNEGATIVE, POSITIVE, SEED, device
 from t2mbench.core.errors import ConfigError, ManifestError
 from t2mbench.core.files import read_jsonl
+from t2mbench.core.threads import add_threads_option
 
 EPILOG = """\
 examples:
@@ -100,6 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="guidance scale of a control (default 2.0; text keeps --cfg)")
     p.add_argument("--adapter", default="musecontrollite", choices=("musecontrollite", "controlnet"),
                    help="which shipped control adapter generates with --control")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from t2mbench.core.cli_format import SEED
 from t2mbench.core.errors import ConfigError
+from t2mbench.core.threads import add_threads_option
 
 EPILOG = """\
 Writes OUT/scores.parquet and OUT/scores.csv (one row per clip and metric, plus aggregate rows
@@ -51,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     parser.add_argument("--list", action="store_true", help="list the metric names and exit")
     parser.add_argument("--overwrite", action="store_true", help="take over a folder another command owns")
+    add_threads_option(parser)
     parser.set_defaults(func=run)
 
 

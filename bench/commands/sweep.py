@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from t2mbench.core.cli_format import HelpFormatter
+from t2mbench.core.threads import add_threads_option
 
 EXAMPLE = """example:
   t2mbench sweep examples/demo_grid.toml
@@ -40,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true",
                    help="take over a folder another command or another spec's grid owns (finished cells are kept)")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 

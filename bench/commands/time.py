@@ -17,6 +17,7 @@ from t2mbench.core.cli_format import (
     integer,
     output_file,
 )
+from t2mbench.core.threads import add_threads_option
 
 EXAMPLE = """example:
   t2mbench time --model tiny --sampler ddim --steps 50
@@ -42,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", type=device, help="cpu or cuda[:N]")
     p.add_argument("--json", default=None, type=output_file,
                    help="also write the report (raw runs included) as JSON here")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 

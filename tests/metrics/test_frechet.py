@@ -186,3 +186,79 @@ def test_bad_inputs_raise_with_the_reason():
     acc.update(np.zeros((3, 2)))
     with pytest.raises(ValueError, match="embeddings have dimension 3, earlier ones 2"):
         acc.update(np.zeros((3, 3)))
+
+
+def _embedding_sets(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two float32 embedding sets [n, d] through one random mixing matrix (cond ~ d), the second
+    shifted by 0.05: the shape of the 10k x 2048 benchmark, smaller."""
+    rng = np.random.default_rng(seed)
+    mix = (rng.standard_normal((d, d)) / np.sqrt(d)).astype(np.float32)
+    a = rng.standard_normal((n, d), dtype=np.float32) @ mix
+    b = rng.standard_normal((n, d), dtype=np.float32) @ mix + np.float32(0.05)
+    return a, b
+
+
+def _plain_reference_fd(a: np.ndarray, b: np.ndarray) -> float:
+    """The plain formula: np.cov, float64 means, scipy.linalg.sqrtm of the product."""
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    diff = a.mean(axis=0, dtype=np.float64) - b.mean(axis=0, dtype=np.float64)
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(sqrtm(s1 @ s2)).real)
+
+
+def test_blocked_statistics_of_float32_rows_equal_np_cov():
+    a, _ = _embedding_sets(1300, 40, 5)  # 1300 rows: three dsyrk blocks of 512
+    s = embedding_stats(a)
+    np.testing.assert_allclose(s.sigma, np.cov(a, rowvar=False), rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(s.mu, a.astype(np.float64).mean(axis=0), rtol=1e-14, atol=1e-16)
+    acc = StatsAccumulator()
+    for block in np.array_split(a, 97):  # clip-sized updates, buffered into blocks
+        acc.update(block)
+    np.testing.assert_allclose(acc.stats().sigma, s.sigma, rtol=1e-12, atol=1e-15)
+
+
+def test_eigenvalue_route_matches_scipy_sqrtm_and_the_exact_svd_at_rank_300(monkeypatch):
+    a, b = _embedding_sets(1500, 300, 7)
+    exact = frechet_distance(a, b)  # the route the default takes here
+    from t2mbench.metrics import frechet as module
+
+    sa, sb = embedding_stats(a), embedding_stats(b)
+    w = module.psd_factor(sa.sigma).T @ module.psd_factor(sb.sigma)
+    fast, bound = module.trace_sqrt_gram(w)
+    assert 2 * bound <= module.FAST_RTOL * exact  # so the default took the eigenvalue route ...
+    svd = module._nuclear_norm(w)
+    assert fast == pytest.approx(svd, rel=1e-13)  # ... which equals the exact singular values
+    assert abs(fast - svd) <= bound
+    assert exact == pytest.approx(_plain_reference_fd(a, b), rel=1e-9)
+    monkeypatch.setattr(module, "_nuclear_norm", lambda m: pytest.fail("the exact SVD path was taken"))
+    assert frechet_distance_from_stats(sa, sb) == exact
+
+
+def test_eigenvalue_route_falls_back_to_the_exact_svd_on_near_duplicate_sets():
+    """Near-duplicate 300-d sets: FD ~1e-6 of the traces, so the eigenvalue route's error bound is
+    not below 1e-9 of FD and the singular values of W are taken (exact to ~1e-15 of the traces)."""
+    a, _ = _embedding_sets(1500, 300, 8)
+    b = a + np.float32(1e-3) * np.random.default_rng(9).standard_normal(a.shape, dtype=np.float32)
+    from t2mbench.metrics import frechet as module
+
+    sa, sb = embedding_stats(a), embedding_stats(b)
+    w = module.psd_factor(sa.sigma).T @ module.psd_factor(sb.sigma)
+    fd_svd = float(sa.mu @ sa.mu - 2 * sa.mu @ sb.mu + sb.mu @ sb.mu + np.trace(sa.sigma) + np.trace(sb.sigma)
+                   - 2 * module._nuclear_norm(w))
+    _, bound = module.trace_sqrt_gram(w)
+    assert 2 * bound > module.FAST_RTOL * fd_svd
+    assert frechet_distance_from_stats(sa, sb) == pytest.approx(fd_svd, rel=1e-12)
+
+
+def test_eigvalsh_2stage_equals_numpy_eigvalsh():
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal((50, 50))
+    m = g @ g.T
+    from t2mbench.metrics.frechet import eigvalsh_2stage
+
+    np.testing.assert_allclose(eigvalsh_2stage(m), np.linalg.eigvalsh(m), rtol=1e-12, atol=1e-12)
+
+
+def test_accumulator_counts_buffered_rows():
+    acc = StatsAccumulator()
+    acc.update(np.ones((3, 4), np.float32))
+    assert acc.n == 3  # still in the buffer, below one dsyrk block

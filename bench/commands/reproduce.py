@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run folder (resumable); default runs/reproduce-TABLE")
     p.add_argument("--format", default="markdown", choices=("markdown", "latex", "csv"), help="output format")
     p.add_argument("--full", action="store_true", help="ddim: add S = 1000")
-    p.add_argument("--clips", type=COUNT, help="test clips (prompts and reference); default 16")
+    p.add_argument("--clips", type=COUNT, help="test clips (prompts and reference); default 64 for ddim, else 16")
     p.add_argument("--seconds", type=POSITIVE, help="clip length; default 5")
     p.add_argument("--seed", type=SEED, default=1, help="corpus and generation seed")
     p.add_argument("--cfg", type=NONNEGATIVE, help="ddim: guidance scale; default 1 (no guidance, as the paper)")

@@ -31,7 +31,6 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from t2mbench.core.errors import AudioError, ConfigError, WeightsError
-from t2mbench.core.torch_files import load_torch_file
+from t2mbench.core.torch_files import load_state_file
 from t2mbench.core.weights import WeightFile, hash_file, register_all, resolve
 from t2mbench.metrics.dsp.resample_hann import resample_hann
 from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch, state_dict_sha256
@@ -335,15 +334,6 @@ class AestheticsEmbedder(Embedder):
         return ((scores * weights[None, :, None]).sum(dim=1) / weights.sum()).float()
 
 
-def _read_checkpoint(path: Path) -> Mapping[str, Any]:
-    ckpt = load_torch_file(path, what="the audiobox-aesthetics checkpoint",
-                           hint=f"; the file is truncated or not a torch checkpoint: download it again from "
-                                f"{CHECKPOINT.url}")  # fmt: skip
-    if not isinstance(ckpt, Mapping):
-        raise WeightsError(f"{path}: holds a {type(ckpt).__name__}, not an audiobox-aesthetics checkpoint dict")
-    return ckpt
-
-
 def build_model(ckpt: Mapping[str, Any], source: str, cfg: WavLMConfig = WavLMConfig()) -> AesModel:
     """The network of an upstream checkpoint dict (``state_dict`` with its ``model.`` prefix, ``model_cfg``),
     keys and shapes checked strictly."""
@@ -390,7 +380,8 @@ def load_audiobox(
         sha = state_dict_sha256(ckpt["state_dict"]) if "state_dict" in ckpt else ""
     else:
         path = resolve(CHECKPOINT.name, checkpoint, verify=verify)
-        source, ckpt, sha = str(path), _read_checkpoint(path), hash_file(path)
+        ckpt = load_state_file(path, "the audiobox-aesthetics checkpoint", CHECKPOINT.url)
+        source, sha = str(path), hash_file(path)
     if not {"state_dict", "model_cfg", "target_transform"} <= set(ckpt):
         raise WeightsError(f"{source}: not an audiobox-aesthetics checkpoint (it needs state_dict, model_cfg and "
                            f"target_transform; it has {sorted(ckpt)[:5]})")

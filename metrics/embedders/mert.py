@@ -48,7 +48,6 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -56,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from t2mbench.core.errors import AudioError, ConfigError, WeightsError
-from t2mbench.core.torch_files import load_torch_file
+from t2mbench.core.torch_files import load_state_file
 from t2mbench.core.weights import WeightFile, hash_file, register_all, resolve
 from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch, state_dict_sha256
 
@@ -316,15 +315,6 @@ class MertEmbedder(Embedder):
         return out.half().float() if self.float16 else out
 
 
-def _read_checkpoint(path: Path) -> Mapping[str, Any]:
-    state = load_torch_file(path, what="the MERT checkpoint",
-                            hint=f"; the file is truncated or not a torch checkpoint: download it again from "
-                                 f"{CHECKPOINT.url}")  # fmt: skip
-    if not isinstance(state, Mapping):
-        raise WeightsError(f"{path}: holds a {type(state).__name__}, not a MERT state dict")
-    return state
-
-
 _PARAMETRIZED = {
     "encoder.pos_conv_embed.conv.parametrizations.weight.original0": "encoder.pos_conv_embed.conv.weight_g",
     "encoder.pos_conv_embed.conv.parametrizations.weight.original1": "encoder.pos_conv_embed.conv.weight_v",
@@ -389,5 +379,6 @@ def load_mert(
         net, sha = build_net(checkpoint, "in-memory state dict", config), state_dict_sha256(checkpoint)
     else:
         path = resolve(CHECKPOINT.name, checkpoint, verify=verify)
-        net, sha = build_net(_read_checkpoint(path), str(path), config), hash_file(path)
+        net = build_net(load_state_file(path, "the MERT checkpoint", CHECKPOINT.url), str(path), config)
+        sha = hash_file(path)
     return MertEmbedder(net.to(device), sha, layer=layer, normalize=normalize, float16=float16)

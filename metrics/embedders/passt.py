@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from t2mbench.core.errors import AudioError, ConfigError, WeightsError
-from t2mbench.core.torch_files import load_torch_file
+from t2mbench.core.torch_files import load_state_file
 from t2mbench.core.weights import WeightFile, hash_file, register_all, resolve
 from t2mbench.metrics.dsp.filterbanks import kaldi_mel_banks
 from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch, state_dict_sha256
@@ -257,15 +256,6 @@ class PasstEmbedder(Embedder):
         return logits.mean(dim=1) if self.collect == "mean" else logits.amax(dim=1)
 
 
-def _read_checkpoint(path: Path) -> Mapping[str, Any]:
-    state = load_torch_file(path, what="the PaSST checkpoint",
-                            hint=f"; the file is truncated or not a torch checkpoint: download it again from "
-                                 f"{CHECKPOINT.url}")  # fmt: skip
-    if not isinstance(state, Mapping):
-        raise WeightsError(f"{path}: holds a {type(state).__name__}, not a PaSST state dict")
-    return state
-
-
 def _check_state_dict(net: PaSST, state: Mapping[str, Any], source: str) -> None:
     """Refuse a state dict whose keys or shapes are not PaSST-S's, naming what differs."""
     problem = state_dict_mismatch({k: tuple(v.shape) for k, v in net.state_dict().items()}, state)
@@ -307,7 +297,7 @@ def load_passt(
         sha = state_dict_sha256(state)
     else:
         path = resolve(CHECKPOINT.name, checkpoint, verify=verify)
-        state, source = _read_checkpoint(path), str(path)
+        state, source = load_state_file(path, "the PaSST checkpoint", CHECKPOINT.url), str(path)
         _check_state_dict(net, state, source)
         sha = hash_file(path)
     net.load_state_dict(state, strict=True)

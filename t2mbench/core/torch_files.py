@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,17 @@ def load_torch_file(path: str | os.PathLike, *, what: str = "checkpoint", hint: 
     except Exception as e:  # torch raises RuntimeError, EOFError, OSError... for a truncated or foreign file
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
         raise WeightsError(f"{p}: cannot read {what} ({type(e).__name__}: {first}){hint}") from None
+
+
+def load_state_file(path: str | os.PathLike, what: str, url: str) -> Mapping[str, Any]:
+    """The mapping a downloaded torch checkpoint holds (a state dict or a training dict), read by
+    :func:`load_torch_file`; ``what`` names it ("the PaSST checkpoint"), ``url`` is where to download it again.
+
+    Raises:
+        WeightsError: unreadable, pickled objects, or not a mapping.
+    """
+    state = load_torch_file(path, what=what,
+                            hint=f"; the file is truncated or not a torch checkpoint: download it again from {url}")
+    if not isinstance(state, Mapping):
+        raise WeightsError(f"{path}: holds a {type(state).__name__}, not {what.removeprefix('the ')} dict")
+    return state

@@ -16,10 +16,10 @@ from typing import Literal
 import numpy as np
 
 from t2mbench.core.audio import load_audio, resample
+from t2mbench.core.dsp.resample_hann import resample_hann
 from t2mbench.core.errors import ManifestError
 from t2mbench.core.files import sha256_file
 from t2mbench.core.manifest import ClipRecord
-from t2mbench.metrics.dsp.resample_hann import resample_hann
 
 Resampler = Literal["soxr_hq", "sinc_hann"]
 RESAMPLERS: tuple[str, ...] = ("soxr_hq", "sinc_hann")
@@ -95,7 +95,7 @@ class ClipAudio:
 
     def at(self, sample_rate: int, resampler: Resampler = "soxr_hq") -> np.ndarray:
         """All channels at ``sample_rate`` Hz: soxr HQ (librosa's loader) or torchaudio's
-        default Hann-windowed sinc (:func:`t2mbench.metrics.dsp.resample_hann.resample_hann`)."""
+        default Hann-windowed sinc (:func:`t2mbench.core.dsp.resample_hann.resample_hann`)."""
         if resampler not in RESAMPLERS:
             raise ValueError(f"unknown resampler {resampler!r}; use one of {', '.join(RESAMPLERS)}")
         audio, sr = self.native()

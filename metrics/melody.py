@@ -4,11 +4,11 @@
 computation in ``evaluate_and_plot_results``), per generated/reference pair:
 
 1. mono = channel mean; resample to 44.1 kHz with torchaudio's default Hann-sinc resampler
-   (:mod:`t2mbench.metrics.dsp.resample_hann`; identity at 44.1 kHz);
+   (:mod:`t2mbench.core.dsp.resample_hann`; identity at 44.1 kHz);
 2. 2nd-order Butterworth high-pass at 261.2 Hz (``scipy.signal.butter(2, 261.2/22050,
    "high")``) applied zero-phase with ``scipy.signal.filtfilt`` (default odd padding);
 3. librosa 0.10 ``chroma_stft(sr=44100, n_fft=2048, win_length=2048, hop_length=256)`` with
-   per-file tuning estimation (:mod:`t2mbench.metrics.dsp.chroma`); ≈172.3 frames/s;
+   per-file tuning estimation (:mod:`t2mbench.core.dsp.chroma`); ≈172.3 frames/s;
 4. the pitch class of each frame is the argmax over the 12 classes (ties → lowest index;
    silent frames → C);
 5. accuracy = #{t < T_min : class_gen(t) = class_ref(t)} / T_min, T_min = min(T_gen, T_ref)
@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 from scipy.signal import butter, filtfilt
 
+from t2mbench.core.dsp.chroma import chroma_stft
 from t2mbench.metrics.base import ClipMeanMetric, ScoringItem
-from t2mbench.metrics.dsp.chroma import chroma_stft
 from t2mbench.metrics.pairs import short_clip
 
 SAMPLE_RATE = 44_100

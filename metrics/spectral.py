@@ -8,7 +8,7 @@ channels folded into the batch (stereo is scored as L and R separately):
 - |X| = sqrt(max(Re² + Im², 1e-8)) of ``torch.stft`` (n_fft 1024, hop 256, win 1024, periodic
   Hann, centred with reflect padding), in float32 as auraloss;
 - mel: |X| multiplied by ``librosa.filters.mel(sr, n_fft=1024, n_mels=128)`` (Slaney scale and
-  area norm, 0–sr/2; :func:`t2mbench.metrics.dsp.filterbanks.mel_filterbank` cast to float32);
+  area norm, 0–sr/2; :func:`t2mbench.core.dsp.filterbanks.mel_filterbank` cast to float32);
 - distance = SC + LM with SC = ‖|Y| − |X|‖_F / ‖|Y|‖_F and LM = mean |ln|X| − ln|Y||.
 
 SC scope (``sc_scope``):
@@ -35,9 +35,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from t2mbench.core.dsp.filterbanks import mel_filterbank
+from t2mbench.core.dsp.stft import stft_magnitude
 from t2mbench.metrics.base import ClipMeanMetric, ScoringItem
-from t2mbench.metrics.dsp.filterbanks import mel_filterbank
-from t2mbench.metrics.dsp.stft import stft_magnitude
 from t2mbench.metrics.pairs import paired_signals
 from t2mbench.metrics.setting_checks import flag, integer, one_of
 

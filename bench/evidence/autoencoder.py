@@ -13,7 +13,7 @@ Rows:
   16 kHz. Why this baseline: it keeps exactly as many values per second as the VAE's latent
   (1000 Hz × 1 channel = 31.25 Hz × 32 channels), so the table shows what the learned code buys
   over the plainest code of equal size (a 500 Hz band limit). The resampler is torchaudio's
-  default Hann-windowed sinc (:func:`t2mbench.metrics.dsp.resample_hann.resample_hann`), because
+  default Hann-windowed sinc (:func:`t2mbench.core.dsp.resample_hann.resample_hann`), because
   :func:`t2mbench.core.audio.resample` (soxr) refuses rates below 4 kHz.
 
 Both are scored against the 16 kHz input (not the corpus files at their native rate) with the
@@ -44,12 +44,12 @@ from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.plots import pyplot, save_figure
 from t2mbench.bench.tables import markdown
 from t2mbench.core.audio import fit_length, save_audio
+from t2mbench.core.dsp.resample_hann import resample_hann
+from t2mbench.core.dsp.stft import stft_magnitude
 from t2mbench.core.errors import ConfigError, ManifestError
 from t2mbench.core.files import atomic_path, sha256_file, write_json
 from t2mbench.core.manifest import ClipRecord, write_manifest
 from t2mbench.core.progress import progress_bar
-from t2mbench.metrics.dsp.resample_hann import resample_hann
-from t2mbench.metrics.dsp.stft import stft_magnitude
 from t2mbench.metrics.scoring import score
 from t2mbench.reference_models import LatentDiffusionModel, build
 from t2mbench.reference_models.autoencoder import OobleckAutoencoder

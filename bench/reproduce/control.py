@@ -27,8 +27,8 @@ from t2mbench.bench.corpus import build_corpus
 from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.evidence.autoencoder import write_clips
 from t2mbench.bench.reproduce.spec import Reproduced
+from t2mbench.core.dsp.resample_hann import resample_hann
 from t2mbench.metrics.bootstrap import mean_ci, paired_difference_ci
-from t2mbench.metrics.dsp.resample_hann import resample_hann
 from t2mbench.metrics.melody import SAMPLE_RATE as MELODY_SR
 from t2mbench.metrics.melody import melody_accuracy, melody_classes
 from t2mbench.metrics.scoring import score

@@ -35,9 +35,9 @@ import torch
 
 from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.train.discriminator import MultiScaleSTFTDiscriminator, adversarial_losses
+from t2mbench.core.dsp.filterbanks import mel_filterbank
+from t2mbench.core.dsp.stft import stft_magnitude
 from t2mbench.core.errors import ConfigError
-from t2mbench.metrics.dsp.filterbanks import mel_filterbank
-from t2mbench.metrics.dsp.stft import stft_magnitude
 from t2mbench.reference_models.autoencoder import (
     OobleckAutoencoder,
     ResidualUnit,

@@ -4,7 +4,7 @@ scores for content enjoyment, content usefulness, production complexity and prod
 The predictor (``audiobox_aesthetics/infer.py``), per clip:
 
 1. ``torchaudio.functional.resample`` to 16 kHz (its default Hann-windowed sinc, re-implemented in
-   :mod:`t2mbench.metrics.dsp.resample_hann`), then the channel mean (the two commute: both linear);
+   :mod:`t2mbench.core.dsp.resample_hann`), then the channel mean (the two commute: both linear);
 2. windows of 10 s every 10 s (``make_inference_batch``): ``wav[i : i + 160000]`` for i = 0, 160000, ...,
    the last zero-padded to 160000 with a mask of its real samples; window weight = real samples / 160000;
 3. ``AesMultiOutput`` on each window → 4 normalised scores; each is mapped back with the checkpoint's
@@ -38,10 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from t2mbench.core.dsp.resample_hann import resample_hann
 from t2mbench.core.errors import AudioError, ConfigError, WeightsError
 from t2mbench.core.torch_files import load_state_file
 from t2mbench.core.weights import WeightFile, hash_file, register_all, resolve
-from t2mbench.metrics.dsp.resample_hann import resample_hann
 from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch, state_dict_sha256
 from t2mbench.metrics.embedders.mert import PositionalConv
 

@@ -48,10 +48,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from t2mbench.core.audio import int16_roundtrip
+from t2mbench.core.dsp.filterbanks import mel_filterbank
 from t2mbench.core.errors import AudioError, ConfigError, ManifestError, MissingWeightsError, WeightsError
 from t2mbench.core.torch_files import load_torch_file
 from t2mbench.core.weights import WeightFile, hash_file, register_all, resolve, weights_dir
-from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.embedders.base import Embedder, TextEmbedder, state_dict_mismatch, state_dict_sha256
 from t2mbench.metrics.embedders.htsat import FRAMES, HTSAT, N_MELS
 

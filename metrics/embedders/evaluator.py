@@ -14,9 +14,9 @@ Audio path (:meth:`EvaluatorEmbedder.embed` and friends), for float ``[B, C, T]`
 3. features, 64 frames per second (hop 500, frames centred with reflect padding, periodic Hann
    windows, power spectra), ``(ln(x + 1e-6) + 5) / 5`` of:
    - 64 Slaney-scale, Slaney-normalised mels over 0–16 kHz from a 1024-point STFT
-     (:func:`t2mbench.metrics.dsp.filterbanks.mel_filterbank`);
+     (:func:`t2mbench.core.dsp.filterbanks.mel_filterbank`);
    - 12 chroma bins from a 4096-point STFT (librosa's chroma filters without tuning,
-     :func:`t2mbench.metrics.dsp.chroma.chroma_filters`): the 128-ms window resolves semitones above ~100 Hz,
+     :func:`t2mbench.core.dsp.chroma.chroma_filters`): the 128-ms window resolves semitones above ~100 Hz,
      which the 64 mels do not (key and mode are otherwise out of the CNN's reach);
 4. windows of 128 frames (2 s) every 64 frames (1 s): ``1 + (frames - 128) // 64`` of them,
    ``frames = 1 + T // 500`` (a 10-s clip gives 9); a trailing part shorter than 1 s is dropped;
@@ -59,11 +59,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from t2mbench.core.audio import peak_normalize, resample
+from t2mbench.core.dsp.chroma import chroma_filters
+from t2mbench.core.dsp.filterbanks import mel_filterbank
 from t2mbench.core.errors import AudioError, MissingWeightsError, WeightsError
 from t2mbench.core.files import sha256_bytes
 from t2mbench.core.weights import hash_file, register_shipped, resolve
-from t2mbench.metrics.dsp.chroma import chroma_filters
-from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.embedders.base import TextEmbedder, state_dict_mismatch
 from t2mbench.reference_models.text_encoders import MiniLMEncoder
 

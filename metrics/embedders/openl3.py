@@ -9,7 +9,7 @@ Pipeline of :meth:`OpenL3Embedder.embed` (audio ``[B, C, T]`` at any rate):
 2. Channels: L = channel 0, R = channel 1; a mono input is duplicated (L = R); channels beyond
    the second are ignored, as stable-audio-metrics' batched path does.
 3. Per channel, as ``openl3.get_audio_embedding``: 44.1 -> 48 kHz with resampy ``kaiser_best``
-   (:mod:`t2mbench.metrics.dsp.resample_sinc`, float64); prepend 24000 zeros (``center``); zero-pad the end to
+   (:mod:`t2mbench.core.dsp.resample_sinc`, float64); prepend 24000 zeros (``center``); zero-pad the end to
    whole hops (at least one 48000-sample frame: audio shorter than 1 s is padded to one frame,
    as upstream does); cut 48000-sample frames every ``int(hop_size * 48000)`` samples; float32.
 4. Front end and CNN per frame; the L and R embeddings of each frame are concatenated
@@ -66,11 +66,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from t2mbench.core.dsp.filterbanks import mel_filterbank
+from t2mbench.core.dsp.resample_sinc import resample_sinc
 from t2mbench.core.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
 from t2mbench.core.torch_files import load_torch_file
 from t2mbench.core.weights import WeightFile, check, hash_file, register_all, resolve
-from t2mbench.metrics.dsp.filterbanks import mel_filterbank
-from t2mbench.metrics.dsp.resample_sinc import resample_sinc
 from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch
 
 SAMPLE_RATE = 44_100  # stable-audio-metrics' evaluation rate: inputs are soxr-resampled to it

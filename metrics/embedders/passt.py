@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from t2mbench.core.dsp.filterbanks import kaldi_mel_banks
 from t2mbench.core.errors import AudioError, ConfigError, WeightsError
 from t2mbench.core.torch_files import load_state_file
 from t2mbench.core.weights import WeightFile, hash_file, register_all, resolve
-from t2mbench.metrics.dsp.filterbanks import kaldi_mel_banks
 from t2mbench.metrics.embedders.base import Embedder, state_dict_mismatch, state_dict_sha256
 
 SAMPLE_RATE = 32_000

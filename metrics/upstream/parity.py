@@ -234,8 +234,8 @@ def run_parity(
         checkpoint: weight file in the upstream layout (default: the registered file).
         verify: check the file's sha256 against the published one (``False`` for, e.g., seeded weights).
         upstream_python: the python that has the upstream package (default: this one).
-        runner: runner script (default: :data:`UPSTREAMS`'s, in :data:`UPSTREAM_DIR`); a custom
-            runner skips the module check.
+        runner: runner script (default: :data:`UPSTREAMS`'s, in :data:`UPSTREAM_DIR`; from a wheel, name the
+            checkout's ``tools/upstream/`` one); a runner of another name skips the module check.
         runner_args: extra flags for the runner (e.g. ``--openl3-src=DIR``, ``--collect=max``).
         texts: one caption per file (CLAP score only).
 
@@ -260,7 +260,7 @@ def run_parity(
                           f"CHECKOUT/tools/upstream/{up.runner}")  # fmt: skip
     if not script.is_file():
         raise ConfigError(f"upstream runner {script} not found; pass --runner with the script for {embedder!r}")
-    missing = missing_modules(python, up.modules) if runner is None else []
+    missing = missing_modules(python, up.modules) if script.name == up.runner else []  # the upstream's own runner
     if missing and Path(python).resolve() == Path(sys.executable).resolve():
         # never into t2mbench's own environment: the upstream stacks bring torchaudio, which breaks
         # transformers beside this torch, and pins that would replace the suite's own packages

@@ -61,8 +61,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import butter, lfilter, savgol_filter
 
-from t2mbench.metrics.dsp.chroma import power_spectrogram
-from t2mbench.metrics.dsp.filterbanks import mel_filterbank
+from t2mbench.core.dsp.chroma import power_spectrogram
+from t2mbench.core.dsp.filterbanks import mel_filterbank
 
 MELODY_BINS = 128
 TOP_K = 4

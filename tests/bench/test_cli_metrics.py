@@ -18,6 +18,8 @@ from t2mbench.metrics.kl import kl_divergence
 
 FIX = np.load(Path(__file__).parents[1] / "fixtures" / "passt" / "passt.npz")
 OFFSET = 0.5  # the fake runner adds --offset to logit 0 of the second file (exact in float32)
+# the runner in the source tree (a wheel install does not carry it: --runner names it, as a user would)
+RUNNER = str(Path(__file__).resolve().parents[2] / "tools" / "upstream" / "passt_runner.py")
 
 
 def t2mbench(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
@@ -37,7 +39,8 @@ def python_without_site_packages(tmp_path: Path) -> Path:
 
 def test_upstream_python_without_the_package_says_what_to_install(tmp_path):
     py = python_without_site_packages(tmp_path)
-    proc = t2mbench("metrics", "parity", "--embedder", "passt", "--upstream-python", str(py), "a.wav", cwd=tmp_path)
+    proc = t2mbench("metrics", "parity", "--embedder", "passt", "--upstream-python", str(py), "--runner", RUNNER,
+                    "a.wav", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr == (
         f"t2mbench metrics: error: the upstream python {py} cannot import hear21passt, librosa (needed by "
@@ -118,7 +121,7 @@ def test_parity_prints_the_differences_of_embeddings_and_kl(tmp_path, state):
 
 
 def test_without_an_upstream_python_it_never_advises_installing_into_the_suite_s_own(tmp_path):
-    proc = t2mbench("metrics", "parity", "--embedder", "passt", "a.wav", cwd=tmp_path)
+    proc = t2mbench("metrics", "parity", "--embedder", "passt", "--runner", RUNNER, "a.wav", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr == (
         "t2mbench metrics: error: passt_runner.py needs hear21passt, librosa, which t2mbench's own Python must not "

@@ -10,8 +10,8 @@ from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.evidence.autoencoder import autoencoder_table, resample_roundtrip
 from t2mbench.cli import main
 from t2mbench.core.audio import load_audio
+from t2mbench.core.dsp.resample_hann import resample_hann
 from t2mbench.core.errors import ConfigError
-from t2mbench.metrics.dsp.resample_hann import resample_hann
 from t2mbench.metrics.spectral import mel_distance, stft_distance
 from t2mbench.reference_models import build
 

@@ -10,9 +10,9 @@ from t2mbench.bench.train.vae import (
     multi_resolution_stft_loss,
     multi_scale_mel_loss,
 )
+from t2mbench.core.dsp.filterbanks import mel_filterbank
+from t2mbench.core.dsp.stft import stft_magnitude
 from t2mbench.core.errors import ConfigError
-from t2mbench.metrics.dsp.filterbanks import mel_filterbank
-from t2mbench.metrics.dsp.stft import stft_magnitude
 from t2mbench.metrics.spectral import stft_distance
 
 

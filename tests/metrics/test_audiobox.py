@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from t2mbench.core.audio import save_audio
+from t2mbench.core.dsp.resample_hann import resample_hann
 from t2mbench.core.errors import AudioError, ConfigError, MissingWeightsError, WeightsError
 from t2mbench.core.manifest import ClipRecord
 from t2mbench.core.torch_files import load_torch_file
@@ -17,7 +18,6 @@ from t2mbench.metrics.aesthetics import AUDIOBOX, AestheticsMetric
 from t2mbench.metrics.base import ScoringItem
 from t2mbench.metrics.cache import EmbeddingCache
 from t2mbench.metrics.clip_audio import ClipAudio
-from t2mbench.metrics.dsp.resample_hann import resample_hann
 from t2mbench.metrics.embedders import embedder_spec, get_embedder
 from t2mbench.metrics.embedders.audiobox import (
     AXES,

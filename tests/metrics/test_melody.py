@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from t2mbench.core.dsp.chroma import chroma_filters, estimate_tuning, power_spectrogram
+from t2mbench.core.dsp.resample_hann import resample_hann
 from t2mbench.core.manifest import ClipRecord
 from t2mbench.metrics.clip_audio import ClipAudio
-from t2mbench.metrics.dsp.chroma import chroma_filters, estimate_tuning, power_spectrogram
-from t2mbench.metrics.dsp.resample_hann import resample_hann
 from t2mbench.metrics.melody import melody_accuracy, melody_classes, melody_scores
 from t2mbench.metrics.registry import get_metric
 

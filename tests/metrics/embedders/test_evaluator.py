@@ -9,10 +9,10 @@ from support.evaluator_clips import GOLDEN_CAPTIONS, SAMPLE_RATE, chord
 
 from t2mbench.bench.train.ship import ship
 from t2mbench.core.audio import resample
+from t2mbench.core.dsp.chroma import chroma_filters
+from t2mbench.core.dsp.filterbanks import mel_filterbank
 from t2mbench.core.errors import AudioError, ChecksumError, WeightsError
 from t2mbench.core.files import sha256_file
-from t2mbench.metrics.dsp.chroma import chroma_filters
-from t2mbench.metrics.dsp.filterbanks import mel_filterbank
 from t2mbench.metrics.embedders import get_embedder
 from t2mbench.metrics.embedders.evaluator import (
     CHECKPOINT_DIR,

@@ -28,9 +28,9 @@ import pytest
 import torch
 from support.openl3_weights import case_clips, fixture_signal, seeded_openl3_state, write_keras_h5
 
+from t2mbench.core.dsp.filterbanks import hz_to_mel, mel_to_hz
+from t2mbench.core.dsp.resample_sinc import output_length, resample_sinc
 from t2mbench.core.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
-from t2mbench.metrics.dsp.filterbanks import hz_to_mel, mel_to_hz
-from t2mbench.metrics.dsp.resample_sinc import output_length, resample_sinc
 from t2mbench.metrics.embedders import get_embedder
 from t2mbench.metrics.embedders.openl3 import (
     OpenL3Net,

@@ -62,12 +62,15 @@ def test_options_are_canonical():
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
 def test_entries_agree_with_their_functions(name):
-    """Option defaults are the function's, and a sampler takes a noise sampler exactly when its function does."""
+    """Option defaults are the function's (or, for an option its runner consumes, such as DDPM/DDIM's schedule and
+    spacing, the runner's), and a sampler takes a noise sampler exactly when its function does."""
     info = SAMPLERS[name]
     params = inspect.signature(info.fn).parameters
-    assert {key: option.default for key, option in info.options.items()} == {
-        key: params[key].default for key in info.options
-    }
+    for runner in info.runners.values():
+        consumed = inspect.signature(runner).parameters
+        assert {key: option.default for key, option in info.options.items()} == {
+            key: (params[key] if key in params else consumed[key]).default for key in info.options
+        }
     assert info.takes_noise_sampler == ("noise_sampler" in params)
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from t2mbench.metrics.dsp.filterbanks import hz_to_mel, kaldi_mel_banks, mel_filterbank, mel_to_hz
+from t2mbench.core.dsp.filterbanks import hz_to_mel, kaldi_mel_banks, mel_filterbank, mel_to_hz
 
 FIX = np.load(Path(__file__).parents[2] / "fixtures" / "filterbanks" / "filterbanks.npz")
 CASES = {

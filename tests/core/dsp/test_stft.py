@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from t2mbench.metrics.dsp.stft import stft_magnitude
+from t2mbench.core.dsp.stft import stft_magnitude
 
 
 def reference(x: np.ndarray, n_fft: int, hop: int, win_length: int, eps: float = 1e-8) -> np.ndarray:

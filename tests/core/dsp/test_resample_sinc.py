@@ -1,4 +1,4 @@
-"""t2mbench.metrics.dsp.resample_sinc against resampy 0.2.2 (fixtures from tools/fixtures/make_openl3_resampy.py)."""
+"""t2mbench.core.dsp.resample_sinc against resampy 0.2.2 (fixtures from tools/fixtures/make_openl3_resampy.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from support.openl3_weights import fixture_signal
 
-from t2mbench.metrics.dsp.resample_sinc import FILTERS, half_window, output_length, resample_sinc
+from t2mbench.core.dsp.resample_sinc import FILTERS, half_window, output_length, resample_sinc
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "openl3"
 META = json.loads((FIXTURES / "resampy.json").read_text())

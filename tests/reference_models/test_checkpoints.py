@@ -65,13 +65,12 @@ class Payload:
 
 @pytest.mark.parametrize("reader", ["state dict", "passt", "training state"])
 def test_pickled_objects_are_refused_in_one_line_and_never_run(tmp_path, monkeypatch, reader):
-    from t2mbench.core.torch_files import load_torch_file
-    from t2mbench.metrics.embedders.passt import _read_checkpoint
+    from t2mbench.core.torch_files import load_state_file, load_torch_file
 
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {"a": torch.zeros(1)}, "payload": Payload()}, path)
-    read = {"state dict": read_state_dict, "passt": _read_checkpoint,
+    read = {"state dict": read_state_dict, "passt": lambda p: load_state_file(p, "the PaSST checkpoint", "URL"),
             "training state": lambda p: load_torch_file(p, what="the training state")}[reader]  # fmt: skip
     with pytest.raises(WeightsError) as info:
         read(path)

@@ -54,12 +54,14 @@ def ddim_tables(run: ddim.DdimRun, rows: tuple[ddim.Row, ...]) -> list[Reproduce
     where = f"tiny model, {s.clips} test clips of {s.seconds:g} s, CFG {s.cfg_scale:g}, seed {s.seed}"
     notes = [v.text() for v in ddim.verdicts(run.table)]
     latent = Reproduced(
-        f"fd_latent, FD in the DiT's latent space ({where}; 95% bootstrap CI over clips)",
+        f"fd_latent, FD in the DiT's latent space ({where}; 95% interval of the population FD by bias-corrected "
+        "half-sampling of clips)",
         ddim.grid(run.table, ddim.LATENT_METRIC, rows),
         [f"fd_latent floor (a second posterior draw of the reference clips): {run.latent_floor:.3g}.", "",
          "Verdicts (the paper's findings, checked here):", "", *(f"- {n}" for n in notes)],
     )  # fmt: skip
-    audio = Reproduced(f"fd_evaluator, audio FD with the shipped evaluator ({where}; 95% bootstrap CI)",
+    audio = Reproduced(f"fd_evaluator, audio FD with the shipped evaluator ({where}; 95% bias-corrected "
+                       "half-sampling interval)",
                        ddim.grid(run.table, ddim.AUDIO_METRIC, rows))  # fmt: skip
     times = time_grid(run.table, rows)
     timing = Reproduced(f"generation seconds per clip and NFE ({hardware()})", times,
@@ -108,7 +110,8 @@ def system_row(out: Path, clips: int, seconds: float, seed: int, *, progress: bo
         "inference time": f"{gen_rows['seconds_per_clip']:.2f} s per clip",
     }], index=pd.Index([TINY_SYSTEM_LABEL], name="system"))  # fmt: skip
     notes = [f"{clips} test-split clips of the benchmark corpus (not MusicCaps / Song Describer); {gen['sampler']}, "
-             f"{gen['steps']} steps, CFG {cell.cfg:g}, seed {seed}; 95% bootstrap CIs. Inference time: "
+             f"{gen['steps']} steps, CFG {cell.cfg:g}, seed {seed}; 95% CIs (FD: bias-corrected half-sampling; "
+             f"clip metrics: bootstrap). Inference time: "
              f"{hardware()}. The evaluator metrics are t2mbench's own small models: their values are not on the "
              f"openl3/passt/CLAP scales and compare only with each other."]  # fmt: skip
     return Reproduced("system row of the tiny model", frame, notes)

@@ -106,7 +106,8 @@ def render_report(table: pd.DataFrame, settings: DemoSettings, *, corpus_seconds
 
 
 def plot_sweep(table: pd.DataFrame, png: Path, metrics: Sequence[str] = METRICS) -> Path:
-    """One panel per metric: value against steps (log x), one line per sampler, CI as error bars."""
+    """One panel per metric: value against steps (log x), one line per sampler, the CI as a vertical bar from
+    ``ci_low`` to ``ci_high`` (an FD interval is for the population value and may lie below the plug-in value)."""
     plt = pyplot()
 
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
@@ -114,8 +115,8 @@ def plot_sweep(table: pd.DataFrame, png: Path, metrics: Sequence[str] = METRICS)
         rows = cell_values(table, metric)
         for sampler, part in rows.groupby("sampler"):
             part = part.sort_values("steps")
-            err = [part["value"] - part["ci_low"], part["ci_high"] - part["value"]]
-            ax.errorbar(part["steps"], part["value"], yerr=err, marker="o", capsize=3, label=sampler)
+            (line,) = ax.plot(part["steps"], part["value"], marker="o", label=sampler)
+            ax.vlines(part["steps"], part["ci_low"], part["ci_high"], color=line.get_color(), alpha=0.6)
         ax.set_xscale("log")
         ax.set_xticks(sorted(rows["steps"].unique()), [str(s) for s in sorted(rows["steps"].unique())])
         ax.set_xlabel("steps")

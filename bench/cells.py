@@ -16,6 +16,9 @@ prompt set, clip i seeded ``seed + i``), times each stage, scores them, and writ
     <out>/cells/<key>/scores/              the scoring engine's folder
     <out>/cells/<key>/results.parquet|csv  the cell's rows in the result schema (written last)
 
+A latents-only cell (``audio=False``) writes ``latents.npy`` and ``generation.json`` and no audio, and is
+not scored (its scores are in latent space: ``t2mbench.bench.reproduce.latent_fd``).
+
 A cell whose ``results.parquet`` exists is read back, one whose audio exists is only scored,
 so a killed run resumes where it stopped. Only plain data crosses the seam (no model object),
 so an executor can run a cell in another process or on another machine.
@@ -61,7 +64,9 @@ class Cell:
     ``sampler_options``: the sampler's keyword options (e.g. ``{"eta": 0.5}``).
     ``batch_size`` is part of the key because DDPM/DDIM with η > 0 draw step noise per batch.
     ``verify=False`` loads a ``checkpoint`` that is not the model's published or shipped file
-    (a fine-tune, a conversion) on purpose.
+    (a fine-tune, a conversion) on purpose. ``audio=False``: the cell generates and times the
+    sampler's latents only (no VAE decoding, no audio, no scores), for scores in the DiT's latent
+    space (``fd_latent``); it runs under a scoring with no metrics.
     """
 
     model: str
@@ -75,6 +80,7 @@ class Cell:
     checkpoint: str | None = None
     batch_size: int = 16
     verify: bool = True
+    audio: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -87,6 +93,7 @@ class Cell:
             (isinstance(self.model, str) and bool(self.model), "model", "a config name or path"),
             (isinstance(self.sampler, str) and bool(self.sampler), "sampler", "a sampler name"),
             (isinstance(self.verify, bool), "verify", "true or false"),
+            (isinstance(self.audio, bool), "audio", "true or false"),
         ]
         for ok, name, want in checks:
             if not ok:
@@ -94,8 +101,12 @@ class Cell:
         object.__setattr__(self, "sampler_options", dict(sorted(dict(self.sampler_options).items())))
 
     def to_dict(self) -> dict[str, Any]:
-        """The cell as JSON-ready data (numbers as numbers, options sorted)."""
-        return asdict(self) | {"cfg": float(self.cfg), "seconds": float(self.seconds)}
+        """The cell as JSON-ready data (numbers as numbers, options sorted). ``audio`` appears only when False,
+        so the keys of audio cells are what they were before latents-only cells existed."""
+        data = asdict(self) | {"cfg": float(self.cfg), "seconds": float(self.seconds)}
+        if self.audio:
+            del data["audio"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Cell:
@@ -119,7 +130,7 @@ class Scoring:
 
     ``prompts``: the clip set whose captions (in order) are the prompts and whose ids name the
     generated clips; ``reference``: the set scored against (default: ``prompts``); ``metrics``:
-    registry names; ``settings``: per-metric settings.
+    registry names (none: the cells are generated and timed only); ``settings``: per-metric settings.
     """
 
     prompts: str
@@ -130,7 +141,8 @@ class Scoring:
     def __post_init__(self) -> None:
         # a bad metric name, setting or value fails here, when the run is prepared, not after
         # the first cell has generated its audio
-        build_metrics(self.metrics, self.settings)
+        if self.metrics or self.settings:
+            build_metrics(self.metrics, self.settings)
 
     def to_dict(self) -> dict[str, Any]:
         """The scoring as JSON-ready data (the reference resolved)."""
@@ -163,6 +175,9 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
     Raises:
         ConfigError: the folder holds this cell scored another way, too few prompts, bad settings.
     """
+    if not cell.audio and scoring.metrics:
+        raise ConfigError(f"cell {cell.key} generates latents only (audio=False): it cannot be scored on audio "
+                          f"({', '.join(scoring.metrics)}); run it with no metrics")  # fmt: skip
     folder = cell_dir(out, cell)
     record = {"cell": cell.to_dict(), "scoring": scoring.to_dict()}
     if (folder / CELL_FILE).is_file():
@@ -179,7 +194,9 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
     if len(prompt_set) < cell.clips:
         raise ConfigError(f"cell asks for {cell.clips} clips; {scoring.prompts} has {len(prompt_set)} prompts")
     prompts = [PromptRow(c.id, c.caption or "") for c in list(prompt_set)[: cell.clips]]
-    if not ((folder / RUN_FILE).is_file() and (folder / "manifest.jsonl").is_file()):
+    # the file a finished generation writes last: the manifest (audio) or generation.json (latents only, which
+    # writes latents.npy before it)
+    if not (folder / ("manifest.jsonl" if cell.audio else RUN_FILE)).is_file():
         model = cached_model(cell.model, cell.checkpoint, cell.verify, device)
         batches = math.ceil(cell.clips / cell.batch_size)
         clock = Clock(device)  # the timing harness's marks: per-step seconds into generation.json
@@ -194,22 +211,24 @@ def run_cell(cell: Cell, scoring: Scoring, out: str | os.PathLike, *, device: st
         result = generate(
             model, [p.prompt for p in prompts], sampler=cell.sampler, steps=cell.steps, cfg_scale=cell.cfg,
             seconds=cell.seconds, seed=cell.seed, batch_size=cell.batch_size, device=device,
-            sampler_options=cell.sampler_options, callback=step, stage_hook=clock.mark,
+            sampler_options=cell.sampler_options, callback=step, stage_hook=clock.mark, decode=cell.audio,
         )  # fmt: skip
         attributes = {"model": cell.model, "sampler": cell.sampler, "steps": cell.steps, "cfg": cell.cfg,
                       "sampler_options": results.canonical_options(cell.sampler_options)}  # fmt: skip
         write_generation(folder, prompts, result, model, seconds=cell.seconds, seed=cell.seed,
                          prompts_source=scoring.prompts, device=device, attributes=attributes,
                          extra={"cell": cell.to_dict(), "timing": split_marks(clock.read())})  # fmt: skip
-    if on_stage is not None:
-        on_stage("scoring", {"cell": cell.key})
-    pause_point("scoring")
-    scored = score(
-        folder, scoring.reference or scoring.prompts, scoring.metrics, folder / "scores",
-        settings=scoring.settings, system=f"{cell.model} {cell.sampler}-{cell.steps}", run_id=cell.key,
-        cell=cell.key, progress=progress, shards=shards,
-    )  # fmt: skip
-    table = results.concat([scored.table, generation_rows(cell, read_json(folder / RUN_FILE))])
+    table = generation_rows(cell, read_json(folder / RUN_FILE))
+    if scoring.metrics:
+        if on_stage is not None:
+            on_stage("scoring", {"cell": cell.key})
+        pause_point("scoring")
+        scored = score(
+            folder, scoring.reference or scoring.prompts, scoring.metrics, folder / "scores",
+            settings=scoring.settings, system=f"{cell.model} {cell.sampler}-{cell.steps}", run_id=cell.key,
+            cell=cell.key, progress=progress, shards=shards,
+        )  # fmt: skip
+        table = results.concat([scored.table, table])
     results.write(table, folder, RESULTS)
     if on_stage is not None:
         on_stage("done", {"cell": cell.key})

@@ -43,19 +43,20 @@ def write_generation(
     device: str = "cpu",
     attributes: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
-) -> ClipSet:
+) -> ClipSet | None:
     """Write ``result`` (clip i ↔ ``rows[i]``) into ``out`` as 32-bit float wavs (no
     normalisation, no clipping) with a manifest whose attributes hold each clip's seed,
     negative prompt and ``attributes`` (e.g. sampler, steps, cfg for the scorer's run columns);
     ``extra`` goes into ``generation.json``. When ``result`` holds the sampler's latents they are
-    written as ``latents.npy`` (``LATENTS_FILE``), for scores in the DiT's own latent space."""
+    written as ``latents.npy`` (``LATENTS_FILE``), for scores in the DiT's own latent space.
+    A latents-only result (``result.audio`` None) writes no audio and no manifest, and returns None."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if result.latents is not None:
         with atomic_path(out / LATENTS_FILE) as tmp, open(tmp, "wb") as f:
             np.save(f, result.latents.numpy().astype(np.float32))
     clips = []
-    for i, (row, audio) in enumerate(zip(rows, result.audio)):
+    for i, (row, audio) in enumerate(zip(rows, () if result.audio is None else result.audio)):
         path = save_audio(out / f"{row.id}.wav", audio.numpy(), result.sample_rate, subtype="FLOAT")
         attrs = {"seed": seed + i, "negative_prompt": row.negative_prompt, **dict(attributes or {})}
         clips.append(
@@ -85,5 +86,7 @@ def write_generation(
         extra={"command": "generate", "settings": result.settings},
     )
     provenance.write(out, record)
+    if result.audio is None:
+        return None
     write_manifest(out, clips)
     return ClipSet(clips, out / "manifest.jsonl")

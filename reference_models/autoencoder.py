@@ -300,6 +300,13 @@ class AutoencoderPretransform(nn.Module):
         z = torch.cat([self.model.encode(a, sample=sample, generator=generator)[0] for a in parts])
         return z / self.scale
 
+    def posterior(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The VAE posterior's ``(mean, std)``, each ``[B, latent_dim, T / ratio]``, in the DiT's latent space
+        (divided by the scale), for audio ``[B, io_channels, T]``: one encoder pass for as many draws as wanted."""
+        parts = audio.split(1) if self.iterate_batch else (audio,)
+        stats = [vae_posterior(self.model.encoder(a)) for a in parts]
+        return torch.cat([m for m, _ in stats]) / self.scale, torch.cat([s for _, s in stats]) / self.scale
+
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Audio ``[B, io_channels, L·ratio]`` of latents ``[B, latent_dim, L]``."""
         z = latents * self.scale

@@ -55,7 +55,8 @@ CHECKPOINT_NAMES = ("model.safetensors", "model.ckpt")
 class GenerationResult:
     """Generated audio and how it was made.
 
-    ``audio``: float32 ``[N, C, T]`` on the CPU at ``sample_rate`` Hz, in prompt order.
+    ``audio``: float32 ``[N, C, T]`` on the CPU at ``sample_rate`` Hz, in prompt order; None when generated
+    with ``decode=False`` (latents only).
     ``nfe``: model evaluations per clip (a batched CFG call counts once).
     ``timings``: seconds per stage (``text_encoding``, ``denoising``, ``decoding``) summed over
     batches, plus ``total``. ``settings``: every setting that shaped the audio.
@@ -63,7 +64,7 @@ class GenerationResult:
     in the DiT's latent space (before the VAE decoder), in prompt order.
     """
 
-    audio: torch.Tensor
+    audio: torch.Tensor | None
     sample_rate: int
     nfe: int
     timings: dict[str, float]
@@ -323,6 +324,7 @@ def generate(
     callback: Callable[[dict[str, Any]], None] | None = None,
     stage_hook: Callable[[str], None] | None = None,
     control: ControlInputs | None = None,
+    decode: bool = True,
 ) -> GenerationResult:
     """Generate ``len(prompts)`` clips of ``seconds`` seconds.
 
@@ -349,6 +351,8 @@ def generate(
             :mod:`t2mbench.bench.timing`).
         control: generate with a control adapter (:class:`~t2mbench.reference_models.adapters.guidance.ControlInputs`;
             ``model`` must be its ``model.base``): multi-condition guidance with ``cfg_scale`` on the text.
+        decode: False skips the VAE decoder: only the latents are returned (``audio`` is None, decoding 0 s), for
+            scores in the DiT's latent space.
 
     Returns:
         :class:`GenerationResult`.
@@ -393,7 +397,8 @@ def generate(
             latents, nfe = _denoise(model, settings, cond, uncond, generators, length, device, step_cb, control, batch)
             t2 = now()
             mark("decoding")
-            outputs.append(_decode(model, latents, n_samples))
+            if decode:
+                outputs.append(_decode(model, latents, n_samples))
             mark("done")
             t3 = now()
             latent_parts.append(latents.float().cpu())
@@ -405,4 +410,5 @@ def generate(
         batch_size=int(batch_size), negative_prompts=None if negative_prompts is None else list(negative_prompts),
         latent_length=length, full_window=full_window, samples=n_samples, device=str(device),
     )  # fmt: skip
-    return GenerationResult(torch.cat(outputs), model.sample_rate, nfe, timings, record, torch.cat(latent_parts))
+    audio = torch.cat(outputs) if decode else None
+    return GenerationResult(audio, model.sample_rate, nfe, timings, record, torch.cat(latent_parts))

@@ -149,6 +149,7 @@ CASES = [
     ("metrics parity", "number", lambda d: ["metrics", "parity", "--embedder", "passt", "--tolerance", "nan",
                                             f"{d}/a.wav"]),
     ("reproduce", "number", lambda d: ["reproduce", "ddim", "--clips", "0", "--out", f"{d}/r"]),
+    ("reproduce", "number", lambda d: ["reproduce", "ddim", "--resolve-clips", "-1", "--out", f"{d}/r"]),
     ("score", "number", lambda d: ["score", "--generated", f"{d}/good", "--metrics", "clap_evaluator", "--seed", "-1",
                                    "--out", f"{d}/s"]),
     ("time", "number", lambda d: ["time", "--sampler", "ddim", "--steps", "2", "--warmup", "-1"]),

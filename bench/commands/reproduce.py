@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from t2mbench.core.cli_format import COUNT, NONNEGATIVE, POSITIVE, SEED, HelpFormatter
+from t2mbench.core.cli_format import COUNT, NONNEGATIVE, POSITIVE, SEED, HelpFormatter, integer
 
 EXAMPLE = """examples:
   t2mbench reproduce --list
@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cfg", type=NONNEGATIVE, help="ddim: guidance scale; default 1 (no guidance, as the paper)")
     p.add_argument("--rows", help="ddim: comma-separated rows (eta0, eta0.2, eta0.5, eta1, sigma_hat, ddpm_small, "
                    "dpmpp_2m, euler); default the paper's five")  # fmt: skip
+    p.add_argument("--resolve-clips", type=integer(0), metavar="N",
+                   help="ddim: finding 1 also on N test clips (eta0 and sigma_hat at S = 10, latents only); "
+                   "default 512, 0 skips it")  # fmt: skip
     p.add_argument("--extra-sampler", metavar="NAME", help="ddim: one more row with this sampler and --sampler-option")
     p.add_argument("--sampler-option", action="append", default=[], metavar="KEY=VALUE",
                    help="option of --extra-sampler, repeatable (checked against the sampler)")  # fmt: skip
@@ -78,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     defining = {"table": args.table, "clips": clips, "seconds": seconds, "seed": args.seed}
     with owning(out, "reproduce", defining, overwrite=args.overwrite):
         tables, ran = run_table(args.table, out, full=args.full, clips=args.clips, seconds=args.seconds,
-                                seed=args.seed, rows=rows, cfg=args.cfg,
+                                seed=args.seed, rows=rows, cfg=args.cfg, resolve_clips=args.resolve_clips,
                                 progress=not args.no_progress)  # fmt: skip
     print(render(spec, tables, args.format, ran))
     return 0

@@ -34,6 +34,8 @@ AUDIO_METRIC = "fd_evaluator"
 LATENT_METRIC = latent_fd.METRIC
 STEPS = (10, 20, 50, 100)
 FULL_STEPS = (*STEPS, 1000)
+RESOLVE_STEPS = 10  # finding 1 is decided at S = 10
+RESOLUTION_FOLDER = "finding1"  # run folder of the resolution cells, inside the table's
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,10 @@ class DdimSettings:
     CFG scale 1 (no guidance) by default: the paper samples its models without guidance, and guidance changes the
     distribution sampled (and doubles the cost of a step). 64 clips: at 16 the paired σ̂ − η = 0 difference at
     S = 10 is within its noise (+0.08 [−1.6, +2.0]); at 64 it excludes 0 (docs/reproducing_ddim.md).
+
+    ``resolve_clips``: finding 1 (σ̂ far worse than η = 0 at S = 10) is also run on this many test clips, η = 0
+    and σ̂ at S = 10 only, latents only (:func:`resolution_cells`): the two ``fd_latent`` intervals overlap at 64
+    and at 256 clips and are disjoint at 512 (docs/reproducing_ddim.md). 0 (or no larger than ``clips``): not run.
     """
 
     clips: int = 64
@@ -94,6 +100,7 @@ class DdimSettings:
     steps: tuple[int, ...] = STEPS
     cfg_scale: float = 1.0
     batch_size: int = 16
+    resolve_clips: int = 512
 
     def cells(self) -> list[tuple[Row, Cell]]:
         """Every (row, cell), step-major: all rows at the smallest S first, so a stopped run already holds the
@@ -102,9 +109,20 @@ class DdimSettings:
                            dict(row.options), None, self.batch_size))
                 for n in sorted(self.steps) for row in self.rows]  # fmt: skip
 
+    def resolution_cells(self) -> list[tuple[Row, Cell]]:
+        """η = 0 and σ̂ at S = 10 on ``resolve_clips`` clips, latents only (``Cell.audio=False``: no decoding, no
+        audio scores), when the table has both rows and S = 10 and ``resolve_clips`` exceeds ``clips``."""
+        keys = {r.key: r for r in self.rows}
+        wanted = {"eta0", "sigma_hat"} <= set(keys) and RESOLVE_STEPS in self.steps
+        if not wanted or self.resolve_clips <= self.clips:
+            return []
+        return [(keys[k], Cell(MODEL, keys[k].sampler, RESOLVE_STEPS, self.cfg_scale, self.seed, self.resolve_clips,
+                               self.seconds, dict(keys[k].options), None, self.batch_size, audio=False))
+                for k in ("eta0", "sigma_hat")]  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         return {"clips": self.clips, "seconds": self.seconds, "seed": self.seed, "steps": list(self.steps),
-                "cfg_scale": self.cfg_scale, "batch_size": self.batch_size,
+                "cfg_scale": self.cfg_scale, "batch_size": self.batch_size, "resolve_clips": self.resolve_clips,
                 "rows": [{"key": r.key, "label": r.label, "sampler": r.sampler, "options": dict(r.options)}
                          for r in self.rows]}  # fmt: skip
 
@@ -118,15 +136,25 @@ def parse_rows(text: str) -> tuple[Row, ...]:
     return tuple(ROWS[k] for k in keys)
 
 
+@dataclass(frozen=True)
+class Resolution:
+    """Finding 1 on more clips: the ``fd_latent`` rows (and the paired σ̂ − η = 0 row) of the η = 0 and σ̂
+    cells at S = 10 on ``clips`` test clips, scored against those clips."""
+
+    clips: int
+    table: pd.DataFrame
+
+
 @dataclass
 class DdimRun:
-    """A run of the table: the result table (every cell's rows plus the ``fd_latent`` rows), the latent floor
-    and the wall seconds of its stages."""
+    """A run of the table: the result table (every cell's rows plus the ``fd_latent`` rows), the latent floor,
+    the wall seconds of its stages and the finding-1 resolution (None when not run)."""
 
     table: pd.DataFrame
     settings: DdimSettings
     latent_floor: float
     seconds: dict[str, float]
+    resolution: Resolution | None = None
 
 
 def run_ddim(out: str | Path, settings: DdimSettings = DdimSettings(), *, progress: bool = True) -> DdimRun:
@@ -148,8 +176,29 @@ def run_ddim(out: str | Path, settings: DdimSettings = DdimSettings(), *, progre
     table = results.concat([table, latent_fd.latent_rows(out, cells, ref, baselines)])
     results.write(table, out, "results")
     t3 = time.perf_counter()
+    resolution = run_resolution(out / RESOLUTION_FOLDER, settings, progress=progress)
+    t4 = time.perf_counter()
     return DdimRun(table, settings, floor, {"corpus": t1 - t0, "cells": t2 - t1, "fd_latent": t3 - t2,
-                                            "total": t3 - t0})  # fmt: skip
+                                            "resolution": t4 - t3, "total": t4 - t0}, resolution)  # fmt: skip
+
+
+def run_resolution(out: Path, settings: DdimSettings, *, progress: bool = True) -> Resolution | None:
+    """The resolution cells (:meth:`DdimSettings.resolution_cells`) in their own run folder ``out``: corpus of
+    ``resolve_clips`` test clips, latents-only cells through the cell runner, ``fd_latent`` against those clips
+    with the paired σ̂ − η = 0 difference; writes ``out/results.parquet|csv``. None when there is nothing to run."""
+    pairs = settings.resolution_cells()
+    if not pairs:
+        return None
+    n = settings.resolve_clips
+    build_corpus(out / "corpus", n, settings.seconds, settings.seed, split="test", progress=progress)
+    (_, eta0), (_, sigma_hat) = pairs
+    run_sweep([eta0, sigma_hat], Scoring(prompts=str(out / "corpus"), metrics=()), out, progress=progress)
+    model = cached_model(MODEL, None, True, "cpu")
+    ref, floor = latent_fd.reference(out, model, out / "corpus", n, settings.seconds)
+    latent_fd.save_reference_summary(out, ref, floor)
+    table = latent_fd.latent_rows(out, [eta0, sigma_hat], ref, {sigma_hat.key: eta0})
+    results.write(table, out, "results")
+    return Resolution(n, table)
 
 
 # --- reading a result table back -------------------------------------------------------------------------------
@@ -222,7 +271,9 @@ def _disjoint_above(a: tuple[float, float, float], b: tuple[float, float, float]
     return a[1] > b[2]
 
 
-def finding_sigma_hat(table: pd.DataFrame, metric: str) -> Verdict | None:
+def finding_sigma_hat(table: pd.DataFrame, metric: str, resolution: Resolution | None = None) -> Verdict | None:
+    """Finding 1 on ``metric``'s table; with ``resolution`` (its ``fd_latent`` cells on more clips) the disjointness
+    of the S = 10 intervals is decided there, and the table's cells are the rest of the evidence."""
     c = _cells(table, metric)
     eta0, sig = ROWS["eta0"].label, ROWS["sigma_hat"].label
     small = [s for s in (10, 20) if (eta0, s) in c and (sig, s) in c]
@@ -241,6 +292,19 @@ def finding_sigma_hat(table: pd.DataFrame, metric: str) -> Verdict | None:
     ev = "; ".join(f"S={s}: σ̂ {c[(sig, s)][0]:.3g} [{c[(sig, s)][1]:.3g}, {c[(sig, s)][2]:.3g}] vs η=0 "
                    f"{c[(eta0, s)][0]:.3g} [{c[(eta0, s)][1]:.3g}, {c[(eta0, s)][2]:.3g}] "
                    f"(ratio {c[(sig, s)][0] / c[(eta0, s)][0]:.2f})" for s in small)  # fmt: skip
+    r = {} if resolution is None else _cells(resolution.table, metric)
+    if (sig, RESOLVE_STEPS) in r and (eta0, RESOLVE_STEPS) in r:
+        a, b = r[(sig, RESOLVE_STEPS)], r[(eta0, RESOLVE_STEPS)]
+        rp = _cells(resolution.table, f"{metric}.minus_baseline").get((sig, RESOLVE_STEPS))
+        ev_r = (f"On {resolution.clips} test clips at S={RESOLVE_STEPS} (η = 0 and σ̂ only, scored against those "
+                f"clips): σ̂ {a[0]:.3g} [{a[1]:.3g}, {a[2]:.3g}] vs η=0 {b[0]:.3g} [{b[1]:.3g}, {b[2]:.3g}]"
+                + ("" if rp is None else f"; paired σ̂ − η=0 {rp[0]:+.3g} [{rp[1]:+.3g}, {rp[2]:+.3g}]") + ". "
+                "The table's cells: ")  # fmt: skip
+        if _disjoint_above(a, b) or _disjoint_above(b, a):
+            return Verdict(FINDINGS[0], a[0] > b[0], True, f"{metric} ({resolution.clips} clips)",
+                           ev_r + ev + "." + ev_paired,
+                           f"the σ̂ and η = 0 intervals at S = {RESOLVE_STEPS} on {resolution.clips} clips are disjoint")
+        ev = ev_r + ev
     if disjoint:
         return Verdict(FINDINGS[0], worse, True, metric, ev + "." + ev_paired)
     return Verdict(FINDINGS[0], worse, by_pair, metric, ev + "." + ev_paired,
@@ -293,11 +357,13 @@ def _state(v: Verdict) -> str:
     return "not checked" if v.holds is None else ("holds" if v.holds else "does not hold")
 
 
-def verdicts(table: pd.DataFrame) -> list[Verdict]:
+def verdicts(table: pd.DataFrame, resolution: Resolution | None = None) -> list[Verdict]:
     """Each finding checked on ``fd_latent`` and on ``fd_evaluator``; the verdict kept is the first table that
-    resolves it (latent first: the model's own space, as the paper's FID), else the latent table's."""
+    resolves it (latent first: the model's own space, as the paper's FID), else the latent table's. Finding 1
+    also reads ``resolution`` (:func:`run_resolution`), its S = 10 cells on more clips."""
     out = []
-    for check_fn, finding in zip((finding_sigma_hat, finding_eta0_best, finding_catch_up), FINDINGS):
+    checks = (lambda t, m: finding_sigma_hat(t, m, resolution), finding_eta0_best, finding_catch_up)
+    for check_fn, finding in zip(checks, FINDINGS):
         found = [v for v in (check_fn(table, m) for m in (LATENT_METRIC, AUDIO_METRIC)) if v is not None]
         if not found:
             out.append(Verdict(finding, None, False, None, "the cells it needs were not run"))
@@ -311,5 +377,5 @@ def verdicts(table: pd.DataFrame) -> list[Verdict]:
     return out
 
 
-__all__ = ["FULL_STEPS", "ROWS", "STEPS", "DdimRun", "DdimSettings", "Row", "Verdict", "cell_frame", "custom_row",
-           "grid", "parse_rows", "run_ddim", "verdicts"]
+__all__ = ["FULL_STEPS", "ROWS", "STEPS", "DdimRun", "DdimSettings", "Resolution", "Row", "Verdict", "cell_frame",
+           "custom_row", "grid", "parse_rows", "run_ddim", "run_resolution", "verdicts"]

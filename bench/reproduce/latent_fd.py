@@ -74,10 +74,11 @@ def encode_reference(model: LatentDiffusionModel, prompts: str | Path, clips: in
     length = latent_length(model, seconds)
     audio = load_split_audio(records, model.sample_rate, model.info.audio_channels,
                              length * model.downsampling_ratio, progress=False)  # fmt: skip
+    posteriors = [model.pretransform.posterior(a) for a in audio.split(BATCH)]  # one encoder pass, two draws
     draws = []
     for k in range(2):
         g = torch.Generator().manual_seed(seed + k)
-        draws.append(torch.cat([model.pretransform.encode(a, sample=True, generator=g) for a in audio.split(BATCH)]))
+        draws.append(torch.cat([m + s * torch.randn(m.shape, generator=g, dtype=m.dtype) for m, s in posteriors]))
     return draws[0].float().numpy(), draws[1].float().numpy()
 
 

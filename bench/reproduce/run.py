@@ -52,7 +52,7 @@ def ddim_tables(run: ddim.DdimRun, rows: tuple[ddim.Row, ...]) -> list[Reproduce
     """The latent and audio FD grids with their notes (verdicts on the first, timing on the second)."""
     s = run.settings
     where = f"tiny model, {s.clips} test clips of {s.seconds:g} s, CFG {s.cfg_scale:g}, seed {s.seed}"
-    notes = [v.text() for v in ddim.verdicts(run.table)]
+    notes = [v.text() for v in ddim.verdicts(run.table, run.resolution)]
     latent = Reproduced(
         f"fd_latent, FD in the DiT's latent space ({where}; 95% interval of the population FD by bias-corrected "
         "half-sampling of clips)",
@@ -66,7 +66,8 @@ def ddim_tables(run: ddim.DdimRun, rows: tuple[ddim.Row, ...]) -> list[Reproduce
     times = time_grid(run.table, rows)
     timing = Reproduced(f"generation seconds per clip and NFE ({hardware()})", times,
                         [f"Stages: corpus {run.seconds['corpus']:.0f} s, cells {run.seconds['cells']:.0f} s, "
-                         f"fd_latent {run.seconds['fd_latent']:.0f} s; total {run.seconds['total']:.0f} s."],
+                         f"fd_latent {run.seconds['fd_latent']:.0f} s, finding-1 resolution "
+                         f"{run.seconds['resolution']:.0f} s; total {run.seconds['total']:.0f} s."],
                         )  # fmt: skip
     return [latent, audio, timing]
 
@@ -174,8 +175,10 @@ def clip_size(table_id: str, clips: int | None, seconds: float | None) -> tuple[
 
 def run_table(table_id: str, out: str | Path, *, full: bool = False, clips: int | None = None,
               seconds: float | None = None, seed: int = 1, rows: tuple[ddim.Row, ...] | None = None,
-              cfg: float | None = None, progress: bool = True) -> tuple[list[Reproduced], list[str]]:  # fmt: skip
-    """Run what ``table_id`` can run here into ``out``; returns the reproduced tables and the ``here`` rows that ran."""
+              cfg: float | None = None, resolve_clips: int | None = None,
+              progress: bool = True) -> tuple[list[Reproduced], list[str]]:  # fmt: skip
+    """Run what ``table_id`` can run here into ``out``; returns the reproduced tables and the ``here`` rows that ran.
+    ``resolve_clips``: the DDIM table's finding-1 clips (None: its default; 0: not run)."""
     out = Path(out)
     t0 = time.perf_counter()
     clips, seconds = clip_size(table_id, clips, seconds)
@@ -184,6 +187,7 @@ def run_table(table_id: str, out: str | Path, *, full: bool = False, clips: int 
         settings = ddim.DdimSettings(
             clips=clips, seconds=seconds, seed=seed, rows=rows or base.rows,
             steps=ddim.FULL_STEPS if full else ddim.STEPS, cfg_scale=base.cfg_scale if cfg is None else cfg,
+            resolve_clips=base.resolve_clips if resolve_clips is None else resolve_clips,
         )  # fmt: skip
         run = ddim.run_ddim(out, settings, progress=progress)
         ran = [e for e in (f"tiny, rows eta in {{0, 0.2, 0.5, 1}}, sigma-hat (linear betas, leading tau, CFG "

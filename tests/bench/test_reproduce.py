@@ -111,13 +111,44 @@ def test_sigma_hat_better_by_a_paired_interval_is_resolved_against_the_finding(t
     assert "σ̂ − η=0 at S=10: -0.446 [-0.746, -0.146] (excludes 0)." in v1.evidence
 
 
+def _resolution(tmp_path, eta0, sig, paired):
+    folder = tmp_path / "finding1"
+    folder.mkdir()
+    return ddim.Resolution(512, _store(folder, {(ETA0, 10): eta0, (SIG, 10): sig}, {}, paired={(SIG, 10): paired}))
+
+
+def test_finding_one_is_resolved_on_the_resolution_cells_when_the_table_s_intervals_overlap(tmp_path):
+    """The 512-clip measurement's shape: the table's S = 10 intervals overlap, the resolution's are disjoint."""
+    latent = dict(LATENT) | {(SIG, 10): (11.0, 2.0)}
+    res = _resolution(tmp_path, (1.19, 0.25), (1.94, 0.4), (0.745, 0.25))
+    v1 = ddim.verdicts(_store(tmp_path, latent, AUDIO), res)[0]
+    assert (v1.holds, v1.resolved, v1.table) == (True, True, "fd_latent (512 clips)")
+    assert v1.text().startswith(
+        "**1. σ̂ is far worse than η = 0 at S = 10 and 20**: holds on fd_latent (512 clips) (resolved: the σ̂ and "
+        "η = 0 intervals at S = 10 on 512 clips are disjoint). On 512 test clips at S=10 (η = 0 and σ̂ only, scored "
+        "against those clips): σ̂ 1.94 [1.54, 2.34] vs η=0 1.19 [0.94, 1.44]; paired σ̂ − η=0 +0.745 [+0.495, "
+        "+0.995]. The table's cells: S=10: σ̂ 11 [9, 13] vs η=0 10 [9.5, 10.5] (ratio 1.10)"
+    )  # fmt: skip
+    # the audio table has no resolution cells: it is judged on its own cells
+    assert "On fd_evaluator: holds, not resolved (S=10: σ̂ 130 [110, 150]" in v1.evidence
+
+
+def test_overlapping_resolution_intervals_leave_finding_one_to_the_table(tmp_path):
+    latent = dict(LATENT) | {(SIG, 10): (11.0, 2.0)}
+    res = _resolution(tmp_path, (1.19, 0.4), (1.5, 0.4), (0.31, 0.2))
+    v1 = ddim.verdicts(_store(tmp_path, latent, AUDIO), res)[0]
+    assert (v1.holds, v1.resolved, v1.table) == (True, False, "fd_latent")
+    assert "On 512 test clips at S=10 (η = 0 and σ̂ only, scored against those clips): σ̂ 1.5 [1.1, 1.9]" in v1.evidence
+
+
 def _rows(*keys):
     return tuple(ddim.ROWS[k] for k in keys)
 
 
 def _run(table):
     settings = ddim.DdimSettings(clips=16, seconds=2.0, rows=_rows(ETA0, ETA1, SIG), steps=(10, 20, 100))
-    return ddim.DdimRun(table, settings, 0.07, {"corpus": 3.0, "cells": 300.0, "fd_latent": 5.0, "total": 308.0})
+    return ddim.DdimRun(table, settings, 0.07, {"corpus": 3.0, "cells": 300.0, "fd_latent": 5.0, "resolution": 90.0,
+                                                "total": 398.0})  # fmt: skip
 
 
 def test_markdown_latex_and_csv_render_reproduced_next_to_published(tmp_path):

@@ -54,6 +54,9 @@ def test_a_cell_key_is_its_content_and_stable():
     others = [Cell("tiny", "ddim", 10, 3, 1, 16, 10.0, {"eta": 0.2}), Cell("tiny", "ddim", 10, 3, 2, 16, 10.0),
               Cell("tiny", "ddim", 10, 3, 1, 16, 10.0, {"eta": 0.5}, batch_size=8)]  # fmt: skip
     assert len({a.key, *(c.key for c in others)}) == 4
+    # golden: the key before latents-only cells existed (audio cells keep their folders and stored results)
+    assert a.key == "ddim-10-1d328798f220"
+    assert Cell("tiny", "ddim", 10, 3, 1, 16, 10.0, {"eta": 0.5}, audio=False).key == "ddim-10-3b6abf56532c"
     # the key is the same in another process (no hash randomisation, no object ids)
     code = ("from t2mbench.bench.cells import Cell; "
             "print(Cell('tiny', 'ddim', 10, 3, 1, 16, 10.0, {'eta': 0.5}).key)")  # fmt: skip
@@ -69,7 +72,7 @@ def test_cells_are_validated(change, message):
     good = Cell("tiny", "ddim", 10, 3.0, 1, 16, 10.0).to_dict()
     with pytest.raises(ConfigError, match=f"^{message}$"):
         Cell.from_dict({**good, **change})
-    with pytest.raises(ConfigError, match="^unknown cell keys colour; a cell has batch_size, cfg, checkpoint, "):
+    with pytest.raises(ConfigError, match="^unknown cell keys colour; a cell has audio, batch_size, cfg, checkpoint, "):
         Cell.from_dict({**good, "colour": 1})
 
 
@@ -203,3 +206,22 @@ def test_run_cell_reports_each_step_then_scoring_to_the_sweep_bar(prompts, tmp_p
     assert bar.current == f"{k} generating 1/2 batch 2/2"
     timing = json.loads((cell_dir(tmp_path, cell) / "generation.json").read_text())["timing"]
     assert len(timing["steps"]) == 2 and sum(timing["steps"]) <= timing["denoising"] <= timing["total"]
+
+
+def test_a_latents_only_cell_writes_the_sampler_latents_and_no_audio(prompts, tmp_path):
+    cell = Cell("tiny", "ddim", 2, 3.0, 5, 2, SECONDS, batch_size=2, audio=False)
+    with pytest.raises(ConfigError, match=rf"^cell {cell.key} generates latents only \(audio=False\): it cannot be "
+                       r"scored on audio \(clap_evaluator\); run it with no metrics$"):  # fmt: skip
+        run_cell(cell, Scoring(prompts=str(prompts), metrics=("clap_evaluator",)), tmp_path, progress=False)
+    table = run_cell(cell, Scoring(prompts=str(prompts), metrics=()), tmp_path, progress=False)
+    folder = cell_dir(tmp_path, cell)
+    assert not list(folder.glob("*.wav")) and not (folder / "manifest.jsonl").exists()
+    direct = generate(load_model("tiny"), [c.caption for c in load_clipset(prompts)], sampler="ddim", steps=2,
+                      cfg_scale=3.0, seconds=SECONDS, seed=5, batch_size=2)  # fmt: skip
+    assert np.array_equal(np.load(folder / "latents.npy"), direct.latents.numpy())
+    rows = table.set_index("metric")["value"]
+    assert set(table["kind"]) == {"generation"} and rows["nfe"] == 2
+    assert rows["decoding_seconds"] < 1e-3  # no decoder ran
+    # read back, not generated again
+    again = run_cell(cell, Scoring(prompts=str(prompts), metrics=()), tmp_path, progress=False)
+    assert results.read(folder / "results.parquet").equals(again)

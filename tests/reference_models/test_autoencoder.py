@@ -9,7 +9,7 @@ import torch
 from support import sat_cases
 from support.sat_models import golden, reduced_model
 
-from t2mbench.reference_models.autoencoder import SnakeBeta, WNConv1d, WNConvTranspose1d
+from t2mbench.reference_models.autoencoder import AutoencoderPretransform, SnakeBeta, WNConv1d, WNConvTranspose1d
 
 TOL = 1e-4  # max abs, float32
 
@@ -47,6 +47,21 @@ def test_deterministic_encode_is_the_posterior_mean(vae, audio):
     np.testing.assert_allclose(mean.numpy(), g["sao10/vae_stats"][:, :8], rtol=0, atol=TOL)
     # the pretransform (scale 1) adds nothing; iterate_batch runs clip by clip (other conv kernels)
     torch.testing.assert_close(mean, again, rtol=0, atol=1e-5)
+
+
+def test_posterior_is_upstreams_mean_and_std_in_the_dit_s_scale(vae, audio):
+    """One encoder pass gives what ``encode`` samples from: mean and std divided by the pretransform's scale, so
+    mean + std·ε is upstream's sampled latent (with the same ε) over the scale."""
+    g = golden()
+    scaled = AutoencoderPretransform(vae.model, scale=2.0, iterate_batch=vae.iterate_batch)
+    with torch.inference_mode():
+        mean, std = scaled.posterior(audio)
+    stats = torch.from_numpy(g["sao10/vae_stats"])
+    np.testing.assert_allclose(mean.numpy(), stats[:, :8].numpy() / 2, rtol=0, atol=TOL / 2)
+    np.testing.assert_allclose(std.numpy(), (torch.nn.functional.softplus(stats[:, 8:]) + 1e-4).numpy() / 2,
+                               rtol=0, atol=TOL / 2)  # fmt: skip
+    drawn = mean + std * torch.from_numpy(g["sao10/vae_noise"])
+    np.testing.assert_allclose(drawn.numpy(), g["sao10/vae_z"] / 2, rtol=0, atol=TOL / 2)
 
 
 def test_sampling_draws_from_the_generator(vae, audio):

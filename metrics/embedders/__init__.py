@@ -64,6 +64,8 @@ _BUILT_IN: dict[str, EmbedderSpec] = {
                                "LAION-CLAP HTSAT-base music audio [B, T_s, 512], fadtk's 10 s chunks every 1 s"),
     "mert": EmbedderSpec("t2mbench.metrics.embedders.mert", "load_mert",
                          "MERT-v1-95M frames [B, T, 768] at 75 Hz, fadtk's layer 12 (CC-BY-NC weights)"),
+    "mert_330m": EmbedderSpec("t2mbench.metrics.embedders.mert_330m", "load_mert_330m",
+                              "MERT-v1-330M frames [B, T, 1024] at 75 Hz, mad-metric's layer 24 (CC-BY-NC weights)"),
     "audiobox_aesthetics": EmbedderSpec("t2mbench.metrics.embedders.audiobox", "load_audiobox",
                                         "Audiobox Aesthetics scores [B, 4]: CE, CU, PC, PQ (1-10 scale)"),
     "evaluator": EmbedderSpec("t2mbench.metrics.embedders.evaluator", "load_evaluator", "the corpus evaluator",

@@ -99,6 +99,22 @@ def embedder_weights() -> list[WeightFile]:
     return [wf for spec in embedders().values() for wf in spec.weight_files()]
 
 
+def weights_status(name: str, sha256: str) -> str:
+    """Whether the weights embedder ``name`` loaded (their ``sha256``) are published ones.
+
+    ``"published"``: ``sha256`` is the published hash of one of the embedder's registered files;
+    ``"unpublished"``: those files publish hashes and it is none of them (a fine-tune, a conversion,
+    seeded test weights, a file loaded with ``verify=False``); ``"no published sha256"``: none of the
+    embedder's files publishes a hash to compare with; ``"not registered"``: no embedder of that name.
+    """
+    if name not in embedders():
+        return "not registered"
+    published = {wf.sha256 for wf in embedders()[name].weight_files() if wf.sha256}
+    if not published:
+        return "no published sha256"
+    return "published" if sha256 in published else "unpublished"
+
+
 def get_embedder(name: str, checkpoint: str | None = None, **options: Any) -> Embedder:
     """Build embedder ``name`` with its checked weights (``checkpoint`` overrides the default file).
 
@@ -118,4 +134,5 @@ __all__ = [
     "embedder_weights",
     "embedders",
     "get_embedder",
+    "weights_status",
 ]

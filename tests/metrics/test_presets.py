@@ -111,3 +111,13 @@ def test_cli_preset_without_skip_missing_names_the_gaps(tmp_path, capsys, monkey
     assert "13 metrics lack weight files (pass --skip-missing to run the others): fd_openl3: " in err
     assert "| mad: weights 'mert-v1-330m' not found" in err and "t2mbench weights fetch mert-v1-330m" in err
     assert not (tmp_path / "s").exists()
+
+
+def test_weights_status_tells_published_unpublished_and_unknown_hashes():
+    from t2mbench.metrics.embedders import weights_status
+    from t2mbench.metrics.embedders.passt import CHECKPOINT as PASST
+
+    assert PASST.sha256 and weights_status("passt", PASST.sha256) == "published"
+    assert weights_status("passt", "0" * 64) == "unpublished"
+    assert weights_status("mert_330m", "0" * 64) == "no published sha256"  # MERT's hub files publish none here
+    assert weights_status("vggish", "0" * 64) == "not registered"

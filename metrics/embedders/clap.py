@@ -282,7 +282,8 @@ def detect_variant(state: Mapping[str, Any], source: str) -> Variant:
     width; a reduced checkpoint in the same layout: its own)."""
     proj = state.get("audio_branch.patch_embed.proj.weight")
     blocks = [k for k in state if k.startswith("audio_branch.layers.") and k.endswith(".norm1.weight")]
-    depths = tuple(n for n in (sum(1 for k in blocks if k.startswith(f"audio_branch.layers.{i}.")) for i in range(4)) if n)
+    counts = [sum(1 for k in blocks if k.startswith(f"audio_branch.layers.{i}.")) for i in range(4)]
+    depths = tuple(n for n in counts if n)
     words = state.get("text_branch.embeddings.word_embeddings.weight")
     known = isinstance(proj, torch.Tensor) and proj.ndim == 4 and (proj.shape[0] in VARIANTS or len(depths) == 4)
     if not known or not isinstance(words, torch.Tensor) or words.ndim != 2:

@@ -103,9 +103,11 @@ def weights_status(name: str, sha256: str) -> str:
     """Whether the weights embedder ``name`` loaded (their ``sha256``) are published ones.
 
     ``"published"``: ``sha256`` is the published hash of one of the embedder's registered files;
-    ``"unpublished"``: those files publish hashes and it is none of them (a fine-tune, a conversion,
-    seeded test weights, a file loaded with ``verify=False``); ``"no published sha256"``: none of the
-    embedder's files publishes a hash to compare with; ``"not registered"``: no embedder of that name.
+    ``"unpublished"``: some of those files publish hashes and it is none of them (a fine-tune, a
+    conversion, seeded test weights, a file loaded with ``verify=False``; also a registered file whose
+    own hash upstream does not publish, e.g. LAION-CLAP's unpinned checkpoints: the status compares
+    hashes, not file names); ``"no published sha256"``: none of the embedder's files publishes a hash
+    to compare with (MERT, Audiobox); ``"not registered"``: no embedder of that name.
     """
     if name not in embedders():
         return "not registered"

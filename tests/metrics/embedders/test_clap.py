@@ -246,5 +246,5 @@ def test_published_layouts_are_detected_as_published_and_reduced_ones_by_their_s
         state = dict(ClapModel(reduced).state_dict()) | {k: torch.empty(s) for k, s in reduced.unused_shapes().items()}
     found = detect_variant(state, "reduced")
     assert found == reduced and not found.published
-    assert found.describe() == (f"HTSAT (reduced: width 8, depths [1, 2, 1, 1]) "
-                                f"{'fusion (aff_2d)' if v.fusion else 'non-fusion'} + RoBERTa (reduced: width 32, 1 layers)")
+    kind = "fusion (aff_2d)" if v.fusion else "non-fusion"
+    assert found.describe() == f"HTSAT (reduced: width 8, depths [1, 2, 1, 1]) {kind} + RoBERTa (reduced: width 32, 1 layers)"

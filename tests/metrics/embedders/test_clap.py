@@ -247,4 +247,5 @@ def test_published_layouts_are_detected_as_published_and_reduced_ones_by_their_s
     found = detect_variant(state, "reduced")
     assert found == reduced and not found.published
     kind = "fusion (aff_2d)" if v.fusion else "non-fusion"
-    assert found.describe() == f"HTSAT (reduced: width 8, depths [1, 2, 1, 1]) {kind} + RoBERTa (reduced: width 32, 1 layers)"
+    text = "RoBERTa (reduced: width 32, 1 layers)"
+    assert found.describe() == f"HTSAT (reduced: width 8, depths [1, 2, 1, 1]) {kind} + {text}"

@@ -264,3 +264,13 @@ def share_embedders(metrics: Iterable[Metric]) -> None:
         protocol = getattr(m, "protocol", None)
         if isinstance(protocol, EmbeddingProtocol) and protocol._spec is not None:
             protocol.shared_with = first.setdefault(protocol.load_key(), protocol)
+
+
+def load_unverified(metrics: Iterable[Metric]) -> None:
+    """Let the registered embedders of ``metrics`` load weight files whose sha256 is not the published
+    one (``verify=False`` to their factories: a fine-tune, a conversion, seeded test weights); keys and
+    shapes are still checked, and the run's ``summary.json`` marks such weights ``"unpublished"``."""
+    for m in metrics:
+        protocol = getattr(m, "protocol", None)
+        if isinstance(protocol, EmbeddingProtocol) and protocol._spec is not None:
+            protocol.embedder_options["verify"] = False

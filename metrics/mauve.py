@@ -2,7 +2,8 @@
 ``mauve-text`` 0.4 ``compute_mauve`` does with its defaults, in numpy (no faiss, no sklearn).
 
 mad-metric 0.0.6 ``compute_mad`` = ``-log(mauve.compute_mauve(p_features=eval, q_features=ref).mauve)``
-on one vector per clip (MERT-v1-330M layer 24, max over time, in mad-metric). Steps
+on one vector per clip (MERT-v1-330M layer 24, max over time, in mad-metric; the registered ``mad`` metric:
+``embedder="mert_330m"``, :mod:`t2mbench.metrics.embedders.mert_330m`). Steps
 (:func:`mauve_score`), with p the generated and q the reference set:
 
 1. Buckets k = max(2, round(min(|p|, |q|) / 10)) (Python's round: halves to even).

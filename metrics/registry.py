@@ -37,6 +37,8 @@ CLAP = {"embedder": "clap", "sample_rate": 48_000, "channels": 1, "peak_stage": 
 # vectors are its attribute logits and joint-space clip embeddings
 # fadtk 1.1.0: the file as decoded (int16 / 32768), mono at the model's rate, no peak normalisation
 FAD_MERT = {"embedder": "mert", "sample_rate": 24_000, "channels": 1, "peak_db": None}
+# mad-metric 0.0.6: librosa.load(sr=24000) (channel mean, soxr HQ), no peak normalisation, max over time
+MAD_MERT = {"embedder": "mert_330m", "sample_rate": 24_000, "channels": 1, "peak_db": None, "aggregation": "max"}
 FAD_CLAP_MUSIC = {"embedder": "clap_music", "sample_rate": 48_000, "channels": 1, "peak_db": None}
 EVALUATOR = {"embedder": "evaluator", "sample_rate": None, "channels": 1, "peak_stage": "resampled"}
 
@@ -80,6 +82,8 @@ _BUILT_IN: dict[str, MetricSpec] = {
                                 EVALUATOR),
     "kad_mert": MetricSpec(KadMetric, "Kernel audio distance (kadtk) of MERT-v1-95M layer-12 frames", FAD_MERT),
     "kad_clap_music": MetricSpec(KadMetric, "Kernel audio distance (kadtk) of LAION-CLAP music chunks", FAD_CLAP_MUSIC),
+    "mad": MetricSpec(MadMetric, "MAD (-ln MAUVE, mad-metric 0.0.6) of MERT-v1-330M layer-24 frames, max-pooled "
+                      "per clip", MAD_MERT),
     "mad_evaluator": MetricSpec(MadMetric, "MAD (-ln MAUVE, mad-metric) of the corpus evaluator's windows, max-pooled",
                                 EVALUATOR),
 }

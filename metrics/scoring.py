@@ -14,8 +14,9 @@ Results (``out_dir``):
   bootstrap CI, the run attributes (model, sampler and options, steps, cfg, seed) from the
   generated manifest's clip ``attributes`` when present. Components (``pitch_acc.raw_chroma``,
   ``stft.sc``, …) and scalar extras (``fd_openl3.fad_inf``) are rows of their own.
-- ``summary.json``: per metric its value, CI, protocol version, settings, weights sha256 and
-  warnings; cache counts; timings (decode and resample shares).
+- ``summary.json``: per metric its value, CI, protocol version, settings, weights sha256 (and
+  ``weights_status``: whether each is a published hash, :func:`~t2mbench.metrics.embedders.weights_status`)
+  and warnings; cache counts; timings (decode and resample shares).
 - ``arrays/<metric>.npz``: what a metric hands over in :meth:`~t2mbench.metrics.base.Metric.arrays`
   (FD: every generated clip's embedding frames and the reference statistics, for a paired
   comparison of two runs).
@@ -57,6 +58,7 @@ from t2mbench.core.progress import progress_bar
 from t2mbench.metrics.base import Metric, MetricError, MetricResult, ScoringItem
 from t2mbench.metrics.cache import EmbeddingCache
 from t2mbench.metrics.clip_audio import AudioTimer, ClipAudio
+from t2mbench.metrics.embedders import weights_status
 from t2mbench.metrics.embedding_metric import share_embedders
 from t2mbench.metrics.registry import get_metric
 
@@ -340,6 +342,7 @@ def _summary(results, built, weights, gen, ref, run_id, system, store, timer: Au
             "protocol_version": m.protocol_version,
             "settings": m.settings(),
             "weights": weights.get(m.name, {}),
+            "weights_status": {k: weights_status(k, v) for k, v in weights.get(m.name, {}).items()},
         }
     return {
         "run_id": run_id,

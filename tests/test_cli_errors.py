@@ -96,6 +96,8 @@ CASES = [
     ("score", "number", lambda d: ["score", "--generated", f"{d}/set", "--metrics", "clap_evaluator", "--set",
                                    "clap_evaluator.ci_resamples=-1", "--out", f"{d}/s"]),
     ("score", "preset", lambda d: ["score", "--generated", f"{d}/set", "--preset", "nope", "--out", f"{d}/s"]),
+    ("score", "unverified", lambda d: ["score", "--generated", f"{d}/set", "--metrics", "clap_evaluator", "--no-verify",
+                                       "--out", f"{d}/s"]),
     ("score", "exclusive", lambda d: ["score", "--generated", f"{d}/set", "--preset", "paper-2026", "--metrics",
                                       "clap_evaluator", "--skip-missing", "--out", f"{d}/s"]),
     ("reproduce", "name", lambda d: ["reproduce", "nope"]),

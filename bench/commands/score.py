@@ -12,8 +12,8 @@ from t2mbench.core.threads import add_threads_option
 
 EPILOG = """\
 Writes OUT/scores.parquet and OUT/scores.csv (one row per clip and metric, plus aggregate rows
-with bootstrap 95% CIs), OUT/summary.json (values, protocol versions, settings, weights sha256,
-cache counts, timings) and OUT/provenance.json. Embeddings are cached under
+with bootstrap 95% CIs), OUT/summary.json (values, protocol versions, settings, weights sha256
+and whether each is published, cache counts, timings) and OUT/provenance.json. Embeddings are cached under
 $T2MBENCH_HOME/cache/embeddings, so re-scoring is cheap and a killed run resumes.
 
 examples:
@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--preset", metavar="NAME", help="a named metric list instead of --metrics (see --list)")
     parser.add_argument("--skip-missing", action="store_true",
                         help="skip, with a warning each, metrics that are not registered or whose weights are absent")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="load weight files whose sha256 is not the published one (keys and shapes are still "
+                             "checked); summary.json marks them unpublished")
     parser.add_argument("--out", metavar="DIR", help="output folder")
     parser.add_argument(
         "--set", action="append", default=[], metavar="METRIC.KEY=VALUE",
@@ -96,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError(f"missing {', '.join(missing)} (see t2mbench score --help)")
     from t2mbench.core.ownership import owning
+    from t2mbench.metrics.embedding_metric import load_unverified
     from t2mbench.metrics.scoring import build_metrics
 
     warnings = []
@@ -109,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         names = [n.strip() for n in args.metrics.split(",") if n.strip()]
     settings = parse_settings(args.set)
     built = build_metrics(names, settings, args.seed)  # a bad name or setting fails before the folder is claimed
+    if args.no_verify:
+        load_unverified(built)
     built, skipped = drop_missing_weights(built, skip_missing=args.skip_missing)
     for warning in warnings + skipped:
         print(f"warning: {warning}", file=sys.stderr)

@@ -64,6 +64,8 @@ _BUILT_IN: dict[str, EmbedderSpec] = {
                                "LAION-CLAP HTSAT-base music audio [B, T_s, 512], fadtk's 10 s chunks every 1 s"),
     "mert": EmbedderSpec("t2mbench.metrics.embedders.mert", "load_mert",
                          "MERT-v1-95M frames [B, T, 768] at 75 Hz, fadtk's layer 12 (CC-BY-NC weights)"),
+    "mert_330m": EmbedderSpec("t2mbench.metrics.embedders.mert_330m", "load_mert_330m",
+                              "MERT-v1-330M frames [B, T, 1024] at 75 Hz, mad-metric's layer 24 (CC-BY-NC weights)"),
     "audiobox_aesthetics": EmbedderSpec("t2mbench.metrics.embedders.audiobox", "load_audiobox",
                                         "Audiobox Aesthetics scores [B, 4]: CE, CU, PC, PQ (1-10 scale)"),
     "evaluator": EmbedderSpec("t2mbench.metrics.embedders.evaluator", "load_evaluator", "the corpus evaluator",
@@ -97,6 +99,24 @@ def embedder_weights() -> list[WeightFile]:
     return [wf for spec in embedders().values() for wf in spec.weight_files()]
 
 
+def weights_status(name: str, sha256: str) -> str:
+    """Whether the weights embedder ``name`` loaded (their ``sha256``) are published ones.
+
+    ``"published"``: ``sha256`` is the published hash of one of the embedder's registered files;
+    ``"unpublished"``: some of those files publish hashes and it is none of them (a fine-tune, a
+    conversion, seeded test weights, a file loaded with ``verify=False``; also a registered file whose
+    own hash upstream does not publish, e.g. LAION-CLAP's unpinned checkpoints: the status compares
+    hashes, not file names); ``"no published sha256"``: none of the embedder's files publishes a hash
+    to compare with (MERT, Audiobox); ``"not registered"``: no embedder of that name.
+    """
+    if name not in embedders():
+        return "not registered"
+    published = {wf.sha256 for wf in embedders()[name].weight_files() if wf.sha256}
+    if not published:
+        return "no published sha256"
+    return "published" if sha256 in published else "unpublished"
+
+
 def get_embedder(name: str, checkpoint: str | None = None, **options: Any) -> Embedder:
     """Build embedder ``name`` with its checked weights (``checkpoint`` overrides the default file).
 
@@ -116,4 +136,5 @@ __all__ = [
     "embedder_weights",
     "embedders",
     "get_embedder",
+    "weights_status",
 ]

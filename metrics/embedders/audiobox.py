@@ -334,11 +334,33 @@ class AestheticsEmbedder(Embedder):
         return ((scores * weights[None, :, None]).sum(dim=1) / weights.sum()).float()
 
 
-def build_model(ckpt: Mapping[str, Any], source: str, cfg: WavLMConfig = WavLMConfig()) -> AesModel:
+def config_from_state(state: Mapping[str, Any]) -> WavLMConfig:
+    """The WavLM sizes ``state`` (upstream ``state_dict``, ``model.`` prefix removed) holds: width and conv
+    width from ``post_extract_proj``, depth from the layers, FFN from ``fc1``, heads and relative-position
+    buckets from the first layer's ``relative_attention_bias``, the positional kernel and groups from
+    ``weight_v``; the conv kernels and strides and ``max_distance`` are WavLM-base's. WavLM-base's sizes
+    when those keys are absent (the strict key check then names what is wrong)."""
+    p = "wavlm_model.encoder."
+    try:
+        proj = tuple(state["wavlm_model.post_extract_proj.weight"].shape)
+        bias = tuple(state[p + "layers.0.self_attn.relative_attention_bias.weight"].shape)
+        pos = tuple(state[p + "pos_conv.0.weight_v"].shape)
+        ffn = int(state[p + "layers.0.fc1.weight"].shape[0])
+    except (KeyError, AttributeError, IndexError):
+        return WavLMConfig()
+    if len(proj) != 2 or len(bias) != 2 or len(pos) != 3 or pos[1] == 0:
+        return WavLMConfig()
+    layers = sum(1 for k in state if k.startswith(p + "layers.") and k.endswith(".fc1.weight"))
+    return WavLMConfig(dim=int(proj[0]), conv_dim=int(proj[1]), layers=layers, heads=int(bias[1]), ffn=ffn,
+                       buckets=int(bias[0]), pos_kernel=int(pos[2]), pos_groups=max(1, int(proj[0]) // int(pos[1])))
+
+
+def build_model(ckpt: Mapping[str, Any], source: str, cfg: WavLMConfig | None = None) -> AesModel:
     """The network of an upstream checkpoint dict (``state_dict`` with its ``model.`` prefix, ``model_cfg``),
-    keys and shapes checked strictly."""
+    keys and shapes checked strictly; ``cfg=None`` reads the sizes from the shapes (:func:`config_from_state`)."""
     heads = HeadConfig.from_model_cfg(ckpt["model_cfg"], source)
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
+    cfg = config_from_state(state) if cfg is None else cfg
     with torch.device("meta"):
         net = AesModel(heads, cfg)
     problem = state_dict_mismatch({k: tuple(v.shape) for k, v in net.state_dict().items()}, state)
@@ -358,7 +380,7 @@ def load_audiobox(
     device: str | torch.device = "cpu",
     verify: bool = True,
     batch_size: int = 4,
-    config: WavLMConfig = WavLMConfig(),
+    config: WavLMConfig | None = None,
 ) -> AestheticsEmbedder:
     """Build the aesthetics predictor from the published ``checkpoint.pt``.
 
@@ -369,7 +391,8 @@ def load_audiobox(
         device: where the network runs (``embed`` takes and returns CPU tensors).
         verify: check the file's sha256 when one is published (none is recorded yet).
         batch_size: 10 s windows per forward pass.
-        config: encoder sizes (WavLM-base by default; smaller ones for tests).
+        config: encoder sizes; ``None`` reads them from the checkpoint's shapes (the published file gives
+            WavLM-base, a reduced file in the same layout, e.g. seeded test weights, its own).
 
     Raises:
         MissingWeightsError: the file is absent (the message says where to get it and put it).

@@ -154,19 +154,22 @@ class RobertaLayer(nn.Module):
 
 
 class Roberta(nn.Module):
-    """RoBERTa-base encoder + pooler: token ids ``[B, L]`` and mask → ``tanh(W h₀ + b)`` ``[B, 768]``."""
+    """RoBERTa-base encoder + pooler: token ids ``[B, L]`` and mask → ``tanh(W h₀ + b)`` ``[B, 768]``
+    (``dim``/``layers``: other sizes in the same layout, for reduced test checkpoints; one head per 64
+    channels, at least one, off RoBERTa-base's width)."""
 
-    def __init__(self, vocab: int = ROBERTA_VOCAB) -> None:
+    def __init__(self, vocab: int = ROBERTA_VOCAB, dim: int = TEXT_DIM, layers: int = TEXT_LAYERS) -> None:
         super().__init__()
+        heads = TEXT_HEADS if dim == TEXT_DIM else max(1, dim // 64)
         self.embeddings = nn.Module()
-        self.embeddings.word_embeddings = nn.Embedding(vocab, TEXT_DIM)
-        self.embeddings.position_embeddings = nn.Embedding(514, TEXT_DIM)
-        self.embeddings.token_type_embeddings = nn.Embedding(1, TEXT_DIM)
-        self.embeddings.LayerNorm = nn.LayerNorm(TEXT_DIM, eps=1e-5)
+        self.embeddings.word_embeddings = nn.Embedding(vocab, dim)
+        self.embeddings.position_embeddings = nn.Embedding(514, dim)
+        self.embeddings.token_type_embeddings = nn.Embedding(1, dim)
+        self.embeddings.LayerNorm = nn.LayerNorm(dim, eps=1e-5)
         self.encoder = nn.Module()
-        self.encoder.layer = nn.ModuleList(RobertaLayer() for _ in range(TEXT_LAYERS))
+        self.encoder.layer = nn.ModuleList(RobertaLayer(dim, heads, 4 * dim) for _ in range(layers))
         self.pooler = nn.Module()
-        self.pooler.dense = nn.Linear(TEXT_DIM, TEXT_DIM)
+        self.pooler.dense = nn.Linear(dim, dim)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``ids``, ``mask`` ``[B, L]`` (right-padded) → ``[B, 768]``. Columns that are padding in every row
@@ -191,21 +194,39 @@ def _projection(d_in: int) -> nn.Sequential:
 
 @dataclass(frozen=True)
 class Variant:
-    """Which LAION-CLAP model a checkpoint holds (read from its keys)."""
+    """Which LAION-CLAP model a checkpoint holds (read from its keys and shapes).
+
+    ``dim`` 96 / 128 with their published ``depths`` (filled in when not given) are HTSAT-tiny / -base;
+    other widths or depths, and a RoBERTa other than base (``text_dim``, ``text_layers``), are reduced
+    networks in the same layout (seeded test checkpoints).
+    """
 
     dim: int
     fusion: bool
+    depths: tuple[int, ...] = ()
+    text_dim: int = TEXT_DIM
+    text_layers: int = TEXT_LAYERS
+
+    def __post_init__(self) -> None:
+        if not self.depths:
+            object.__setattr__(self, "depths", VARIANTS[self.dim][1])
 
     @property
     def audio_model(self) -> str:
-        return VARIANTS[self.dim][0]
+        if self.dim in VARIANTS and self.depths == VARIANTS[self.dim][1]:
+            return VARIANTS[self.dim][0]
+        return f"HTSAT (reduced: width {self.dim}, depths {list(self.depths)})"
 
     @property
-    def depths(self) -> tuple[int, ...]:
-        return VARIANTS[self.dim][1]
+    def published(self) -> bool:
+        """HTSAT-tiny or -base with RoBERTa-base: the sizes of a published checkpoint."""
+        return self.audio_model in ("HTSAT-tiny", "HTSAT-base") and (self.text_dim, self.text_layers) == (
+            TEXT_DIM, TEXT_LAYERS)
 
     def describe(self) -> str:
-        return f"{self.audio_model} {'fusion (aff_2d)' if self.fusion else 'non-fusion'} + RoBERTa-base"
+        text = ("RoBERTa-base" if (self.text_dim, self.text_layers) == (TEXT_DIM, TEXT_LAYERS)
+                else f"RoBERTa (reduced: width {self.text_dim}, {self.text_layers} layers)")
+        return f"{self.audio_model} {'fusion (aff_2d)' if self.fusion else 'non-fusion'} + {text}"
 
     def unused_shapes(self) -> dict[str, tuple[int, ...]]:
         """Checkpoint tensors that play no part in the embeddings (AudioSet head, training-only MLPs,
@@ -233,8 +254,8 @@ class ClapModel(nn.Module):
         super().__init__()
         self.audio_branch = HTSAT(variant.dim, variant.depths, variant.fusion)
         self.audio_projection = _projection(variant.dim * 8)
-        self.text_branch = Roberta()
-        self.text_projection = _projection(TEXT_DIM)
+        self.text_branch = Roberta(dim=variant.text_dim, layers=variant.text_layers)
+        self.text_projection = _projection(variant.text_dim)
 
 
 def _read_checkpoint(path: Path) -> Any:
@@ -256,15 +277,26 @@ def normalise_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
 
 
 def detect_variant(state: Mapping[str, Any], source: str) -> Variant:
-    """HTSAT width (tiny 96, base 128) and fusion from the checkpoint's keys."""
+    """HTSAT width (tiny 96, base 128) and fusion from the checkpoint's keys; the stage depths and the
+    text tower's width and depth from its keys and shapes (published checkpoints: those of their
+    width; a reduced checkpoint in the same layout: its own)."""
     proj = state.get("audio_branch.patch_embed.proj.weight")
-    if not isinstance(proj, torch.Tensor) or proj.ndim != 4 or proj.shape[0] not in VARIANTS:
+    blocks = [k for k in state if k.startswith("audio_branch.layers.") and k.endswith(".norm1.weight")]
+    counts = [sum(1 for k in blocks if k.startswith(f"audio_branch.layers.{i}.")) for i in range(4)]
+    depths = tuple(n for n in counts if n)
+    words = state.get("text_branch.embeddings.word_embeddings.weight")
+    known = isinstance(proj, torch.Tensor) and proj.ndim == 4 and (proj.shape[0] in VARIANTS or len(depths) == 4)
+    if not known or not isinstance(words, torch.Tensor) or words.ndim != 2:
         raise WeightsError(
             f"{source}: not a LAION-CLAP HTSAT checkpoint (audio_branch.patch_embed.proj.weight is "
             f"{tuple(proj.shape) if isinstance(proj, torch.Tensor) else 'missing'}; first keys {list(state)[:3]}); "
             f"use one of {', '.join(wf.filename for wf in CHECKPOINTS.values())} from {_HF}"
         )
-    return Variant(dim=int(proj.shape[0]), fusion="audio_branch.patch_embed.mel_conv2d.weight" in state)
+    text_layers = sum(1 for k in state if k.startswith("text_branch.encoder.layer.")
+                      and k.endswith(".attention.self.query.weight"))  # fmt: skip
+    return Variant(dim=int(proj.shape[0]), fusion="audio_branch.patch_embed.mel_conv2d.weight" in state,
+                   depths=depths if len(depths) == 4 else (), text_dim=int(words.shape[1]),
+                   text_layers=text_layers or TEXT_LAYERS)
 
 
 def _check_keys(expected: Mapping[str, tuple[int, ...]], state: Mapping[str, Any], source: str, what: str) -> None:
@@ -597,7 +629,7 @@ def load_clap_music(
         path, name = _resolve_checkpoint(checkpoint or "clap-music-audioset", verify)
         model, variant = build_model(normalise_state_dict(_read_checkpoint(path), str(path)), str(path), copy=True)
         sha = hash_file(path)
-    if variant.fusion or variant.audio_model != "HTSAT-base":
+    if variant.fusion or (variant.published and variant.audio_model != "HTSAT-base"):
         raise WeightsError(f"{name}: a {variant.describe()} checkpoint; fadtk's CLAP-music FAD uses HTSAT-base "
                            f"non-fusion ({CHECKPOINTS['clap-music-audioset'].filename})")  # fmt: skip
     return ClapMusicEmbedder(model.to(device), variant, None, weights_sha256=sha, checkpoint=name,

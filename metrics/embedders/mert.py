@@ -21,6 +21,17 @@ transformers' ``HubertModel``. The 95M model's config switches off every MERT ex
 ``MERT-v1-95M`` reads layer 12 (``MERT-v1-95M-<i>`` reads layer i). Only layers up to the one read
 are computed. ``masked_spec_embed`` is in the checkpoint but used only in training.
 
+MERT-v1-330M (``MertConfig.stable_layer_norm``; its hub ``config.json``: ``do_stable_layer_norm``
+true, hidden 1024, 24 layers, FFN 4096, the same conv stack, group norm and feature-projection
+LayerNorm) uses transformers' ``HubertEncoderStableLayerNorm``: pre-LN layers
+``x = x + attn(LN1(x)); x = x + ffn(LN2(x))``, the positional conv added *without* a LayerNorm
+after it, and the encoder LayerNorm applied after the last layer. So ``hidden_states[0]`` is the
+input plus the positional conv, ``hidden_states[i]`` (i < 24) the raw output of layer i, and
+``hidden_states[24]`` the LayerNorm of layer 24's output. Its ``attention_relax`` (32.0) is read only
+by ``HubertEncoder_extend`` (``deepnorm``), never by the stable-layer-norm encoder, so it changes
+nothing. The key layout is the 95M's (the same module names). The network, its weights entry and
+mad-metric's settings for it live in :mod:`t2mbench.metrics.embedders.mert_330m`.
+
 fadtk (``fadtk/model_loader.py`` ``MERTModel``, ``ModelLoader.get_embedding``), per clip:
 
 1. mono at 24 kHz (fadtk converts the file with ffmpeg; here the caller's soxr HQ resampler);
@@ -47,7 +58,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -98,6 +109,7 @@ class MertConfig:
     pos_kernel: int = 128
     pos_groups: int = 16
     eps: float = 1e-5
+    stable_layer_norm: bool = False  # pre-LN encoder (MERT-v1-330M's do_stable_layer_norm)
 
 
 class _Conv(nn.Module):
@@ -158,7 +170,8 @@ class _Attention(nn.Module):
 
 
 class _Layer(nn.Module):
-    """Post-LN encoder layer (HF ``HubertEncoderLayer`` key names)."""
+    """Encoder layer (HF ``HubertEncoderLayer`` key names): post-LN, or pre-LN with ``stable_layer_norm``
+    (``HubertEncoderLayerStableLayerNorm``, the same key names)."""
 
     def __init__(self, cfg: MertConfig) -> None:
         super().__init__()
@@ -168,10 +181,14 @@ class _Layer(nn.Module):
         self.feed_forward.intermediate_dense = nn.Linear(cfg.hidden, cfg.ffn)
         self.feed_forward.output_dense = nn.Linear(cfg.ffn, cfg.hidden)
         self.final_layer_norm = nn.LayerNorm(cfg.hidden, eps=cfg.eps)
+        self.pre_ln = cfg.stable_layer_norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.layer_norm(x + self.attention(x))
         ff = self.feed_forward
+        if self.pre_ln:
+            x = x + self.attention(self.layer_norm(x))
+            return x + ff.output_dense(F.gelu(ff.intermediate_dense(self.final_layer_norm(x))))
+        x = self.layer_norm(x + self.attention(x))
         return self.final_layer_norm(x + ff.output_dense(F.gelu(ff.intermediate_dense(x))))
 
 
@@ -179,7 +196,9 @@ class Mert(nn.Module):
     """MERT (HuBERT-style) network with the published checkpoint's key names.
 
     ``forward(wave [B, N] normalised, at 24 kHz, layer)`` → hidden state ``layer`` ``[B, T, hidden]``
-    (0: the encoder input after its LayerNorm; i: the output of transformer layer i).
+    (0: the encoder input after its LayerNorm; i: the output of transformer layer i; pre-LN
+    (``stable_layer_norm``): 0 is the input without a LayerNorm, and only the last layer's output
+    goes through the encoder LayerNorm, as transformers' ``hidden_states`` are).
     """
 
     def __init__(self, cfg: MertConfig = MertConfig()) -> None:
@@ -240,9 +259,12 @@ class Mert(nn.Module):
         proj = self.feature_projection
         x = proj.projection(proj.layer_norm(self.features(wave)))
         x = x + self.encoder.pos_conv_embed.conv(x.transpose(1, 2)).transpose(1, 2)
-        x = self.encoder.layer_norm(x)
+        if not self.cfg.stable_layer_norm:
+            x = self.encoder.layer_norm(x)
         for block in self.encoder.layers[:layer]:
             x = block(x)
+        if self.cfg.stable_layer_norm and layer == self.cfg.layers:
+            x = self.encoder.layer_norm(x)
         return x
 
 
@@ -280,7 +302,8 @@ class MertEmbedder(Embedder):
 
     def __init__(
         self, net: Mert, weights_sha256: str, *, layer: int | None = None, normalize: bool = True,
-        float16: bool = True,
+        float16: bool = True, model: str = "MERT-v1-95M", limit_samples: int | None = LIMIT_SAMPLES,
+        name: str = "mert", protocol_version: str = "fadtk-mert-1",
     ) -> None:
         layer = net.cfg.layers if layer is None else layer
         if not isinstance(layer, int) or isinstance(layer, bool) or not 0 <= layer <= net.cfg.layers:
@@ -290,11 +313,15 @@ class MertEmbedder(Embedder):
         self.layer = layer
         self.normalize = bool(normalize)
         self.float16 = bool(float16)
+        self.model = model
+        self.limit_samples = limit_samples
+        self.name, self.protocol_version = name, protocol_version
 
     def settings(self) -> dict[str, Any]:
+        limit = None if self.limit_samples is None else self.limit_samples / SAMPLE_RATE
         return {
-            **super().settings(), "model": "MERT-v1-95M", "layer": self.layer, "normalize": self.normalize,
-            "float16": self.float16, "limit_s": LIMIT_SAMPLES / SAMPLE_RATE, "weights_sha256": self.weights_sha256,
+            **super().settings(), "model": self.model, "layer": self.layer, "normalize": self.normalize,
+            "float16": self.float16, "limit_s": limit, "weights_sha256": self.weights_sha256,
         }  # fmt: skip
 
     def embed(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -302,7 +329,7 @@ class MertEmbedder(Embedder):
             raise AudioError(f"MERT expects audio of shape [batch, channels, samples], got {tuple(audio.shape)}")
         if not torch.isfinite(audio).all():
             raise AudioError("MERT input contains NaN or Inf samples")
-        mono = self.to_rate(audio.float().mean(dim=1, keepdim=True), sample_rate)[:, 0, :LIMIT_SAMPLES]
+        mono = self.to_rate(audio.float().mean(dim=1, keepdim=True), sample_rate)[:, 0, : self.limit_samples]
         if mono.shape[-1] < RECEPTIVE:
             raise AudioError(
                 f"MERT needs at least {RECEPTIVE} samples ({RECEPTIVE / SAMPLE_RATE * 1000:.1f} ms) at "
@@ -332,7 +359,33 @@ def canonical_state_dict(state: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_net(state: Mapping[str, Any], source: str, cfg: MertConfig = MertConfig()) -> Mert:
+def config_from_state(state: Mapping[str, Any], flags: MertConfig = MertConfig()) -> MertConfig:
+    """The sizes of the network ``state`` (published layout) holds, read from its shapes; the
+    architecture flags (pre/post-LN, conv kernels and strides, eps) come from ``flags``.
+
+    Widths, depth, FFN and the positional kernel and groups are all in the shapes; the number of
+    attention heads is not: it is ``flags.heads`` when the width is ``flags.hidden``, otherwise one
+    head per 64 channels (MERT's head width: 768/12 and 1024/16), at least one. A state without
+    the keys read here is left to :func:`build_net`'s strict check (``flags`` unchanged).
+    """
+    state = canonical_state_dict(state)
+    try:
+        proj = tuple(state["feature_projection.projection.weight"].shape)
+        pos = tuple(state["encoder.pos_conv_embed.conv.weight_v"].shape)
+        ffn = int(state["encoder.layers.0.feed_forward.intermediate_dense.weight"].shape[0])
+    except (KeyError, AttributeError, IndexError):
+        return flags
+    if len(proj) != 2 or len(pos) != 3 or pos[1] == 0:
+        return flags
+    hidden, conv_dim = int(proj[0]), int(proj[1])
+    layers = sum(1 for k in state if k.startswith("encoder.layers.") and k.endswith(".attention.q_proj.weight"))
+    heads = flags.heads if hidden == flags.hidden else max(1, hidden // 64)
+    return replace(flags, hidden=hidden, conv_dim=conv_dim, layers=layers, ffn=ffn, heads=heads,
+                   pos_kernel=int(pos[2]), pos_groups=max(1, hidden // int(pos[1])))
+
+
+def build_net(state: Mapping[str, Any], source: str, cfg: MertConfig = MertConfig(),
+              weight_file: WeightFile = CHECKPOINT) -> Mert:
     """The network holding ``state``'s tensors as float32, keys and shapes checked strictly."""
     state = canonical_state_dict(state)
     with torch.device("meta"):
@@ -341,10 +394,27 @@ def build_net(state: Mapping[str, Any], source: str, cfg: MertConfig = MertConfi
     if problem:
         raise WeightsError(
             f"{source}: not a MERT checkpoint of config {asdict(cfg)}: {problem}; "
-            f"use {CHECKPOINT.filename} from {CHECKPOINT.url}"
+            f"use {weight_file.filename} from {weight_file.url}"
         )
     net.load_state_dict({k: v.float().clone() for k, v in state.items()}, strict=True, assign=True)
     return net.eval()
+
+
+def load_network(
+    checkpoint: str | os.PathLike | Mapping[str, torch.Tensor] | None, weight_file: WeightFile,
+    config: MertConfig | None, flags: MertConfig, *, verify: bool,
+) -> tuple[Mert, str]:
+    """``(network, weights sha256)`` from ``checkpoint`` (``None``: ``weight_file``'s default place);
+    ``config=None`` reads the sizes from the checkpoint's shapes (:func:`config_from_state`, with
+    ``flags``' architecture), an explicit ``config`` must match them exactly."""
+    if isinstance(checkpoint, Mapping):
+        state, source, sha = checkpoint, "in-memory state dict", state_dict_sha256(checkpoint)
+    else:
+        path = resolve(weight_file.name, checkpoint, verify=verify)
+        state, source = load_state_file(path, "the MERT checkpoint", weight_file.url), str(path)
+        sha = hash_file(path)
+    cfg = config_from_state(state, flags) if config is None else config
+    return build_net(state, source, cfg, weight_file), sha
 
 
 def load_mert(
@@ -355,7 +425,7 @@ def load_mert(
     layer: int | None = None,
     normalize: bool = True,
     float16: bool = True,
-    config: MertConfig = MertConfig(),
+    config: MertConfig | None = None,
 ) -> MertEmbedder:
     """Build the MERT embedder from the published checkpoint.
 
@@ -368,17 +438,14 @@ def load_mert(
         layer: hidden state read, 0-12; ``None``: the last (fadtk ``MERT-v1-95M``: 12; ``MERT-v1-95M-<i>``: i).
         normalize: the feature extractor's per-clip zero-mean unit-variance normalisation.
         float16: round the frames to float16 as fadtk stores them.
-        config: network sizes (MERT-v1-95M by default; smaller ones for tests).
+        config: network sizes; ``None`` reads them from the checkpoint's shapes (MERT-v1-95M's
+            post-LN architecture; the published file gives MERT-v1-95M's sizes, a reduced file in the
+            same layout, e.g. seeded test weights, its own).
 
     Raises:
         MissingWeightsError: the file is absent (the message says where to get it and put it).
         WeightsError: unreadable file, or keys/shapes that are not MERT's.
         ConfigError: ``layer`` out of range.
     """
-    if isinstance(checkpoint, Mapping):
-        net, sha = build_net(checkpoint, "in-memory state dict", config), state_dict_sha256(checkpoint)
-    else:
-        path = resolve(CHECKPOINT.name, checkpoint, verify=verify)
-        net = build_net(load_state_file(path, "the MERT checkpoint", CHECKPOINT.url), str(path), config)
-        sha = hash_file(path)
+    net, sha = load_network(checkpoint, CHECKPOINT, config, MertConfig(), verify=verify)
     return MertEmbedder(net.to(device), sha, layer=layer, normalize=normalize, float16=float16)

@@ -256,6 +256,21 @@ class PasstEmbedder(Embedder):
         return logits.mean(dim=1) if self.collect == "mean" else logits.amax(dim=1)
 
 
+def sizes_from_state(state: Mapping[str, Any]) -> dict[str, int]:
+    """``PaSST(**sizes)`` for the network ``state`` (upstream layout) holds: width from ``cls_token``, depth
+    from the blocks (the 527 AudioSet classes stay: ``kl_passt`` is defined on them); the heads are not
+    in the shapes: 12 at PaSST-S's width 768, otherwise one per 64 channels (at least one). PaSST-S's
+    sizes when ``cls_token`` or the blocks are absent (the strict key check then names what is wrong)."""
+    try:
+        dim = int(state["cls_token"].shape[-1])
+    except (KeyError, AttributeError, IndexError):
+        return {}
+    depth = sum(1 for k in state if k.startswith("blocks.") and k.endswith(".norm1.weight"))
+    if depth == 0:
+        return {}
+    return {"dim": dim, "depth": depth, "heads": 12 if dim == 768 else max(1, dim // 64)}
+
+
 def _check_state_dict(net: PaSST, state: Mapping[str, Any], source: str) -> None:
     """Refuse a state dict whose keys or shapes are not PaSST-S's, naming what differs."""
     problem = state_dict_mismatch({k: tuple(v.shape) for k, v in net.state_dict().items()}, state)
@@ -281,7 +296,9 @@ def load_passt(
             a path to a file in the upstream layout, or a state dict built in memory.
         device: where the network runs (``embed`` still takes and returns CPU-side tensors).
         verify: check the file's sha256 against the published one; ``False`` loads any file in
-            the upstream layout (e.g. seeded random weights), still checking keys and shapes.
+            the upstream layout (e.g. seeded random weights), still checking keys and shapes. The
+            sizes (width, depth) are read from the shapes (:func:`sizes_from_state`): the
+            published file gives PaSST-S, a reduced file in the same layout its own sizes.
         collect: how window logits are pooled, ``"mean"`` (published) or ``"max"``.
         batch_size: windows per forward pass (memory ~40 MB per window on the CPU).
 
@@ -290,15 +307,14 @@ def load_passt(
         ChecksumError: its sha256 differs from the published one (``verify=True``).
         WeightsError: unreadable or truncated file, or not a PaSST-S state dict.
     """
-    net = PaSST()
     if isinstance(checkpoint, Mapping):
         state, source = checkpoint, "in-memory state dict"
-        _check_state_dict(net, state, source)
         sha = state_dict_sha256(state)
     else:
         path = resolve(CHECKPOINT.name, checkpoint, verify=verify)
         state, source = load_state_file(path, "the PaSST checkpoint", CHECKPOINT.url), str(path)
-        _check_state_dict(net, state, source)
         sha = hash_file(path)
+    net = PaSST(**sizes_from_state(state))
+    _check_state_dict(net, state, source)
     net.load_state_dict(state, strict=True)
     return PasstEmbedder(net.to(device), sha, collect=collect, batch_size=batch_size)

@@ -40,7 +40,7 @@ def test_list_names_every_metric(capsys):
     assert names == ["fd_openl3", "kl_passt", "clap", "stft", "mel", "sisdr", "melody_acc", "pitch_acc", "fd_evaluator",
                      "kl_evaluator", "clap_evaluator", "fad_mert", "fad_clap_music", "aesthetics_pq", "aesthetics_pc",
                      "aesthetics_ce", "aesthetics_cu", "kad_openl3", "kad_clap", "kad_evaluator", "kad_mert",
-                     "kad_clap_music", "mad_evaluator"]
+                     "kad_clap_music", "mad", "mad_evaluator"]
     assert lines[-1].startswith("preset paper-2026: fd_openl3, kl_passt, clap, fad_clap_music, ")
 
 

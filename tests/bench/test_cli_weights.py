@@ -93,6 +93,8 @@ def test_list_shows_the_music_metric_weights_with_their_licences(capsys, tmp_pat
     out = capsys.readouterr().out
     for name, filename, licence in [
         ("mert-v1-95m", "MERT-v1-95M/pytorch_model.bin", "licence: CC-BY-NC-4.0 (m-a-p/MERT-v1-95M): non-commercial"),
+        ("mert-v1-330m", "MERT-v1-330M/pytorch_model.bin",
+         "licence: CC-BY-NC-4.0 (m-a-p/MERT-v1-330M): non-commercial"),
         ("audiobox-aesthetics", "audiobox-aesthetics/checkpoint.pt", "licence: CC-BY-4.0"),
         ("clap-music-audioset", "music_audioset_epoch_15_esc_90.14.pt", "licence: CC0-1.0"),
         ("clap-music-speech-audioset", "music_speech_audioset_epoch_15_esc_89.98.pt", "licence: CC0-1.0"),

@@ -133,7 +133,7 @@ def test_bad_input_and_bad_checkpoints_raise(embedder, ckpt_path):
     with pytest.raises(WeightsError, match="2 keys missing"):
         load_audiobox(broken, config=SMALL)
     with pytest.raises(WeightsError, match="nth_layer 3: this port reads all 13"):
-        load_audiobox(ckpt)  # full-size network, reduced checkpoint
+        load_audiobox(ckpt, config=WavLMConfig())  # full-size network, reduced checkpoint
     with pytest.raises(WeightsError, match="wrong shape"):
         load_audiobox(ckpt, config=WavLMConfig(dim=64, layers=2, heads=4, ffn=64, conv_dim=16, pos_kernel=16,
                                                pos_groups=4))
@@ -172,3 +172,19 @@ def test_the_four_metrics_score_a_file_as_the_package_does(embedder, tmp_path):
     assert cache.misses == 1 and cache.hits == 3
     with pytest.raises(ConfigError, match="unknown aesthetics axis 'XX'"):
         AestheticsMetric(axis="XX", **AUDIOBOX)
+
+
+def test_sizes_are_read_from_the_checkpoints_shapes(embedder, ckpt_path):
+    """Without a config the loader reads the reduced checkpoint's sizes from its shapes (heads and buckets from
+    ``relative_attention_bias``), giving the network of the explicit reduced config; the full-size key manifest
+    gives WavLM-base's."""
+    from t2mbench.metrics.embedders.audiobox import config_from_state
+
+    inferred = load_audiobox(load_torch_file(ckpt_path))
+    assert inferred.net.wavlm_model.cfg == SMALL
+    x = torch.linspace(-0.5, 0.5, 16_000)[None, None]
+    torch.testing.assert_close(inferred.embed(x, 16_000), embedder.embed(x, 16_000), rtol=0, atol=0)
+    keys = json.loads((FIX_DIR / "keys_full.json").read_text())
+    with torch.device("meta"):
+        full = {k.removeprefix("model."): torch.empty(s) for k, s in keys}
+    assert config_from_state(full) == WavLMConfig()

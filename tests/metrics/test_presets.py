@@ -15,12 +15,10 @@ from t2mbench.metrics.presets import PRESETS, drop_missing_weights, resolve_pres
 from t2mbench.metrics.registry import available, get_metric
 from t2mbench.metrics.scoring import score
 
-# Names of paper-2026 that the embedders branch (MERT, CLAP-music, Audiobox Aesthetics) registers.
-# At merge, empty this set: test_paper_2026_resolves_except_the_pending_names then requires every
-# name of the preset to be registered.
-# mad-metric's MAD is MAUVE on MERT-v1-330M (layer 24, max-pooled); the MERT port has the 95M model only
-PENDING = {"mad"}
+# Names of paper-2026 not registered yet (none: every name of the preset must be registered).
+PENDING: set[str] = set()
 OUTPUTS = {"openl3": "frames", "passt": "logits", "clap": "vector", "evaluator": "frames", "mert": "frames",
+           "mert_330m": "frames",
            "audiobox": "logits"}
 DIMS = {"audiobox": 4}  # the four aesthetics axes
 
@@ -101,11 +99,25 @@ def test_cli_preset_skip_missing_runs_the_rest_and_warns_for_each_gap(tmp_path, 
     assert set(warned) == PENDING
 
 
-def test_cli_preset_without_skip_missing_names_the_gaps(tmp_path, stand_in_loads, capsys):
+def test_cli_preset_without_skip_missing_names_the_gaps(tmp_path, capsys, monkeypatch):
+    """No weight file present: one line, exit 2, every metric of the preset that needs one named with the
+    command that fetches it (mad's MERT-v1-330M included), and no output folder."""
+    monkeypatch.setenv("T2MBENCH_HOME", str(tmp_path / "home"))
     gen, ref = write_pair(tmp_path, n=2)
     code = main(["score", "--generated", str(gen), "--reference", str(ref), "--preset", "paper-2026",
                  "--out", str(tmp_path / "s")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "preset 'paper-2026' names metrics this install does not register: mad (pass --skip-missing" in err
+    assert "13 metrics lack weight files (pass --skip-missing to run the others): fd_openl3: " in err
+    assert "| mad: weights 'mert-v1-330m' not found" in err and "t2mbench weights fetch mert-v1-330m" in err
     assert not (tmp_path / "s").exists()
+
+
+def test_weights_status_tells_published_unpublished_and_unknown_hashes():
+    from t2mbench.metrics.embedders import weights_status
+    from t2mbench.metrics.embedders.passt import CHECKPOINT as PASST
+
+    assert PASST.sha256 and weights_status("passt", PASST.sha256) == "published"
+    assert weights_status("passt", "0" * 64) == "unpublished"
+    assert weights_status("mert_330m", "0" * 64) == "no published sha256"  # MERT's hub files publish none here
+    assert weights_status("vggish", "0" * 64) == "not registered"

@@ -43,7 +43,7 @@ FD_SETTINGS = (
         ("clap_evaluator", {"text_output": "embed_txt"},
          "metric 'clap_evaluator': unknown text_output 'embed_txt'; use one of embed_text"),
         ("fd_openl3", {"embedder": "vggish"},
-         "metric 'fd_openl3': unknown embedder 'vggish'; known: openl3, passt, clap, clap_music, mert, "
+         "metric 'fd_openl3': unknown embedder 'vggish'; known: openl3, passt, clap, clap_music, mert, mert_330m, "
          "audiobox_aesthetics, evaluator"),
     ],
 )  # fmt: skip

@@ -62,7 +62,7 @@ def shifted_window_mask(resolution: int, window: int = WINDOW, shift: int = SHIF
     return np.where(windows[:, :, None] == windows[:, None, :], 0.0, -100.0).astype(np.float32)
 
 
-def _derived(key: str, shape: tuple[int, ...]) -> np.ndarray | None:
+def derived_buffer(key: str, shape: tuple[int, ...]) -> np.ndarray | None:
     """The value of a buffer that the architecture fixes, or ``None`` for a drawn tensor."""
     if key.endswith("relative_position_index"):
         return relative_position_index()
@@ -98,7 +98,7 @@ def clap_weights(variant: str, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded weights ``{key: array}`` for every entry of :func:`manifest` (float32 drawn, buffers computed)."""
     out: dict[str, np.ndarray] = {}
     for key, shape, dtype in manifest(variant):
-        value = _derived(key, shape)
+        value = derived_buffer(key, shape)
         if value is None:
             if dtype != "float32":
                 raise ValueError(f"{key}: no rule for a {dtype} tensor")

@@ -231,3 +231,21 @@ def test_tokenizer_must_be_roberta_base(tmp_path, monkeypatch, tok_dir):
     (tmp_path / "home" / "weights").mkdir(parents=True)
     (tmp_path / "home" / "weights" / "roberta-base").symlink_to(tok_dir)
     assert len(load_tokenizer()) == 50265  # found in t2mbench's weights folder
+
+
+@pytest.mark.parametrize("variant", ["htsat_tiny_fusion", "htsat_base"])
+def test_published_layouts_are_detected_as_published_and_reduced_ones_by_their_shapes(variant):
+    from t2mbench.metrics.embedders.clap import detect_variant
+
+    with torch.device("meta"):
+        full = {k: torch.empty(s) for k, s, _ in manifest(variant)}
+        v = detect_variant(full, "manifest")
+        assert v == (Variant(dim=96, fusion=True) if variant == "htsat_tiny_fusion" else Variant(dim=128, fusion=False))
+        assert v.published
+        reduced = Variant(dim=8, fusion=v.fusion, depths=(1, 2, 1, 1), text_dim=32, text_layers=1)
+        state = dict(ClapModel(reduced).state_dict()) | {k: torch.empty(s) for k, s in reduced.unused_shapes().items()}
+    found = detect_variant(state, "reduced")
+    assert found == reduced and not found.published
+    kind = "fusion (aff_2d)" if v.fusion else "non-fusion"
+    text = "RoBERTa (reduced: width 32, 1 layers)"
+    assert found.describe() == f"HTSAT (reduced: width 8, depths [1, 2, 1, 1]) {kind} + {text}"

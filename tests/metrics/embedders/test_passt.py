@@ -160,3 +160,16 @@ def test_wrong_model_is_a_clear_error(tmp_path, state):
     wrong = {**state, "head.1.weight": torch.zeros(10, 768)}
     with pytest.raises(WeightsError, match=r"head\.1\.weight is \(10, 768\), expected \(527, 768\)"):
         load_passt(wrong)
+
+
+def test_sizes_are_read_from_the_shapes():
+    """The upstream manifest gives PaSST-S's sizes; a reduced state in the same layout its own (the 527 classes
+    stay; heads one per 64 channels off PaSST-S's width)."""
+    from t2mbench.metrics.embedders.passt import sizes_from_state
+
+    with torch.device("meta"):
+        upstream = {k: torch.empty(s) for k, s in json.loads((FIX_DIR / "passt_keys.json").read_text())}
+        assert sizes_from_state(upstream) == {"dim": 768, "depth": 12, "heads": 12}
+        small = PaSST(dim=64, depth=2, heads=1).state_dict()
+    assert sizes_from_state(small) == {"dim": 64, "depth": 2, "heads": 1}
+    assert sizes_from_state({"cls_token": torch.zeros(1, 1, 64)}) == {}  # no blocks: PaSST-S, the key check names why

@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
             return run_calibration(args)
         from t2mbench.core.ownership import owning
 
-        with owning(args.pool, "gate calibrate", {"clips": args.clips}, overwrite=args.overwrite):  # seeds add to it
+        with owning(args.pool, "gate calibrate", {"clips": args.clips}, overwrite=args.overwrite,
+                    option="--pool"):  # seeds add to it
             return run_calibration(args)
     from t2mbench.bench.gates import gate, load_rules
     from t2mbench.core.files import write_bytes_atomic, write_json

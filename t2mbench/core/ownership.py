@@ -34,13 +34,13 @@ def _normal(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def owning(folder: str | os.PathLike, command: str, settings: Mapping[str, Any], *,
-           overwrite: bool = False) -> Iterator[Path]:  # fmt: skip
-    """:func:`claim` ``folder`` for the body's work; if the body fails before writing anything
-    there, the claim is withdrawn (a run refused for a bad setting does not keep the folder, so
+           overwrite: bool = False, option: str = "--out") -> Iterator[Path]:  # fmt: skip
+    """:func:`claim` ``folder`` (named by the command's ``option``) for the body's work; if the body fails before
+    writing anything there, the claim is withdrawn (a run refused for a bad setting does not keep the folder, so
     the corrected command is not refused for "other settings")."""
     folder = Path(folder)
     fresh = not folder.exists() or (folder.is_dir() and not any(folder.iterdir()))
-    claim(folder, command, settings, overwrite=overwrite)
+    claim(folder, command, settings, overwrite=overwrite, option=option)
     try:
         yield folder
     except BaseException:
@@ -50,8 +50,10 @@ def owning(folder: str | os.PathLike, command: str, settings: Mapping[str, Any],
         raise
 
 
-def claim(folder: str | os.PathLike, command: str, settings: Mapping[str, Any], *, overwrite: bool = False) -> Path:
-    """Make ``command`` with ``settings`` the owner of ``folder`` (created if needed).
+def claim(folder: str | os.PathLike, command: str, settings: Mapping[str, Any], *, overwrite: bool = False,
+          option: str = "--out") -> Path:  # fmt: skip
+    """Make ``command`` with ``settings`` the owner of ``folder`` (created if needed); ``option`` is the command-line
+    option that named the folder, which a refusal tells the user to change.
 
     Raises:
         OwnershipError: owned by another command or other settings, or not empty and unowned,
@@ -61,7 +63,7 @@ def claim(folder: str | os.PathLike, command: str, settings: Mapping[str, Any], 
     folder = Path(folder)
     record = {"command": command, "settings": _normal(settings)}
     owner = folder / OWNER_FILE
-    again = f"choose another --out, or pass --overwrite to let `t2mbench {command}` take it over"
+    again = f"choose another {option}, or pass --overwrite to let `t2mbench {command}` take it over"
     if owner.is_file() and not overwrite:
         try:
             held = read_json(owner)
@@ -78,6 +80,6 @@ def claim(folder: str | os.PathLike, command: str, settings: Mapping[str, Any], 
     if not owner.is_file() and folder.is_dir() and any(folder.iterdir()) and not overwrite:
         raise OwnershipError(f"{folder} is not empty and no t2mbench command owns it; {again}")
     if folder.exists() and not folder.is_dir():
-        raise OwnershipError(f"{folder} is a file, not a folder; choose another --out")
+        raise OwnershipError(f"{folder} is a file, not a folder; choose another {option}")
     write_json(owner, record)
     return folder

@@ -47,6 +47,7 @@ frames, with SAM's preprocessing (:mod:`t2mbench.metrics.embedding_metric`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +59,7 @@ from scipy.linalg import blas, lapack
 from scipy.stats import t as student_t
 
 from t2mbench.core.errors import ConfigError
+from t2mbench.core.threads import one_blas_thread
 from t2mbench.metrics.base import MetricError, MetricResult, ScoringItem
 from t2mbench.metrics.bootstrap import CONFIDENCE, resample_count
 from t2mbench.metrics.embedding_metric import EmbeddingMetric, EmbeddingProtocol
@@ -68,6 +70,9 @@ METHODS: tuple[str, ...] = ("cholesky", "sqrtm", "eig")
 SINGULAR_EPS = 1e-6  # SAM / fadtk diagonal offset for a singular product
 IMAG_ATOL = 1e-3  # SAM / fadtk tolerance on the imaginary part of the diagonal
 FD_RESAMPLES = 100
+# at most this many dimensions an interval's resamples are products too small to share between threads
+# (fd_latent: 32; the evaluator: 64); the audio embedders' 512-2048 keep the process's BLAS threads
+SMALL_DIM = 128
 FD_CI_METHOD = "half-sampling (m = n/2 clips without replacement), 1/n bias-corrected, normal"
 
 
@@ -674,8 +679,11 @@ class _FdSubsets:
         return float(diff @ diff + self.tr_ref + trace - 2.0 * nuclear)
 
     def interval(self, stat, *, resamples: int, confidence: float, seed: int) -> FdInterval:
-        """The half-sampling interval of ``stat(clip_idx)`` (see :func:`fd_interval`)."""
-        return subsample_interval(stat, self.n_clips, resamples=resamples, confidence=confidence, seed=seed)
+        """The half-sampling interval of ``stat(clip_idx)`` (see :func:`fd_interval`); at most
+        ``SMALL_DIM`` dimensions its resamples run on one BLAS thread (:func:`one_blas_thread`)."""
+        small = self.factor.shape[0] <= SMALL_DIM
+        with one_blas_thread() if small else contextlib.nullcontext():
+            return subsample_interval(stat, self.n_clips, resamples=resamples, confidence=confidence, seed=seed)
 
 
 def subsample_interval(

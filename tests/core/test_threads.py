@@ -79,6 +79,22 @@ def test_configure_sets_torch_blas_and_child_environment(monkeypatch):
         threads.configure(before)
 
 
+def test_one_blas_thread_holds_blas_at_one_thread_and_gives_the_count_back():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    before = torch.get_num_threads()
+    try:
+        threads.configure(2)
+        with threads.one_blas_thread():
+            assert blas_threads() == {1}
+        assert blas_threads() == {2}
+    finally:
+        threads.configure(before)
+
+
 @pytest.mark.parametrize("text", ["0", "-2", "two", "1.5"])
 def test_threads_option_rejects_non_positive_integers(text):
     with pytest.raises(argparse.ArgumentTypeError, match=f"must be a positive integer, got '{text}'"):

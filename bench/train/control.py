@@ -44,15 +44,36 @@ from t2mbench.reference_models.adapters.model import KINDS, ControlledModel, con
 from t2mbench.reference_models.autoencoder import vae_posterior
 from t2mbench.reference_models.generate import latent_length, load_model
 
+MASK_SCHEMES = ("musecontrollite", "light")
 
-def span_masks(batch: int, frames: int, conditions: tuple[str, ...], generator: torch.Generator
-               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """MuseControlLite's training masks: ``(keep_text [B] bool, {condition: mask [B, frames]})`` (module doc)."""
-    keep_text = torch.rand(batch, generator=generator) >= 0.1
+
+def span_masks(batch: int, frames: int, conditions: tuple[str, ...], generator: torch.Generator,
+               scheme: str = "musecontrollite") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Training masks: ``(keep_text [B] bool, {condition: mask [B, frames]})``.
+
+    ``musecontrollite``: upstream's scheme (module doc); a condition is never whole, on average it
+    covers about a quarter of the frames. ``light``: the caption is emptied with p 0.26 (upstream's
+    net rate); then r ~ U(0, 1): r < 0.3 all conditions dropped, 0.3 <= r < 0.5 each condition 50%
+    dropped on a span [n1, n2) and 50% kept only on it, r >= 0.5 every condition whole (why:
+    docs/control_table.md, "Why the first MuseControlLite adapter did not control")."""
+    if scheme not in MASK_SCHEMES:
+        raise ConfigError(f"masks must be one of {', '.join(MASK_SCHEMES)}, got {scheme!r}")
+    light = scheme == "light"
+    keep_text = torch.rand(batch, generator=generator) >= (0.26 if light else 0.1)
     masks = {c: torch.zeros(batch, frames) for c in conditions}
     for i in range(batch):
         r = float(torch.rand((), generator=generator))
         n1, n2 = sorted(torch.randperm(frames, generator=generator)[:2].tolist())
+        if light:
+            if r >= 0.5:
+                for c in conditions:
+                    masks[c][i] = 1.0
+            elif r >= 0.3:
+                for c in conditions:
+                    inside = float(torch.rand((), generator=generator)) < 0.5
+                    masks[c][i] = 0.0 if inside else 1.0
+                    masks[c][i, n1:n2] = 1.0 if inside else 0.0
+            continue
         if r < 0.1:
             continue
         if float(torch.rand((), generator=generator)) < 0.2:
@@ -75,10 +96,12 @@ class ControlTask:
 
     def __init__(self, corpus: str | Path, kind: str, conditions: tuple[str, ...], batch_size: int = 16,
                  clips: int | None = None, crop: int | None = None, cache: str | Path | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, masks: str = "musecontrollite") -> None:
+        if masks not in MASK_SCHEMES:
+            raise ConfigError(f"masks must be one of {', '.join(MASK_SCHEMES)}, got {masks!r}")
         if kind not in KINDS:
             raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-        self.kind, self.conditions, self.batch_size = kind, conditions, batch_size
+        self.kind, self.conditions, self.batch_size, self.masks = kind, conditions, batch_size, masks
         base = load_model("tiny")
         self.scale = base.pretransform.scale
         clips = split_clips(corpus, "train")[:clips]
@@ -109,10 +132,42 @@ class ControlTask:
             if cache is not None:
                 torch.save({"ids": [c.id for c in clips], "mean": self.mean, "std": self.std,
                             "features": self.features}, cache)
+        self.clips = clips
         prompt = base.conditioner.conditioners["prompt"]
         prompt.encoder = CachedTextEncoder(prompt.encoder, self.captions, prompt.max_length, progress=progress)
         self.base = base
         self.n_clips = len(clips)
+
+    @classmethod
+    def from_block(cls, corpus: str | Path, block: dict[str, Any], model_block: dict[str, Any],
+                   cache: str | Path | None, progress: bool = True) -> ControlTask:
+        """The task of a training config's ``task`` block (``kind``, ``conditions``, ``batch_size``,
+        ``clips``, ``crop``, ``masks``; the constructor's meanings) and ``model`` block (``base``:
+        ``"tiny"``, the only base with shipped weights)."""
+        if model_block != {"base": "tiny"}:
+            raise ConfigError(f"the model block must be {{\"base\": \"tiny\"}}, got {model_block}")
+        known = ("kind", "conditions", "batch_size", "clips", "crop", "masks")
+        unknown = sorted(set(block) - set(known))
+        if unknown:
+            raise ConfigError(f"task.{unknown[0]}: unknown; the task block takes {', '.join(known)}")
+        conditions = block.get("conditions", ["melody"])
+        if (not isinstance(conditions, list) or not conditions
+                or any(c not in EXTRACTORS for c in conditions) or len(set(conditions)) != len(conditions)):
+            raise ConfigError(f"task.conditions must be a list of distinct names from {', '.join(sorted(EXTRACTORS))}, "
+                              f"got {conditions!r}")
+        for key in ("batch_size", "clips", "crop"):
+            value = block.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ConfigError(f"task.{key} must be a positive integer, got {value!r}")
+        return cls(corpus, block.get("kind", "musecontrollite"), tuple(conditions), block.get("batch_size", 16),
+                   block.get("clips"), block.get("crop"), cache, progress, block.get("masks", "musecontrollite"))
+
+    def ship(self, model: ControlledModel, ship_dir: str | Path, info: dict[str, Any]) -> Path:
+        """The adapter's weights (float16) and a manifest naming its kind and conditions, which
+        :func:`t2mbench.reference_models.adapters.model.load_adapter` reads."""
+        return ship(model.adapter.state_dict(), ship_dir, "adapter.safetensors", dtype=torch.float16,
+                    info={**info, "kind": self.kind, "conditions": list(self.conditions), "base": "tiny",
+                          "trainable_parameters": model.trainable_parameters()})
 
     def build(self) -> ControlledModel:
         torch.manual_seed(0)
@@ -129,7 +184,7 @@ class ControlTask:
             win = slice(first, first + self.crop)
         mean, std = self.mean[idx][..., win], self.std[idx][..., win]
         z = mean + std * torch.randn(mean.shape, generator=generator)
-        keep_text, masks = span_masks(self.batch_size, z.shape[-1], self.conditions, generator)
+        keep_text, masks = span_masks(self.batch_size, z.shape[-1], self.conditions, generator, self.masks)
         return {
             "x0": z / self.scale,
             "t": torch.sigmoid(torch.randn(self.batch_size, generator=generator)),
@@ -163,12 +218,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--clips", type=int, default=None, help="use the first CLIPS train clips (default: all)")
     p.add_argument("--crop", type=int, default=None, help="train on windows of CROP latent frames (default: whole)")
     p.add_argument("--cache", default=None, help="file keeping the precomputed latents and features between runs")
+    p.add_argument("--masks", choices=MASK_SCHEMES, default="musecontrollite")
     p.add_argument("--out", required=True)
     p.add_argument("--ship", default=None)
     a = p.parse_args(argv)
     conditions = tuple(a.condition or ["melody"])
     t0 = time.perf_counter()
-    task = ControlTask(a.corpus, a.kind, conditions, a.batch_size, a.clips, a.crop, a.cache)
+    task = ControlTask(a.corpus, a.kind, conditions, a.batch_size, a.clips, a.crop, a.cache, masks=a.masks)
     config = TrainConfig(steps=a.steps, lr=a.lr, weight_decay=1e-2, betas=(0.9, 0.999), warmup=50,
                          final_lr_ratio=0.1, checkpoint_every=50)
     ema = train(task, config, a.out)

@@ -41,10 +41,14 @@ from t2mbench.core.errors import ConfigError
 from t2mbench.core.progress import progress_bar
 from t2mbench.reference_models.adapters.conditions import EXTRACTORS
 from t2mbench.reference_models.adapters.model import KINDS, ControlledModel, controlnet, musecontrollite
+from t2mbench.reference_models.adapters.musecontrollite import shipped_rotary
 from t2mbench.reference_models.autoencoder import vae_posterior
 from t2mbench.reference_models.generate import latent_length, load_model
 
 MASK_SCHEMES = ("musecontrollite", "light")
+KEY_INITS = ("upstream", "aligned")
+ALIGN_ITERATIONS = 200
+ALIGN_BIAS = 1.0
 
 
 def span_masks(batch: int, frames: int, conditions: tuple[str, ...], generator: torch.Generator,
@@ -89,6 +93,68 @@ def span_masks(batch: int, frames: int, conditions: tuple[str, ...], generator: 
     return keep_text, masks
 
 
+class _QueryCapture:
+    """A :class:`~t2mbench.reference_models.transformer.BlockControl` that records each block's
+    cross-attention queries ``[B, H, N, 64]`` and adds nothing."""
+
+    def __init__(self) -> None:
+        self.queries: dict[int, torch.Tensor] = {}
+
+    def residuals(self, x, context, rope) -> tuple:
+        return ()
+
+    def cross_attention(self, block: int):
+        def grab(q: torch.Tensor) -> torch.Tensor:
+            self.queries[block] = q.detach()
+            return torch.zeros(q.shape[0], q.shape[2], q.shape[1] * q.shape[3], dtype=q.dtype, device=q.device)
+
+        return grab
+
+
+def align_keys(model: ControlledModel, x_t: torch.Tensor, t: torch.Tensor, cross: torch.Tensor | None,
+               glob: torch.Tensor | None) -> list[float]:
+    """Start a MuseControlLite adapter with time-aligned attention (``key_init: aligned``).
+
+    The first extractor's last bias is set to ``ALIGN_BIAS`` on its channel 0 (0 elsewhere), so every
+    unmasked condition token carries a constant on token channel 0. Per block, one key per KV head k0
+    ``[64]`` is fitted (Adam, lr 0.1, ``ALIGN_ITERATIONS`` steps, from zero) to the frozen model's own
+    rotary queries on the batch ``x_t`` ``[B, C, L]`` at times ``t``, maximising the mean attention of
+    patch token i on condition token i; column 0 of ``to_k_ip`` becomes k0 / ``ALIGN_BIAS``. The
+    zero-initialised ``conv_out`` is untouched, so the adapted model still equals the base model.
+    Returns each block's fitted diagonal attention mass (uniform: 1 / tokens)."""
+    adapter = model.adapter
+    capture = _QueryCapture()
+    with torch.no_grad():
+        model.base.dit(x_t, t, cross_attn_cond=cross, global_cond=glob, control=capture)
+        extractor = next(iter(adapter.extractors.values()))
+        last = getattr(extractor, f"conv1d_{len(extractor.layers)}")
+        last.bias.zero_()
+        last.bias[0] = ALIGN_BIAS
+    tokens = x_t.shape[-1] // model.base.dit.patch_size
+    masses = []
+    for i in range(len(adapter.transformer_blocks)):
+        proc = adapter.processor(i)
+        q = capture.queries[i]
+        _, heads, n, d = q.shape
+        kv_heads = proc.to_k_ip.out_features // d
+        rq = shipped_rotary(q, torch.arange(n, dtype=torch.float32) * (tokens / n))[:, :, n - tokens:]
+        key_pos = torch.arange(tokens, dtype=torch.float32)
+        k0 = torch.zeros(kv_heads, 1, d, requires_grad=True)
+        opt = torch.optim.Adam([k0], lr=0.1)
+        for _ in range(ALIGN_ITERATIONS):
+            keys = shipped_rotary(k0.expand(kv_heads, tokens, d).repeat_interleave(heads // kv_heads, dim=0)[None],
+                                  key_pos)
+            attn = torch.softmax(rq @ keys.transpose(-1, -2) / d**0.5, dim=-1)
+            mass = attn.diagonal(dim1=-2, dim2=-1).mean()
+            opt.zero_grad()
+            (-mass.log()).backward()
+            opt.step()
+        masses.append(float(mass.detach()))
+        with torch.no_grad():
+            proc.to_k_ip.weight[:, 0] = k0.detach().reshape(-1) / ALIGN_BIAS
+    return masses
+
+
 class ControlTask:
     """The :class:`t2mbench.bench.train.loop.TrainTask` of an adapter on the shipped ``tiny`` model."""
 
@@ -96,12 +162,15 @@ class ControlTask:
 
     def __init__(self, corpus: str | Path, kind: str, conditions: tuple[str, ...], batch_size: int = 16,
                  clips: int | None = None, crop: int | None = None, cache: str | Path | None = None,
-                 progress: bool = True, masks: str = "musecontrollite") -> None:
+                 progress: bool = True, masks: str = "musecontrollite", key_init: str = "upstream") -> None:
+        if key_init not in KEY_INITS:
+            raise ConfigError(f"key_init must be one of {', '.join(KEY_INITS)}, got {key_init!r}")
         if masks not in MASK_SCHEMES:
             raise ConfigError(f"masks must be one of {', '.join(MASK_SCHEMES)}, got {masks!r}")
         if kind not in KINDS:
             raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         self.kind, self.conditions, self.batch_size, self.masks = kind, conditions, batch_size, masks
+        self.key_init = key_init
         base = load_model("tiny")
         self.scale = base.pretransform.scale
         clips = split_clips(corpus, "train")[:clips]
@@ -146,7 +215,7 @@ class ControlTask:
         ``"tiny"``, the only base with shipped weights)."""
         if model_block != {"base": "tiny"}:
             raise ConfigError(f"the model block must be {{\"base\": \"tiny\"}}, got {model_block}")
-        known = ("kind", "conditions", "batch_size", "clips", "crop", "masks")
+        known = ("kind", "conditions", "batch_size", "clips", "crop", "masks", "key_init")
         unknown = sorted(set(block) - set(known))
         if unknown:
             raise ConfigError(f"task.{unknown[0]}: unknown; the task block takes {', '.join(known)}")
@@ -160,7 +229,8 @@ class ControlTask:
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ConfigError(f"task.{key} must be a positive integer, got {value!r}")
         return cls(corpus, block.get("kind", "musecontrollite"), tuple(conditions), block.get("batch_size", 16),
-                   block.get("clips"), block.get("crop"), cache, progress, block.get("masks", "musecontrollite"))
+                   block.get("clips"), block.get("crop"), cache, progress, block.get("masks", "musecontrollite"),
+                   block.get("key_init", "upstream"))
 
     def ship(self, model: ControlledModel, ship_dir: str | Path, info: dict[str, Any]) -> Path:
         """The adapter's weights (float16) and a manifest naming its kind and conditions, which
@@ -173,7 +243,14 @@ class ControlTask:
         torch.manual_seed(0)
         if self.kind == "controlnet":
             return controlnet(self.base, self.conditions[0])
-        return musecontrollite(self.base, self.conditions)
+        model = musecontrollite(self.base, self.conditions)
+        if self.key_init == "aligned":
+            batch = self.batch(0, torch.Generator().manual_seed(0))
+            with torch.no_grad():
+                cross, glob = self.base.condition(batch["inputs"])
+            x_t = self.base.objective.add_noise(batch["x0"], batch["noise"], batch["t"])
+            self.aligned_mass = align_keys(model, x_t, batch["t"], cross, glob)
+        return model
 
     def batch(self, step: int, generator: torch.Generator) -> dict[str, Any]:
         idx = torch.randint(self.n_clips, (self.batch_size,), generator=generator)

@@ -91,3 +91,25 @@ def test_a_bad_control_task_block_names_the_config_file(rendered_corpus, tmp_pat
                  "--config", str(config), "--no-progress"]) == 2
     assert capsys.readouterr().err == (f"t2mbench train: error: {config}: task.conditions must be a list of distinct "
                                        "names from dynamics, melody, rhythm, got ['pitch']\n")
+
+
+def test_aligned_keys_start_time_aligned_and_keep_the_base_output():
+    """key_init 'aligned': the fitted keys put most of each patch token's adapter attention on its own
+    condition token (uniform would be 1/16), and the zero-initialised outputs keep the model equal to the base."""
+    from t2mbench.bench.train.control import ALIGN_BIAS, align_keys
+    from t2mbench.reference_models.adapters.model import musecontrollite
+    from t2mbench.reference_models.generate import load_model
+
+    base = load_model("tiny")
+    g = torch.Generator().manual_seed(3)
+    x, t = torch.randn(4, 32, 32, generator=g), torch.tensor([0.2, 0.4, 0.6, 0.8])
+    cross, glob = torch.randn(4, 66, 384, generator=g), torch.randn(4, 768, generator=g)
+    model = musecontrollite(base)
+    masses = align_keys(model, x, t, cross, glob)
+    assert len(masses) == len(base.dit.transformer.layers) and min(masses) > 4 / 16
+    extractor = model.adapter.extractors["melody"]
+    assert extractor.conv1d_3.bias[0] == ALIGN_BIAS and int(extractor.conv1d_3.bias.ne(0).sum()) == 1
+    melody = (torch.rand(4, 128, 32, generator=g) > 0.95).float()
+    with torch.no_grad():
+        assert torch.equal(model(x, t, cross_attn_cond=cross, global_cond=glob, melody=melody),
+                           base(x, t, cross_attn_cond=cross, global_cond=glob))

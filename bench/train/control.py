@@ -16,11 +16,17 @@ text tokens zeroed) with p 0.1; then r ~ U(0, 1): r < 0.1 all conditions dropped
 [n1, n2), 50% dropped. Decision: n1 < n2 are drawn ordered (upstream's unordered draw makes the
 "drop the span" case a no-op and "keep only the span" drop everything when n1 > n2).
 
+Masks (``masks``, :func:`span_masks`): ``musecontrollite`` as above, or ``light`` (half the samples
+see the whole condition). Key initialisation (``key_init``, :func:`align_keys`): ``upstream`` (fresh
+``nn.Linear``, as the code) or ``aligned`` (the adapter starts with time-aligned attention). Why the
+shipped MuseControlLite adapter uses ``light`` and ``aligned``: docs/control_table.md.
+
 Only the adapter is trained (the base is frozen); what ships is the adapter's state dict.
 
-Command (what made the shipped checkpoint, see its manifest):
-``python -m t2mbench.bench.train.control --corpus CORPUS --kind musecontrollite --condition melody
---steps 500 --clips 160 --out runs/control-mcl --ship reference_models/weights/tiny-control-melody``
+Commands (what made the shipped checkpoints; see their manifests):
+``t2mbench train control --corpus CORPUS --out runs/control-melody --ship reference_models/weights/tiny-control-melody``
+(config ``bench/train/configs/tiny-control.json``) for the MuseControlLite adapter, and this module's
+entry point for the ControlNet (``python -m t2mbench.bench.train.control --kind controlnet ...``).
 """
 
 from __future__ import annotations

@@ -175,6 +175,8 @@ class ControlTask:
             raise ConfigError(f"masks must be one of {', '.join(MASK_SCHEMES)}, got {masks!r}")
         if kind not in KINDS:
             raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if key_init == "aligned" and kind != "musecontrollite":
+            raise ConfigError(f"key_init 'aligned' fits MuseControlLite's adapter keys; {kind} has none")
         self.kind, self.conditions, self.batch_size, self.masks = kind, conditions, batch_size, masks
         self.key_init = key_init
         base = load_model("tiny")

@@ -113,3 +113,12 @@ def test_aligned_keys_start_time_aligned_and_keep_the_base_output():
     with torch.no_grad():
         assert torch.equal(model(x, t, cross_attn_cond=cross, global_cond=glob, melody=melody),
                            base(x, t, cross_attn_cond=cross, global_cond=glob))
+
+
+def test_aligned_keys_are_refused_for_a_controlnet(tmp_path):
+    """Refused before the corpus is read (the folder does not exist)."""
+    from t2mbench.bench.train.control import ControlTask
+    from t2mbench.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="key_init 'aligned' fits MuseControlLite's adapter keys; controlnet"):
+        ControlTask(tmp_path / "no-corpus", "controlnet", ("melody",), key_init="aligned")

@@ -119,6 +119,7 @@ CASES = [
     ("train", "missing", lambda d: ["train", "vae", "--corpus", f"{d}/no", "--out", f"{d}/t"]),
     ("train", "malformed", lambda d: ["train", "dit", "--corpus", f"{d}/set", "--out", f"{d}/t", "--vae",
                                       f"{d}/garbage.json"]),
+    ("train", "malformed", lambda d: ["train", "control", "--corpus", f"{d}/set", "--out", f"{d}/t"]),
     ("weights", "name", lambda d: ["weights", "verify", "no-such-weights"]),
     ("leaderboard render", "missing", lambda d: ["leaderboard", "render", f"{d}/no"]),
     ("leaderboard validate", "malformed", lambda d: ["leaderboard", "validate", f"{d}/garbage.json"]),

@@ -1,4 +1,5 @@
-"""``t2mbench train vae|dit|evaluator``: train a tiny model on a corpus (resumable)."""
+"""``t2mbench train vae|dit|evaluator|control``: train a tiny model, or a control adapter on the shipped tiny
+model, on a corpus (resumable)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from t2mbench.bench.train.loop import train
 from t2mbench.core.cli_format import COUNT, HelpFormatter
 
 CONFIGS = Path(__file__).resolve().parents[1] / "train" / "configs"
-DEFAULTS = {"vae": CONFIGS / "tiny-vae.json", "dit": CONFIGS / "tiny-dit.json", "evaluator": CONFIGS / "evaluator.json"}
+DEFAULTS = {"vae": CONFIGS / "tiny-vae.json", "dit": CONFIGS / "tiny-dit.json", "evaluator": CONFIGS / "evaluator.json",
+            "control": CONFIGS / "tiny-control.json"}
 
 EXAMPLE = """examples:
   t2mbench corpus build --out runs/corpus --clips 512 --seconds 10 --seed 0
@@ -18,6 +20,9 @@ EXAMPLE = """examples:
   t2mbench train dit --corpus runs/corpus --out runs/tiny-dit --vae runs/tiny-vae/ema.safetensors \
       --ship reference_models/weights/tiny
   t2mbench train evaluator --corpus runs/corpus --out runs/evaluator --ship metrics/embedders/checkpoints
+  t2mbench corpus build --out runs/corpus-control --clips 320 --seconds 5 --seed 0
+  t2mbench train control --corpus runs/corpus-control --out runs/control-melody \
+      --ship reference_models/weights/tiny-control-melody
 
 A killed run (even kill -9) continues from its last checkpoint when the same command is run
 again, with the same result as an uninterrupted run. Each run folder gets ema.safetensors,
@@ -26,7 +31,8 @@ checkpoints/, log.csv, loss.png and provenance.json."""
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "train", help="train the tiny VAE, DiT or evaluator on a corpus", formatter_class=HelpFormatter,
+        "train", help="train the tiny VAE, DiT, evaluator or a control adapter on a corpus",
+        formatter_class=HelpFormatter,
         description=__doc__, epilog=EXAMPLE,
     )
     p.add_argument("task", choices=sorted(DEFAULTS), help="what to train")
@@ -36,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=COUNT, default=None, help="override the config's step count")
     p.add_argument("--vae", default=None, help="dit only: the trained VAE (a vae run's ema.safetensors)")
     p.add_argument("--ship", default=None, metavar="DIR",
-                   help="dit, evaluator: write the EMA weights and a manifest with their sha256 into DIR when done")
+                   help="dit, evaluator, control: write the EMA weights and a manifest with their sha256 into DIR "
+                        "when done")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help="take over a folder another command or other settings own")
     p.set_defaults(func=run)
@@ -87,6 +94,11 @@ def _build_task(args: argparse.Namespace, task_block: dict, model_block: dict, p
         from t2mbench.bench.train.dit import DitTask
 
         return DitTask(args.corpus, task_block, model_block, vae=args.vae, progress=progress)
+    if args.task == "control":
+        from t2mbench.bench.train.control import ControlTask
+
+        return ControlTask.from_block(args.corpus, task_block, model_block, Path(args.out) / "precomputed.pt",
+                                      progress=progress)
     from t2mbench.bench.train.evaluator import EvaluatorTask, TaskSettings
 
     return EvaluatorTask(args.corpus, TaskSettings.from_block(task_block), model_block, progress=progress)

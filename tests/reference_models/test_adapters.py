@@ -160,3 +160,34 @@ def test_audio_branch_sees_only_the_unmasked_reference(tiny):
     assert torch.equal(out, model(x, t, audio=edited, **kw))
     edited[..., :12] += 1.0
     assert (out - model(x, t, audio=edited, **kw)).abs().max() > 1e-4
+
+
+def test_shipped_musecontrollite_adapter_follows_the_melody():
+    """The shipped adapter's output depends on WHICH melody it is given: an ascending and a descending
+    C-major scale move the output apart by 0.32 of its norm (the first shipped adapter, whose attention
+    stayed uniform over time, 0.03: docs/control_table.md)."""
+    import numpy as np
+
+    from t2mbench.reference_models.adapters.conditions import melody_condition
+    from t2mbench.reference_models.adapters.model import load_adapter
+    from t2mbench.reference_models.generate import load_model
+
+    base = load_model("tiny")
+    model = load_adapter(base, "musecontrollite")
+    sr, hop, frames = 16000, 512, 64
+    seconds = np.arange(frames * hop) / sr
+
+    def scale(midis: list[int]) -> torch.Tensor:
+        f = np.repeat([440 * 2 ** ((m - 69) / 12) for m in midis], len(seconds) // len(midis))
+        audio = 0.3 * np.sin(2 * np.pi * np.cumsum(f) / sr)
+        return torch.from_numpy(melody_condition(audio, sr, hop, frames))[None].expand(4, -1, -1)
+
+    up = [60, 62, 64, 65, 67, 69, 71, 72]
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn(4, 32, frames, generator=g), torch.tensor([0.3, 0.5, 0.7, 0.9])
+    cross, glob = base.condition({"prompt": ["a piano melody"] * 4, "seconds_start": [0.0] * 4,
+                                  "seconds_total": [2.0] * 4})
+    with torch.no_grad():
+        a, b, none = (model(x, t, cross_attn_cond=cross, global_cond=glob, **m)
+                      for m in ({"melody": scale(up)}, {"melody": scale(up[::-1])}, {}))
+    assert float((a - b).norm() / none.norm()) > 0.2

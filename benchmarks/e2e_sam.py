@@ -14,7 +14,7 @@ LAION-CLAP's state dicts, a small byte-level BPE tokenizer), made by the fixture
 - **Ours**: one ``python -m t2mbench score`` process (decode once, every metric from the same decoded
   clip; ``--no-cache``).
 - **Upstream**, as stable-audio-metrics runs them: one process per metric and environment, each embedding
-  the generated and the reference clips (``metrics/upstream/openl3_keras.py``: Keras openl3 0.4.2 with
+  the generated and the reference clips (``tools/upstream/openl3_keras.py``: Keras openl3 0.4.2 with
   kapre 0.3.7 under TensorFlow 2.13; ``passt_runner.py``: hear21passt; ``clap_runner.py``: laion-clap,
   both under torch 2.9.1), then SAM's formulas on their outputs (np.cov + ``scipy.linalg.sqrtm`` FD,
   per-pair KL, cosine CLAP score), timed with them. Their input is the decoded audio, peak-normalised
@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-UPSTREAM = ROOT / "metrics" / "upstream"
+UPSTREAM = ROOT / "tools" / "upstream"
 SECONDS, RATE = 10.0, 44_100
 
 

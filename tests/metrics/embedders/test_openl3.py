@@ -208,7 +208,7 @@ def test_stereo_frames_and_frechet_distance_match_sam(keras_models) -> None:
 @pytest.mark.parametrize(
     ("case", "tol", "torch_fft"), [("sam44_stereo", TOL44, 0.05), ("sam32_stereo", TOL32, 0.15)]
 )
-def test_sam_pipeline_below_48k_matches_keras(keras_models, keras_file, case: str, tol: float, torch_fft: float) -> None:
+def test_sam_pipeline_below_48k_matches_keras(keras_models, keras_file, case: str, tol: float, torch_fft: float):
     """``embed`` at 44.1 and 32 kHz (soxr to 44.1 kHz, resampy to 48 kHz, both channels) against openl3
     as stable-audio-metrics runs it, per frame (relative L2). With ``fft="torch"`` (an exact FFT in
     the empty bands above the band edge) they differ by more than ``torch_fft``."""

@@ -26,8 +26,8 @@ Per side: wall time, CPU time (user + system of the child processes, from ``wait
 memory (the largest child). Per-clip costs are the embedding part of the wall time over the clips (model
 loading and start-up measured as the rest), and 1,000 and 10,000 clips are extrapolated as
 start-up + clips x per-clip cost. Equal results: the three metric values of both sides, with their
-relative differences (OpenL3's front end is float64 on our side and float32 FFTs in kapre: ~1e-4 on 44.1
-kHz input, see docs/performance.md).
+relative differences (FD_openl3 to ~4e-3 on 32 clips: the rounding inside TensorFlow 2.13's FFT that
+our ``fft="tf213"`` front end leaves out, see docs/performance.md).
 """
 
 from __future__ import annotations

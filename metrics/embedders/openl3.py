@@ -19,7 +19,8 @@ Front ends (spec §1.1):
 
 - ``"kapre037"`` (default; front end B): openl3 0.4.2 with kapre 0.3.7, what stable-audio-metrics
   runs. STFT with 1964 zeros appended (``tf.signal.stft(pad_end=True)``), periodic Hann 2048,
-  hop 242, 199 frames; Slaney mel of ``|X|``; ``10·log10(max(S, 1e-10))`` minus its per-example
+  hop 242, 199 frames (the bins from 90 % of the input's band edge up by TensorFlow 2.13's float32
+  FFT, ``fft="tf213"``); Slaney mel of ``|X|``; ``10·log10(max(S, 1e-10))`` minus its per-example
   maximum, floored at -80.
 - ``"kapre014"`` (front end A): torchopenl3 1.0.1 / openl3 <= 0.3.1 (training). TF "same" padding
   982 | 982; mel of ``|X|²`` with the checkpoint's ``speclayer.mel_basis``, then sqrt; same dB.
@@ -39,11 +40,14 @@ All of it is float32, as upstream: bfloat16 (AMX) would be several times faster 
 
 Parity (tests/metrics/embedders/test_openl3.py, seeded weights): 2e-6 relative to openl3 0.4.2 and
 6e-7 to torchopenl3 on full-band 48 kHz audio. Audio band-limited below 24 kHz (every 44.1 kHz
-evaluation) leaves the mel bands above its band edge holding only float32 rounding noise, which
-the -80 dB floor of the dB front end keeps; TensorFlow 2.13's float32 FFT is ~60x noisier than
-torch's, so those bands sit ~8 dB higher upstream and the embeddings differ by a few per cent
-(which version of TensorFlow stable-audio-metrics ran changes them as much). The bands below the
-edge agree to 5e-3 dB.
+evaluation) leaves the mel bands above its band edge holding only the FFT's rounding error, which
+the -80 dB floor of the dB front end keeps; TensorFlow 2.13's float32 FFT errs ~250x more than an
+exact one, so with an exact FFT there (``fft="torch"``) the embeddings differ from openl3's by 7 %
+(44.1 kHz) to 20 % (32 kHz) per frame and FD_openl3 by 8-20 %. The default ``fft="tf213"`` computes
+those bins with TensorFlow's FFT (:class:`Kapre037MelSpec`): 7.9e-4 and 3.3e-3 per frame, FD to
+2.3e-4 (3 + 3 short clips) and 4.2e-3 (32 + 32 clips of 10 s). Other TensorFlow builds (2.15's DUCC,
+cuFFT on a GPU) round differently, so the upstream value itself moves with them. The bands below
+the edge agree to 5e-3 dB.
 
 Weights: the Keras ``.h5`` files openl3 0.4.x ships (``openl3_audio_<repr>_<content>.h5``, also
 gzipped as published), loaded by layer order as Keras does, and torchopenl3's ``.pth.tar`` state

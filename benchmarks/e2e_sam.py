@@ -14,7 +14,7 @@ LAION-CLAP's state dicts, a small byte-level BPE tokenizer), made by the fixture
 - **Ours**: one ``python -m t2mbench score`` process (decode once, every metric from the same decoded
   clip; ``--no-cache``).
 - **Upstream**, as stable-audio-metrics runs them: one process per metric and environment, each embedding
-  the generated and the reference clips (``metrics/upstream/openl3_keras.py``: Keras openl3 0.4.2 with
+  the generated and the reference clips (``tools/upstream/openl3_keras.py``: Keras openl3 0.4.2 with
   kapre 0.3.7 under TensorFlow 2.13; ``passt_runner.py``: hear21passt; ``clap_runner.py``: laion-clap,
   both under torch 2.9.1), then SAM's formulas on their outputs (np.cov + ``scipy.linalg.sqrtm`` FD,
   per-pair KL, cosine CLAP score), timed with them. Their input is the decoded audio, peak-normalised
@@ -26,8 +26,8 @@ Per side: wall time, CPU time (user + system of the child processes, from ``wait
 memory (the largest child). Per-clip costs are the embedding part of the wall time over the clips (model
 loading and start-up measured as the rest), and 1,000 and 10,000 clips are extrapolated as
 start-up + clips x per-clip cost. Equal results: the three metric values of both sides, with their
-relative differences (OpenL3's front end is float64 on our side and float32 FFTs in kapre: ~1e-4 on 44.1
-kHz input, see docs/performance.md).
+relative differences (FD_openl3 to ~4e-3 on 32 clips: the rounding inside TensorFlow 2.13's FFT that
+our ``fft="tf213"`` front end leaves out, see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-UPSTREAM = ROOT / "metrics" / "upstream"
+UPSTREAM = ROOT / "tools" / "upstream"
 SECONDS, RATE = 10.0, 44_100
 
 

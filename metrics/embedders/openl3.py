@@ -19,7 +19,8 @@ Front ends (spec §1.1):
 
 - ``"kapre037"`` (default; front end B): openl3 0.4.2 with kapre 0.3.7, what stable-audio-metrics
   runs. STFT with 1964 zeros appended (``tf.signal.stft(pad_end=True)``), periodic Hann 2048,
-  hop 242, 199 frames; Slaney mel of ``|X|``; ``10·log10(max(S, 1e-10))`` minus its per-example
+  hop 242, 199 frames (the bins from 90 % of the input's band edge up by TensorFlow 2.13's float32
+  FFT, ``fft="tf213"``); Slaney mel of ``|X|``; ``10·log10(max(S, 1e-10))`` minus its per-example
   maximum, floored at -80.
 - ``"kapre014"`` (front end A): torchopenl3 1.0.1 / openl3 <= 0.3.1 (training). TF "same" padding
   982 | 982; mel of ``|X|²`` with the checkpoint's ``speclayer.mel_basis``, then sqrt; same dB.
@@ -39,11 +40,14 @@ All of it is float32, as upstream: bfloat16 (AMX) would be several times faster 
 
 Parity (tests/metrics/embedders/test_openl3.py, seeded weights): 2e-6 relative to openl3 0.4.2 and
 6e-7 to torchopenl3 on full-band 48 kHz audio. Audio band-limited below 24 kHz (every 44.1 kHz
-evaluation) leaves the mel bands above its band edge holding only float32 rounding noise, which
-the -80 dB floor of the dB front end keeps; TensorFlow 2.13's float32 FFT is ~60x noisier than
-torch's, so those bands sit ~8 dB higher upstream and the embeddings differ by a few per cent
-(which version of TensorFlow stable-audio-metrics ran changes them as much). The bands below the
-edge agree to 5e-3 dB.
+evaluation) leaves the mel bands above its band edge holding only the FFT's rounding error, which
+the -80 dB floor of the dB front end keeps; TensorFlow 2.13's float32 FFT errs ~250x more than an
+exact one, so with an exact FFT there (``fft="torch"``) the embeddings differ from openl3's by 7 %
+(44.1 kHz) to 20 % (32 kHz) per frame and FD_openl3 by 8-20 %. The default ``fft="tf213"`` computes
+those bins with TensorFlow's FFT (:class:`Kapre037MelSpec`): 7.9e-4 and 3.3e-3 per frame, FD to
+2.3e-4 (3 + 3 short clips) and 4.2e-3 (32 + 32 clips of 10 s). Other TensorFlow builds (2.15's DUCC,
+cuFFT on a GPU) round differently, so the upstream value itself moves with them. The bands below
+the edge agree to 5e-3 dB.
 
 Weights: the Keras ``.h5`` files openl3 0.4.x ships (``openl3_audio_<repr>_<content>.h5``, also
 gzipped as published), loaded by layer order as Keras does, and torchopenl3's ``.pth.tar`` state
@@ -66,6 +70,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from t2mbench.core.dsp.eigen_fft import eigen_dft_matrix
 from t2mbench.core.dsp.filterbanks import mel_filterbank
 from t2mbench.core.dsp.resample_sinc import resample_sinc
 from t2mbench.core.errors import AudioError, ChecksumError, ConfigError, MissingWeightsError, WeightsError
@@ -78,6 +83,11 @@ MODEL_RATE = 48_000  # OpenL3's own rate: every channel is resampy-resampled to 
 FRAME = MODEL_RATE  # one 1-s analysis frame
 N_FFT, STFT_HOP, N_STFT_FRAMES = 2048, 242, 199
 SAME_PAD = (N_STFT_FRAMES - 1) * STFT_HOP + N_FFT - FRAME  # 1964 samples: TF "same" / pad_end padding
+FFTS = ("tf213", "torch")
+# fft="tf213": TensorFlow's FFT for the bins from this fraction of the input's band edge up (resampy
+# kaiser_best passes 94.8 % of the band; soxr HQ ~91 %): everything the bands above can hold is
+# attenuated signal or rounding noise
+TF_FFT_FROM = 0.9
 DB_AMIN, DB_RANGE = 1e-10, 80.0
 BN_EPS = 1e-3
 FRONTENDS = ("kapre037", "kapre014")
@@ -176,16 +186,40 @@ def _decibel(mel: torch.Tensor) -> torch.Tensor:
 
 
 class Kapre037MelSpec(nn.Module):
-    """Front end B (openl3 0.4.2 + kapre 0.3.7): Slaney mel of ``|STFT|`` with 1964 zeros appended."""
+    """Front end B (openl3 0.4.2 + kapre 0.3.7): Slaney mel of ``|STFT|`` with 1964 zeros appended.
 
-    def __init__(self, n_mels: int) -> None:
+    ``fft="tf213"``: the DFT bins from 90 % of the input's band edge up are TensorFlow 2.13's float32 FFT
+    (:func:`~t2mbench.core.dsp.eigen_fft.eigen_dft_matrix`, a matmul), the others ``torch.fft.rfft``.
+    Above the band edge of band-limited audio (22.05 kHz for every 44.1 kHz evaluation) the exact
+    spectrum is ~1e-8 of the frame's peak, below the rounding error of TensorFlow's FFT (~1e-7), and the
+    dB front end keeps 8 decades of amplitude: those mel bands show the FFT's rounding, so openl3 as
+    stable-audio-metrics runs it (TensorFlow 2.13.1 on the CPU) sees TensorFlow's, and an exact FFT there
+    moves every embedding by ~7 % (FD_openl3 by ~20 % on 80 frames). ``fft="torch"``: ``torch.fft.rfft``
+    for every bin.
+    """
+
+    def __init__(self, n_mels: int, fft: str = "tf213") -> None:
         super().__init__()
         mel = mel_filterbank(MODEL_RATE, N_FFT, n_mels, 0.0, MODEL_RATE / 2, scale="slaney", norm="slaney")
         self.register_buffer("mel_t", torch.from_numpy(mel.T.astype(np.float32)), persistent=False)
         self.register_buffer("window", _periodic_hann(), persistent=False)
+        self.fft = fft
+        tf_dft = eigen_dft_matrix(N_FFT) if fft == "tf213" else torch.zeros(N_FFT, 0)
+        self.register_buffer("tf_dft", tf_dft, persistent=False)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return _decibel(_stft(frames, self.window, 0).abs() @ self.mel_t)
+    def forward(self, frames: torch.Tensor, band_hz: float = MODEL_RATE / 2) -> torch.Tensor:
+        """Log-mel ``[N, 1, n_mels, 199]`` of ``frames [N, 48000]``; ``band_hz``: the input's band edge
+        (half the lowest rate the audio passed through) in Hz."""
+        windowed = F.pad(frames, (0, SAME_PAD)).unfold(-1, N_FFT, STFT_HOP) * self.window
+        spec = torch.fft.rfft(windowed)
+        n_bins = N_FFT // 2 + 1
+        first = min(int(TF_FFT_FROM * band_hz * N_FFT / MODEL_RATE), n_bins) if self.fft == "tf213" else n_bins
+        if first < n_bins:
+            cols = torch.cat([self.tf_dft[:, first:n_bins], self.tf_dft[:, n_bins + first :]], dim=1)
+            upper = windowed @ cols
+            width = n_bins - first
+            spec = torch.cat([spec[..., :first], torch.complex(upper[..., :width], upper[..., width:])], dim=-1)
+        return _decibel(spec.abs() @ self.mel_t)
 
 
 class Kapre014MelSpec(nn.Module):
@@ -199,7 +233,8 @@ class Kapre014MelSpec(nn.Module):
         self.register_buffer("mel_basis", torch.zeros(n_mels, N_FFT // 2 + 1))
         self.register_buffer("window", _periodic_hann(), persistent=False)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, band_hz: float = MODEL_RATE / 2) -> torch.Tensor:
+        """Log-mel ``[N, 1, n_mels, 199]`` of ``frames [N, 48000]`` (``band_hz`` unused: torch's FFT throughout)."""
         power = torch.view_as_real(_stft(frames, self.window, SAME_PAD // 2)).square().sum(-1)
         return _decibel(torch.sqrt(power @ self.mel_basis.T))
 
@@ -225,10 +260,12 @@ class OpenL3Net(nn.Module):
     ``conv2d_{1..7}``, ``audio_embedding_layer``), so its state dicts load strictly.
     """
 
-    def __init__(self, frontend: str = "kapre037", input_repr: str = "mel256", embedding_size: int = 512) -> None:
+    def __init__(
+        self, frontend: str = "kapre037", input_repr: str = "mel256", embedding_size: int = 512, fft: str = "tf213"
+    ) -> None:
         super().__init__()
         n_mels = N_MELS[input_repr]
-        self.speclayer = Kapre037MelSpec(n_mels) if frontend == "kapre037" else Kapre014MelSpec(n_mels)
+        self.speclayer = Kapre037MelSpec(n_mels, fft) if frontend == "kapre037" else Kapre014MelSpec(n_mels)
         self.pool = POOL[input_repr][embedding_size]
         self.blocked = False  # oneDNN blocked-layout convs, set by for_inference on a CPU
         self.batch_normalization_1 = nn.BatchNorm2d(1, eps=BN_EPS)
@@ -237,8 +274,9 @@ class OpenL3Net(nn.Module):
             if k < len(CONVS) - 1:
                 setattr(self, f"batch_normalization_{k + 2}", nn.BatchNorm2d(cout, eps=BN_EPS))
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = self.batch_normalization_1(self.speclayer(frames))
+    def forward(self, frames: torch.Tensor, band_hz: float = MODEL_RATE / 2) -> torch.Tensor:
+        """``band_hz``: the input's band edge in Hz (see :class:`Kapre037MelSpec`)."""
+        x = self.batch_normalization_1(self.speclayer(frames, band_hz))
         x = x.to_mkldnn() if self.blocked else x.contiguous(memory_format=torch.channels_last)
         for k in range(len(CONVS) - 1):
             x = torch.relu_(getattr(self, f"batch_normalization_{k + 2}")(getattr(self, _conv_name(k))(x)))
@@ -447,6 +485,7 @@ class OpenL3Embedder(Embedder):
         o = options
         self.protocol_version = (
             f"{PROTOCOL}:{o['frontend']}:{o['input_repr']}:{o['embedding_size']}:hop={o['hop_size']}:center={int(o['center'])}"
+            f":fft={o['fft']}"
         )
 
     @property
@@ -456,8 +495,9 @@ class OpenL3Embedder(Embedder):
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), **self.options}
 
-    def embed_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """Embed ``[M, 48000]`` float32 frames at 48 kHz → ``[M, embedding_size]``, ``batch_frames`` at a time.
+    def embed_frames(self, frames: torch.Tensor, band_hz: float = MODEL_RATE / 2) -> torch.Tensor:
+        """Embed ``[M, 48000]`` float32 frames at 48 kHz → ``[M, embedding_size]``, ``batch_frames`` at a time;
+        ``band_hz``: the audio's band edge in Hz (half the lowest rate it passed through).
 
         On CUDA the convolutions run in true float32 (TF32 off inside this call only), for parity."""
         out = []
@@ -467,26 +507,29 @@ class OpenL3Embedder(Embedder):
         )
         with torch.inference_mode(), fp32:
             for start in range(0, frames.shape[0], self.batch_frames):
-                out.append(self.net(frames[start : start + self.batch_frames].to(self.device)))
+                out.append(self.net(frames[start : start + self.batch_frames].to(self.device), band_hz))
         return torch.cat(out)
 
-    def embed_channels(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    def embed_channels(self, audio: torch.Tensor, sample_rate: int, band_hz: float | None = None) -> torch.Tensor:
         """openl3's embedding of each row of ``audio [N, T]`` (mono channels) at ``sample_rate`` Hz →
-        ``[N, n_frames, embedding_size]``: resampy ``kaiser_best`` to 48 kHz (skipped at 48 kHz), framing, network."""
+        ``[N, n_frames, embedding_size]``: resampy ``kaiser_best`` to 48 kHz (skipped at 48 kHz), framing, network.
+        ``band_hz``: the audio's band edge (default: half of ``sample_rate``, at most 24 kHz)."""
         x = _check_audio(audio, sample_rate, ndim=2).to(self.device, torch.float64)
         if sample_rate != MODEL_RATE:
             x = resample_sinc(x, sample_rate, MODEL_RATE)
         frames = frame_audio(x, self.options["hop_size"], self.options["center"])
-        return self.embed_frames(frames.reshape(-1, FRAME)).reshape(*frames.shape[:2], -1)
+        band = band_hz if band_hz is not None else min(sample_rate, MODEL_RATE) / 2
+        return self.embed_frames(frames.reshape(-1, FRAME), band).reshape(*frames.shape[:2], -1)
 
     def embed(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Stereo frame embeddings ``[B, n_frames, 2 * embedding_size]`` of ``audio [B, C, T]`` (see the module doc)."""
         audio = self.to_rate(_check_audio(audio, sample_rate, ndim=3), sample_rate)
+        band = min(sample_rate, self.sample_rate) / 2
         b = audio.shape[0]
         if audio.shape[1] == 1:
-            left = self.embed_channels(audio[:, 0], self.sample_rate)
+            left = self.embed_channels(audio[:, 0], self.sample_rate, band)
             return torch.cat([left, left], dim=-1)
-        both = self.embed_channels(torch.cat([audio[:, 0], audio[:, 1]]), self.sample_rate)
+        both = self.embed_channels(torch.cat([audio[:, 0], audio[:, 1]]), self.sample_rate, band)
         return torch.cat([both[:b], both[b:]], dim=-1)
 
 
@@ -549,6 +592,7 @@ def load_openl3(
     device: str | torch.device = "cpu",
     batch_frames: int = 16,
     verify: bool = True,
+    fft: str | None = None,
 ) -> OpenL3Embedder:
     """Build the OpenL3 embedder (defaults: stable-audio-metrics' FD_openl3 settings).
 
@@ -565,6 +609,9 @@ def load_openl3(
         batch_frames: 1-s frames per forward pass (~50 MB of activations each on the CPU).
         verify: check the file's sha256 against the published one where one is known; ``False``
             loads any file in an upstream layout (e.g. seeded random weights), still checking keys and shapes.
+        fft: front end B's DFT: ``"tf213"`` (default; TensorFlow 2.13's float32 FFT above 90 % of the
+            input's band edge, what stable-audio-metrics' pinned stack computes, see :class:`Kapre037MelSpec`)
+            or ``"torch"`` (``torch.fft.rfft`` throughout). Front end A is torchopenl3's: ``"torch"`` only.
 
     Raises:
         ConfigError: an unknown option (the message lists the valid ones).
@@ -576,6 +623,8 @@ def load_openl3(
     _choice("content_type", content_type, CONTENT_TYPES)
     _choice("input_repr", input_repr, tuple(N_MELS))
     _choice("embedding_size", embedding_size, (512, 6144))
+    fft = fft if fft is not None else ("tf213" if frontend == "kapre037" else "torch")
+    _choice("fft", fft, FFTS if frontend == "kapre037" else ("torch",))
     if not isinstance(hop_size, (int, float)) or int(hop_size * MODEL_RATE) < 1:
         raise ConfigError(f"OpenL3 hop_size must be at least 1/48000 s, got {hop_size!r}")
     path = _resolve(checkpoint, frontend, input_repr, content_type, embedding_size)
@@ -588,7 +637,7 @@ def load_openl3(
     if frontend == "kapre014":
         _check_dft_kernels(spec, str(path))
         state["speclayer.mel_basis"] = spec.get("speclayer.mel_basis", kapre014_mel_basis(N_MELS[input_repr]))
-    net = OpenL3Net(frontend, input_repr, embedding_size)
+    net = OpenL3Net(frontend, input_repr, embedding_size, fft)
     tensors = {k: v for k, v in net.state_dict().items() if k.endswith("num_batches_tracked")}
     tensors.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})
     net.load_state_dict(tensors, strict=True)
@@ -600,5 +649,6 @@ def load_openl3(
         "embedding_size": embedding_size,
         "hop_size": float(hop_size),
         "center": bool(center),
+        "fft": fft,
     }
     return OpenL3Embedder(net, hash_file(path), options=options, batch_frames=batch_frames)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support.parity import rel_err
 
 from t2mbench.core.audio import save_audio
 from t2mbench.core.dsp.resample_hann import resample_hann
@@ -36,10 +37,6 @@ FIX = np.load(FIX_DIR / "audiobox.npz")
 META = json.loads((FIX_DIR / "meta.json").read_text())
 SMALL = WavLMConfig(dim=32, layers=2, heads=4, ffn=64, conv_dim=16, pos_kernel=16, pos_groups=4)
 TOL = 1e-5  # max abs error / max abs value, float32
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 @pytest.fixture(scope="module")

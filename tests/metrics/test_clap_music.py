@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from support.clap_weights import clap_clip, clap_weights
+from support.parity import rel_err
 
 from t2mbench.core.errors import ConfigError, MissingWeightsError, WeightsError
 from t2mbench.core.torch_files import load_torch_file
@@ -22,10 +23,6 @@ FIX = np.load(FIX_DIR / "clap.npz")
 META = json.loads((FIX_DIR / "meta.json").read_text())
 TOL = 1e-4  # as the CLAP fixtures (float32, max abs error / max abs value)
 CROP = 480_000
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 def clip(name: str) -> np.ndarray:

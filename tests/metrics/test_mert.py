@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support.parity import rel_err
 
 from t2mbench.core.audio import save_audio
 from t2mbench.core.errors import AudioError, ConfigError, MissingWeightsError, WeightsError
@@ -39,10 +40,6 @@ SMALL = MertConfig(
     pos_groups=META["config_small"]["num_conv_pos_embedding_groups"],
 )  # fmt: skip
 TOL = 1e-5  # max abs error / max abs value, float32
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from support.parity import rel_err
 
 from t2mbench.core.errors import MissingWeightsError
 from t2mbench.core.manifest import ClipRecord
@@ -34,10 +35,6 @@ SMALL = replace(
 )  # fmt: skip
 N = META["n_clips"]
 TOL = 1e-5  # max abs error / max abs value, float32
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 @pytest.fixture(scope="module")

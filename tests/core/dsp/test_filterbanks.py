@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.parity import rel_err
 
 from t2mbench.core.dsp.filterbanks import hz_to_mel, kaldi_mel_banks, mel_filterbank, mel_to_hz
 
@@ -12,10 +13,6 @@ CASES = {
     "auraloss_mel": (44100, 1024, 128, 0.0, None),
     "clap_melW": (48000, 1024, 64, 50.0, 14000.0),
 }
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from support.clap_weights import clap_clip, clap_weights, manifest, write_tokenizer
+from support.parity import rel_err
 
 from t2mbench.core.audio import int16_roundtrip
 from t2mbench.core.errors import AudioError, ManifestError, MissingWeightsError, WeightsError
@@ -27,10 +28,6 @@ FIX_DIR = Path(__file__).parents[2] / "fixtures" / "clap"
 FIX = np.load(FIX_DIR / "clap.npz")
 META = json.loads((FIX_DIR / "meta.json").read_text())
 TOL = 1e-4  # max abs error / max abs value, float32
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 def clip(name: str) -> tuple[torch.Tensor, int]:

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import torch
 from support.openl3_weights import case_clips, fixture_signal, seeded_openl3_state, write_keras_h5
+from support.parity import rel_err
 
 from t2mbench.core.dsp.filterbanks import hz_to_mel, mel_to_hz
 from t2mbench.core.dsp.resample_sinc import output_length, resample_sinc
@@ -56,10 +57,6 @@ TIGHT = 1e-4
 # (measured 0.37 and 1.23 "dB"; fft="torch" 17.2 and 18.4)
 TOL44, TOL32, FRONTEND_NOISE_DB = 2e-3, 8e-3, 2.5
 FD44_TOL = 1e-3
-
-
-def rel_err(got: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.abs(got - ref).max() / np.abs(ref).max())
 
 
 def clips(spec: dict) -> torch.Tensor:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support.parity import rel_err
 from support.passt_weights import passt_shapes, passt_weights
 
 from t2mbench.core.audio import peak_normalize, resample, set_channels
@@ -19,10 +20,6 @@ FIX_DIR = Path(__file__).parents[2] / "fixtures" / "passt"
 FIX = np.load(FIX_DIR / "passt.npz")
 META = json.loads((FIX_DIR / "meta.json").read_text())
 TOL = 1e-4  # max abs error / max abs value, float32
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 def clip(name: str) -> tuple[np.ndarray, int]:

@@ -150,10 +150,8 @@ def score(
     store = None if not use_cache else (cache if cache is not None else EmbeddingCache())
     if store is not None:
         store.check_writable()
-    share_embedders(built)  # one load per embedder, however many metrics use it
     if shards is None:  # sharded: the workers load the embedders (and fail first on a missing weight file)
-        for m in built:
-            m.prepare(store)
+        prepare_metrics(built, store)
     weights: dict[str, dict[str, str]] = {}
     workers: list[str] = []  # one entry per shard merged
 
@@ -205,6 +203,14 @@ def build_metrics(
     if len(set(names)) != len(names):
         raise ConfigError(f"metrics listed twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
     return built
+
+
+def prepare_metrics(built: Sequence[Metric], store: EmbeddingCache | None) -> None:
+    """Load the embedders of ``built`` (once per embedder, however many metrics use it) and attach the
+    embedding cache ``store``: what a process does before it feeds clips."""
+    share_embedders(built)
+    for m in built:
+        m.prepare(store)
 
 
 def feed_items(built: Sequence[Metric], items: Sequence[Item], needs_reference: bool, timer: AudioTimer,

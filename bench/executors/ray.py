@@ -53,17 +53,14 @@ class ScoringWorker:
 
     def __init__(self, scoring: dict[str, Any], threads: int, cwd: str) -> None:
         from t2mbench.metrics.cache import EmbeddingCache
-        from t2mbench.metrics.embedding_metric import share_embedders
-        from t2mbench.metrics.scoring import build_metrics
+        from t2mbench.metrics.scoring import build_metrics, prepare_metrics
 
         _worker_setup(threads, cwd)
         spec = Scoring.from_dict(scoring)
         self.built = build_metrics(spec.metrics, spec.settings)  # the seed run_cell's score() uses
         self.store = EmbeddingCache()
         self.store.check_writable()
-        share_embedders(self.built)  # one load per embedder, as in one process
-        for m in self.built:
-            m.prepare(self.store)
+        prepare_metrics(self.built, self.store)  # one load per embedder, as in one process
 
     def score(self, items: list[Item], needs_reference: bool) -> ShardResult:
         from t2mbench.metrics.scoring import score_shard

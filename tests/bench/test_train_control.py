@@ -161,3 +161,52 @@ def test_train_control_trains_a_controlnet_when_the_config_says_so(rendered_corp
     model = controlnet(load_model("tiny"), "melody")
     model.adapter.load_state_dict({k: v.float() for k, v in load_file(str(ship_dir / "adapter.safetensors")).items()})
     assert manifest["trainable_parameters"] == model.trainable_parameters() == 2_600_192  # the shipped ControlNet's
+
+
+def test_audio_masks_follow_musecontrollites_audio_only_scheme():
+    """Spec §1.3 (audio-only adapter): 10% caption emptied and audio zero; otherwise caption emptied with p 0.3
+    and the audio 70% masked to one span (kept only on it or zeroed on it, half each) and 30% zero."""
+    keep_text, masks = span_masks(ROWS, FRAMES, ("audio",), torch.Generator().manual_seed(0), "audio")
+    m = masks["audio"]
+    coverage = m.mean(dim=1)
+    assert float((~keep_text).float().mean()) == pytest.approx(0.1 + 0.9 * 0.3, abs=0.02)
+    assert float((coverage == 0).float().mean()) == pytest.approx(0.1 + 0.9 * 0.3, abs=0.02)
+    assert int((coverage == 1).sum()) == 0  # a given reference is always cut by a span
+    assert float(coverage.mean()) == pytest.approx(0.9 * 0.7 * 0.5, abs=0.015)  # 0.5·span + 0.5·(1 − span)
+    # a kept caption means r >= 0.1, where the audio is given (on a span) with p 0.7, independently of the caption
+    assert float((coverage[keep_text] > 0).float().mean()) == pytest.approx(0.7, abs=0.03)
+    assert _one_span_or_constant(m)
+
+
+def test_the_audio_condition_trains_alone_with_its_masks(tmp_path):
+    """Refused before the corpus is read (the folder does not exist)."""
+    from t2mbench.bench.train.control import ControlTask
+    from t2mbench.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r'the audio condition trains alone.*conditions \["audio"\], masks "audio"'):
+        ControlTask(tmp_path / "no-corpus", "musecontrollite", ("audio", "melody"), masks="audio")
+    with pytest.raises(ConfigError, match="the audio condition trains alone"):
+        ControlTask(tmp_path / "no-corpus", "musecontrollite", ("audio",), masks="light")
+    with pytest.raises(ConfigError, match=r"masks 'audio' is the audio-only adapter's scheme"):
+        ControlTask(tmp_path / "no-corpus", "musecontrollite", ("melody",), masks="audio")
+
+
+def test_aligned_audio_keys_start_time_aligned_and_keep_the_base_output():
+    """key_init 'aligned' for the audio branch: the fitted ``to_k_ip_audio`` puts most of each patch token's
+    attention on its own latent token (uniform 1/16); ``conv_out_audio`` stays zero, so the model equals the base."""
+    from t2mbench.bench.train.control import align_audio_keys
+    from t2mbench.reference_models.adapters.model import musecontrollite
+    from t2mbench.reference_models.generate import load_model
+
+    base = load_model("tiny")
+    g = torch.Generator().manual_seed(3)
+    x0, noise = torch.randn(4, 32, 32, generator=g), torch.randn(4, 32, 32, generator=g)
+    t = torch.tensor([0.2, 0.4, 0.6, 0.8])
+    x = base.objective.add_noise(x0, noise, t)
+    cross, glob = torch.randn(4, 66, 384, generator=g), torch.randn(4, 768, generator=g)
+    model = musecontrollite(base, (), audio=True, audio_dim=64)
+    masses = align_audio_keys(model, x, t, cross, glob, x0)
+    assert len(masses) == 6 and min(masses) > 0.5
+    with torch.no_grad():
+        assert torch.equal(model(x, t, cross_attn_cond=cross, global_cond=glob, audio=x0),
+                           base(x, t, cross_attn_cond=cross, global_cond=glob))

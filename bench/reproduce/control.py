@@ -51,6 +51,27 @@ def _melody_acc(generated: np.ndarray, references: list[np.ndarray], sample_rate
     return [melody_accuracy(classes(g), classes(r)) for g, r in zip(generated, references)]
 
 
+def context_errors(base, model, prompts: list[str], reference: torch.Tensor, region: tuple[int, int], seed: int,
+                   steps: int = STEPS, audio_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The inpainting check: per clip, the mean squared error between the generated latents and the
+    reference's clean latents ``reference`` ``[N, C, L]`` on the frames outside ``region`` = ``[a, b)`` (the
+    given context), ``(text only, with the audio condition)``: the shipped ``tiny`` ``base`` alone, and the
+    audio adapter ``model`` with the reference masked to zero on the region (w_a = ``audio_scale``); same
+    prompts, seed and steps, one batch. Lower with the audio condition means the context is kept."""
+    from t2mbench.reference_models.adapters.model import inpainting_masks
+
+    n, _, frames = reference.shape
+    mask = inpainting_masks(n, frames, region)["audio_mask"]
+    seconds = frames * base.downsampling_ratio / base.sample_rate
+
+    def error(control: ControlInputs | None) -> np.ndarray:
+        out = generate(base, prompts, steps=steps, seconds=seconds, seed=seed, batch_size=n, control=control,
+                       decode=False).latents
+        return (((out - reference) ** 2).mean(dim=1) * mask).sum(dim=1).numpy() / float(mask[0].sum())
+
+    return error(None), error(ControlInputs(model, {"audio": reference}, {"audio": audio_scale}, {"audio": mask}))
+
+
 def _ci(values: list[float]) -> str:
     lo, hi = mean_ci(values)
     return f"{np.mean(values):.3f} [{lo:.3f}, {hi:.3f}]"

@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", required=True, help="corpus folder (t2mbench corpus build) with a train split")
     p.add_argument("--out", required=True, help="run folder; an existing one is resumed")
     p.add_argument("--config", default=None, help="training config JSON (default: bench/train/configs/<task>); "
-                   "for control its task.kind picks the adapter (tiny-controlnet.json: the ControlNet)")
+                   "for control its task block picks the adapter (tiny-controlnet.json: the ControlNet, "
+                   "tiny-control-audio.json: the in/outpainting adapter)")
     p.add_argument("--steps", type=COUNT, default=None, help="override the config's step count")
     p.add_argument("--vae", default=None, help="dit only: the trained VAE (a vae run's ema.safetensors)")
     p.add_argument("--ship", default=None, metavar="DIR",

@@ -16,10 +16,14 @@ text tokens zeroed) with p 0.1; then r ~ U(0, 1): r < 0.1 all conditions dropped
 [n1, n2), 50% dropped. Decision: n1 < n2 are drawn ordered (upstream's unordered draw makes the
 "drop the span" case a no-op and "keep only the span" drop everything when n1 > n2).
 
-Masks (``masks``, :func:`span_masks`): ``musecontrollite`` as above, or ``light`` (half the samples
-see the whole condition). Key initialisation (``key_init``, :func:`align_keys`): ``upstream`` (fresh
-``nn.Linear``, as the code) or ``aligned`` (the adapter starts with time-aligned attention). Why the
-shipped MuseControlLite adapter uses ``light`` and ``aligned``: docs/control_table.md.
+The audio (in/outpainting) adapter (``conditions: ["audio"]``, masks ``audio``, spec §1.3 audio-only) takes
+the batch's own clean latent x0 as its condition, shown where its mask is 1; it trains alone, as upstream's.
+
+Masks (``masks``, :func:`span_masks`): ``musecontrollite`` as above, ``light`` (half the samples see the
+whole condition) or ``audio``. Key initialisation (``key_init``, :func:`align_keys`,
+:func:`align_audio_keys`): ``upstream`` (fresh ``nn.Linear``, as the code) or ``aligned`` (the adapter
+starts with time-aligned attention). Why the shipped MuseControlLite adapter uses ``light`` and
+``aligned``: docs/control_table.md.
 
 Only the adapter is trained (the base is frozen); what ships is the adapter's state dict.
 

@@ -58,6 +58,10 @@ WEIGHTS: dict[str, WeightFile | None] = {
     ),
     **{name: register_shipped(name, SHIPPED_DIR / name, "adapter.safetensors", f"{kind} melody adapter of tiny")
        for name, kind in (("tiny-control-melody", "MuseControlLite"), ("tiny-controlnet-melody", "ControlNet"))},
+    "tiny-control-audio": register_shipped(
+        "tiny-control-audio", SHIPPED_DIR / "tiny-control-audio", "adapter.safetensors",
+        "MuseControlLite audio (in/outpainting) adapter of tiny",
+    ),
 }
 
 

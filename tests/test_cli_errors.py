@@ -87,6 +87,13 @@ CASES = [
                                                f"melody={d}/nothing.wav"]),
     ("generate", "control malformed", lambda d: ["generate", "--model", "tiny", "--prompts", f"{d}/prompts.txt",
                                                  "--seconds", "1", "--out", f"{d}/g", "--control", "melody"]),
+    *(("generate", f"inpaint {what}", lambda d, extra=extra: [
+        "generate", "--model", "tiny", "--prompts", f"{d}/prompts.txt", "--seconds", "1", "--out", f"{d}/g", *extra])
+      for what, extra in (("malformed", ["--control", "audio=x.wav", "--inpaint", "0.2-0.5"]),
+                          ("end before start", ["--control", "audio=x.wav", "--inpaint", "0.5:0.2"]),
+                          ("outside the clip", ["--control", "audio=x.wav", "--inpaint", "0.5:1.5"]),
+                          ("without audio", ["--inpaint", "0.2:0.5"]),
+                          ("audio without span", ["--control", "audio=x.wav"]))),
     ("metrics parity", "name", lambda d: ["metrics", "parity", "--embedder", "vggish", f"{d}/a.wav"]),
     ("score", "name", lambda d: ["score", "--generated", f"{d}/set", "--metrics", "nope", "--out", f"{d}/s"]),
     ("score", "malformed", lambda d: ["score", "--generated", f"{d}/set", "--metrics", "clap_evaluator", "--out",

@@ -95,10 +95,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="model dtype")
     p.add_argument("--control", action="append", default=[], metavar="NAME=PATH",
-                   help="control condition (melody | rhythm | dynamics) from one audio file, or from a clip set where "
-                        "each prompt takes the clip with its id (repeatable; README: Control)")
+                   help="control condition (melody | rhythm | dynamics | audio) from one audio file, or from a clip "
+                        "set where each prompt takes the clip with its id (repeatable; README: Control)")
     p.add_argument("--control-scale", action="append", default=[], metavar="NAME=VALUE",
-                   help="guidance scale of a control (default 2.0; text keeps --cfg)")
+                   help="guidance scale of a control (default 2.0, audio 1.0; text keeps --cfg)")
+    p.add_argument("--inpaint", default=None, metavar="START:END",
+                   help="with --control audio=PATH: generate seconds [START, END) and keep the reference elsewhere "
+                        "(outpainting: the span at the clip's end or start)")
     p.add_argument("--adapter", default="musecontrollite", choices=("musecontrollite", "controlnet"),
                    help="which shipped control adapter generates with --control")
     add_threads_option(p)
@@ -168,11 +171,11 @@ def run(args: argparse.Namespace) -> int:
     control = None
     if args.control_scale and not args.control:
         raise ConfigError("--control-scale needs --control NAME=PATH")
-    if args.control:
+    if args.control or args.inpaint is not None:
         from t2mbench.reference_models.adapters.inputs import control_inputs
 
         control = control_inputs(model, [r["id"] for r in rows], args.seconds, args.control, args.control_scale,
-                                 args.adapter)
+                                 args.adapter, args.inpaint)
     defining = {k: v for k, v in vars(args).items() if k not in ("func", "command", "out", "overwrite")}
     with owning(args.out, "generate", defining, overwrite=args.overwrite):
         result = generate(
@@ -198,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
             args.out, prompts, result, model, seconds=args.seconds, seed=args.seed, prompts_source=args.prompts,
             device=args.device, extra={"model_source": str(args.model),
                                        **({"control": args.control, "control_scale": args.control_scale,
-                                           "adapter": args.adapter} if control else {})},
+                                           "adapter": args.adapter, "inpaint": args.inpaint} if control else {})},
             attributes={"model": str(args.model), "sampler": result.settings["sampler"],
                         "steps": result.settings["steps"], "cfg": result.settings["cfg_scale"],
                         "sampler_options": canonical_options(result.settings["sampler_options"])},

@@ -23,6 +23,8 @@ EXAMPLE = """examples:
   t2mbench corpus build --out runs/corpus-control --clips 320 --seconds 5 --seed 0
   t2mbench train control --corpus runs/corpus-control --out runs/control-melody \
       --ship reference_models/weights/tiny-control-melody
+  t2mbench train control --corpus runs/corpus-control --out runs/control-controlnet \
+      --config bench/train/configs/tiny-controlnet.json --ship reference_models/weights/tiny-controlnet-melody
 
 A killed run (even kill -9) continues from its last checkpoint when the same command is run
 again, with the same result as an uninterrupted run. Each run folder gets ema.safetensors,
@@ -38,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("task", choices=sorted(DEFAULTS), help="what to train")
     p.add_argument("--corpus", required=True, help="corpus folder (t2mbench corpus build) with a train split")
     p.add_argument("--out", required=True, help="run folder; an existing one is resumed")
-    p.add_argument("--config", default=None, help="training config JSON (default: bench/train/configs/<task>)")
+    p.add_argument("--config", default=None, help="training config JSON (default: bench/train/configs/<task>); "
+                   "for control its task block picks the adapter (tiny-controlnet.json: the ControlNet, "
+                   "tiny-control-audio.json: the in/outpainting adapter)")
     p.add_argument("--steps", type=COUNT, default=None, help="override the config's step count")
     p.add_argument("--vae", default=None, help="dit only: the trained VAE (a vae run's ema.safetensors)")
     p.add_argument("--ship", default=None, metavar="DIR",

@@ -11,6 +11,10 @@ Control check: each adapter also generates with a **shuffled** melody (clip i ta
 accuracy against clip i's own reference with the true melody minus with the shuffled one, per clip, gets a paired
 bootstrap CI (:func:`t2mbench.metrics.bootstrap.paired_difference_ci`). The adapter controls measurably when the
 interval excludes zero.
+
+Inpainting check (when the audio adapter is shipped): the middle quarter of each clip is regenerated with the
+rest of the clip's clean latents as the audio condition (:func:`context_errors`); the latent distance to the
+reference outside that region, text only minus with the audio, gets the same paired CI.
 """
 
 from __future__ import annotations
@@ -34,7 +38,13 @@ from t2mbench.metrics.melody import melody_accuracy, melody_classes
 from t2mbench.metrics.scoring import score
 from t2mbench.reference_models.adapters.conditions import melody_condition
 from t2mbench.reference_models.adapters.guidance import ControlInputs
-from t2mbench.reference_models.adapters.model import ADAPTER_WEIGHTS, load_adapter
+from t2mbench.reference_models.adapters.model import (
+    ADAPTER_WEIGHTS,
+    AUDIO_ADAPTER,
+    load_adapter,
+    load_shipped_adapter,
+    span_frames,
+)
 from t2mbench.reference_models.generate import generate, latent_length
 
 METRICS = {"fd_evaluator": "fd_evaluator (not FD_openl3)", "kl_evaluator": "kl_evaluator (not KL_passt)",
@@ -49,6 +59,27 @@ def _melody_acc(generated: np.ndarray, references: list[np.ndarray], sample_rate
         return melody_classes(resample_hann(x.mean(axis=0, keepdims=True), sample_rate, MELODY_SR)[0])
 
     return [melody_accuracy(classes(g), classes(r)) for g, r in zip(generated, references)]
+
+
+def context_errors(base, model, prompts: list[str], reference: torch.Tensor, region: tuple[int, int], seed: int,
+                   steps: int = STEPS, audio_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The inpainting check: per clip, the mean squared error between the generated latents and the
+    reference's clean latents ``reference`` ``[N, C, L]`` on the frames outside ``region`` = ``[a, b)`` (the
+    given context), ``(text only, with the audio condition)``: the shipped ``tiny`` ``base`` alone, and the
+    audio adapter ``model`` with the reference masked to zero on the region (w_a = ``audio_scale``); same
+    prompts, seed and steps, one batch. Lower with the audio condition means the context is kept."""
+    from t2mbench.reference_models.adapters.model import inpainting_masks
+
+    n, _, frames = reference.shape
+    mask = inpainting_masks(n, frames, region)["audio_mask"]
+    seconds = frames * base.downsampling_ratio / base.sample_rate
+
+    def error(control: ControlInputs | None) -> np.ndarray:
+        out = generate(base, prompts, steps=steps, seconds=seconds, seed=seed, batch_size=n, control=control,
+                       decode=False).latents
+        return (((out - reference) ** 2).mean(dim=1) * mask).sum(dim=1).numpy() / float(mask[0].sum())
+
+    return error(None), error(ControlInputs(model, {"audio": reference}, {"audio": audio_scale}, {"audio": mask}))
 
 
 def _ci(values: list[float]) -> str:
@@ -109,9 +140,23 @@ def control_tables(out: str | Path, clips: int = 16, seconds: float = 2.0, seed:
             checks.append(f"{LABELS[key]}: melody acc with the true melody {np.mean(r['melody']):.3f}, shuffled "
                           f"{np.mean(runs[f'{key} shuffled']['melody']):.3f}; paired difference {d:+.3f} "
                           f"[{lo:+.3f}, {hi:+.3f}] (95% bootstrap over clips) {verdict}.")
+    audio_model = load_shipped_adapter(base, AUDIO_ADAPTER)
+    if audio_model is not None:
+        span = (0.375 * seconds, 0.625 * seconds)
+        with torch.inference_mode():
+            reference = base.pretransform.encode(torch.from_numpy(audio).float(), sample=False)
+        without, with_audio = context_errors(base, audio_model, prompts, reference,
+                                             span_frames(*span, sr, hop, frames), seed)
+        d, lo, hi = paired_difference_ci(without, with_audio)
+        verdict = "excludes zero: the context is kept" if lo > 0 or hi < 0 else "includes zero: not shown"
+        checks.append(f"In/outpainting (audio adapter, {audio_model.trainable_parameters():,} parameters): "
+                      f"regenerating [{span[0]:g}, {span[1]:g}) s, the latent MSE to the reference outside it is "
+                      f"{np.mean(without):.3f} text only and {np.mean(with_audio):.3f} with the audio (w_a 1); "
+                      f"paired difference {d:+.3f} [{lo:+.3f}, {hi:+.3f}] {verdict}.")
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "model (ours)"
     missing = [LABELS[k] for k in ADAPTER_WEIGHTS if k not in controlled]
+    missing += [] if audio_model is not None else ["the audio (in/outpainting) adapter"]
     notes = [f"{len(records)} test-split clips of {seconds:g} s (benchmark corpus, seed {seed}); tiny model, "
              f"dpmpp_2m {STEPS} steps, text CFG {cfg:g}, control scale {CONTROL_SCALE:g} (multi-condition CFG); "
              "95% bootstrap CIs over clips. Melody condition from each clip's own audio (top-4 constant-Q bins).",

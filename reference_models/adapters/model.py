@@ -42,6 +42,12 @@ class ControlledModel(nn.Module):
     def kind(self) -> str:
         return "controlnet" if isinstance(self.adapter, ControlNet) else "musecontrollite"
 
+    @property
+    def controls(self) -> tuple[str, ...]:
+        """What it can be conditioned on: the attribute conditions, then ``audio`` with an audio branch."""
+        audio = isinstance(self.adapter, MuseControlLite) and self.adapter.audio
+        return self.conditions + (("audio",) if audio else ())
+
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.adapter.parameters())
 
@@ -72,7 +78,7 @@ class ControlledModel(nn.Module):
             (name,) = self.conditions
             embedded = self.adapter.extractor(features[name], tokens) * masks[name][:, None, :].to(x.dtype)
             return ControlNetHook(self.adapter, embedded)
-        cond = self.adapter.tokens(features, masks, tokens)
+        cond = self.adapter.tokens(features, masks, tokens)  # None for an audio-only adapter
         audio = None
         if self.adapter.audio:
             latents = controls.get("audio", torch.zeros_like(x))
@@ -87,16 +93,19 @@ class ControlledModel(nn.Module):
 
 
 def musecontrollite(base: LatentDiffusionModel, conditions: tuple[str, ...] = ("melody",), *,
-                    cond_dim: int | None = None, audio: bool = False) -> ControlledModel:
+                    cond_dim: int | None = None, audio: bool = False, audio_dim: int | None = None
+                    ) -> ControlledModel:
     """MuseControlLite on ``base`` for features on its latent grid: one latent-rate extractor per
     condition (:func:`~t2mbench.reference_models.adapters.extractors.latent_rate_layers`) of width
     ``cond_dim // 4`` (MuseControlLite's four attribute slots); ``cond_dim`` defaults to the
-    cross-attention key width."""
+    cross-attention key width. ``audio`` adds the in/outpainting branch with tokens of width
+    ``audio_dim`` (default ``cond_dim``); ``conditions=()`` with ``audio`` is an audio-only adapter."""
     dit = base.dit
     attn = dit.transformer.layers[0].cross_attn
     cond_dim = cond_dim or attn.kv_heads * attn.dim_heads
     layers = {c: latent_rate_layers(CHANNELS[c], cond_dim // 4, patch_size=dit.patch_size) for c in conditions}
-    return ControlledModel(base, MuseControlLite(dit.transformer, layers, cond_dim, audio=audio), conditions)
+    adapter = MuseControlLite(dit.transformer, layers, cond_dim, audio=audio, audio_dim=audio_dim)
+    return ControlledModel(base, adapter, conditions)
 
 
 def controlnet(base: LatentDiffusionModel, condition: str = "melody", n_blocks: int | None = None) -> ControlledModel:
@@ -129,22 +138,32 @@ def inpainting_masks(batch: int, frames: int, span: tuple[int, int], conditions:
 
 
 ADAPTER_WEIGHTS = {"musecontrollite": "tiny-control-melody", "controlnet": "tiny-controlnet-melody"}
+AUDIO_ADAPTER = "tiny-control-audio"  # the audio-only (in/outpainting) MuseControlLite adapter
 
 
 def load_adapter(base: LatentDiffusionModel, kind: str) -> ControlledModel | None:
     """The shipped trained adapter ``kind`` (``musecontrollite`` or ``controlnet``) on ``base`` (the
-    shipped ``tiny``), or None when this checkout ships none. Its ``manifest.json`` names the
-    conditions and the command that trained it."""
+    shipped ``tiny``), or None when this checkout ships none."""
+    return load_shipped_adapter(base, ADAPTER_WEIGHTS[kind])
+
+
+def load_shipped_adapter(base: LatentDiffusionModel, name: str) -> ControlledModel | None:
+    """The shipped adapter ``name`` (a registered weight, e.g. :data:`AUDIO_ADAPTER`) on ``base``, or
+    None when this checkout ships none. Its ``manifest.json`` names its kind, its conditions
+    (``audio`` for the in/outpainting branch, with its token width ``audio_dim``) and the command that
+    trained it."""
     from t2mbench.core.weights import resolve
     from t2mbench.reference_models.checkpoints import WEIGHTS, read_state_dict
 
-    name = ADAPTER_WEIGHTS[kind]
     if WEIGHTS.get(name) is None:
         return None
     path = resolve(name)
     info = json.loads((path.parent / "manifest.json").read_text(encoding="utf-8"))
-    conditions = tuple(info["conditions"])
-    model = controlnet(base, conditions[0]) if kind == "controlnet" else musecontrollite(base, conditions)
+    conditions = tuple(c for c in info["conditions"] if c != "audio")
+    if info["kind"] == "controlnet":
+        model = controlnet(base, conditions[0])
+    else:
+        model = musecontrollite(base, conditions, audio="audio" in info["conditions"], audio_dim=info.get("audio_dim"))
     state = {k: v.float() for k, v in read_state_dict(path).items()}
     model.adapter.load_state_dict(state)
     return model.eval()

@@ -56,15 +56,17 @@ def shipped_rotary(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
 class DecoupledAttention(nn.Module):
     """One block's adapter branch(es); parameter names are the upstream processor's."""
 
-    def __init__(self, dim: int, cond_dim: int, kv_dim: int, audio: bool = False) -> None:
+    def __init__(self, dim: int, cond_dim: int, kv_dim: int, audio: bool = False, attributes: bool = True,
+                 audio_dim: int | None = None) -> None:
         super().__init__()
-        self.to_k_ip = nn.Linear(cond_dim, kv_dim, bias=False)
-        self.to_v_ip = nn.Linear(cond_dim, kv_dim, bias=False)
-        self.conv_out = nn.Conv1d(dim, dim, 1, bias=False)
-        nn.init.zeros_(self.conv_out.weight)
+        if attributes:
+            self.to_k_ip = nn.Linear(cond_dim, kv_dim, bias=False)
+            self.to_v_ip = nn.Linear(cond_dim, kv_dim, bias=False)
+            self.conv_out = nn.Conv1d(dim, dim, 1, bias=False)
+            nn.init.zeros_(self.conv_out.weight)
         if audio:
-            self.to_k_ip_audio = nn.Linear(cond_dim, kv_dim, bias=False)
-            self.to_v_ip_audio = nn.Linear(cond_dim, kv_dim, bias=False)
+            self.to_k_ip_audio = nn.Linear(audio_dim or cond_dim, kv_dim, bias=False)
+            self.to_v_ip_audio = nn.Linear(audio_dim or cond_dim, kv_dim, bias=False)
             self.conv_out_audio = nn.Conv1d(dim, dim, 1, bias=False)
             nn.init.zeros_(self.conv_out_audio.weight)
 
@@ -106,18 +108,24 @@ class MuseControlLite(nn.Module):
         cond_dim: condition-token width (768 for SAO-1.0).
         scale: λ (``ap_scale``, 1.0).
         audio: add the audio (in/outpainting) branch; its tokens are the clean latent
-            ``[B, C, L]`` with channels repeat-interleaved to ``cond_dim`` (×12 for SAO-1.0).
+            ``[B, C, L]`` patched like the DiT's input (``C·patch`` channels per token) and
+            channels repeat-interleaved to ``audio_dim`` (SAO-1.0: patch 1, 64 channels ×12 = 768).
+        audio_dim: the audio tokens' width (default ``cond_dim``, the published layout). With no
+            extractors (an audio-only adapter) the attribute branch (``to_k_ip``, ``to_v_ip``,
+            ``conv_out``) is not built: it would never see a token.
     """
 
     def __init__(self, transformer: ContinuousTransformer, extractors: Mapping[str, Sequence[Layer]], cond_dim: int,
-                 scale: float = 1.0, audio: bool = False) -> None:
+                 scale: float = 1.0, audio: bool = False, audio_dim: int | None = None) -> None:
         super().__init__()
         first = transformer.layers[0].cross_attn
         dim = first.num_heads * first.dim_heads
         kv_dim = first.kv_heads * first.dim_heads
         self.scale, self.cond_dim, self.audio = scale, cond_dim, audio
+        self.audio_dim = audio_dim or cond_dim
         self.transformer_blocks = nn.ModuleList(
-            _Slot(attn2=_Slot(processor=DecoupledAttention(dim, cond_dim, kv_dim, audio)))
+            _Slot(attn2=_Slot(processor=DecoupledAttention(dim, cond_dim, kv_dim, audio, bool(extractors),
+                                                           self.audio_dim)))
             for _ in transformer.layers
         )
         self.extractors = nn.ModuleDict({name: ConvExtractor(layers) for name, layers in extractors.items()})
@@ -133,10 +141,12 @@ class MuseControlLite(nn.Module):
         return {k: v for k, v in self.state_dict().items() if k.startswith("transformer_blocks.")}
 
     def tokens(self, features: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor | None],
-               n_tokens: int) -> torch.Tensor:
-        """Condition tokens ``[B, n_tokens, cond_dim]``: each extractor's output interpolated to
-        ``n_tokens``, multiplied by its mask (``[B, n_tokens]``, 1 keep / 0 drop; MuseControlLite
+               n_tokens: int) -> torch.Tensor | None:
+        """Condition tokens ``[B, n_tokens, cond_dim]`` (None without extractors): each extractor's
+        output interpolated to ``n_tokens``, multiplied by its mask (``[B, n_tokens]``, 1 keep / 0 drop; MuseControlLite
         masks after the extractor, so a dropped condition is all-zero tokens), concatenated."""
+        if not self.extractors:
+            return None
         parts = []
         for name, extractor in self.extractors.items():
             out = extractor(features[name], n_tokens)
@@ -150,11 +160,14 @@ class MuseControlLite(nn.Module):
         return x.transpose(1, 2)
 
     def audio_tokens(self, latents: torch.Tensor, mask: torch.Tensor | None, n_tokens: int) -> torch.Tensor:
-        """Audio-branch tokens ``[B, n_tokens, cond_dim]`` from clean latents ``[B, C, L]``
-        (channels repeat-interleaved to ``cond_dim``, frames interpolated to ``n_tokens``), masked."""
-        x = latents.repeat_interleave(self.cond_dim // latents.shape[1], dim=1)
-        if x.shape[-1] != n_tokens:
-            x = F.interpolate(x, size=n_tokens, mode="linear", align_corners=False)
+        """Audio-branch tokens ``[B, n_tokens, audio_dim]`` from clean latents ``[B, C, n_tokens·patch]``:
+        token j holds frames ``j·patch .. j·patch + patch − 1`` (``C·patch`` channels, frame-major),
+        channels repeat-interleaved to ``audio_dim``; ``mask`` ``[B, n_tokens]``
+        zeroes tokens. Decision: upstream (SAO-1.0, patch 1) repeats the latent channels ×12; with patch
+        p > 1 a token takes its p frames whole instead of an average, so no frame is lost."""
+        b, c, frames = latents.shape
+        x = latents.reshape(b, c, n_tokens, frames // n_tokens).permute(0, 3, 1, 2).reshape(b, -1, n_tokens)
+        x = x.repeat_interleave(self.audio_dim // x.shape[1], dim=1)
         if mask is not None:
             x = x * mask[:, None, :].to(x.dtype)
         return x.transpose(1, 2)

@@ -32,8 +32,11 @@ shipped evaluator (:mod:`t2mbench.metrics.embedders.evaluator`) on the same 10.2
 grid of 82 time × 8 frequency cells of 64 channels (pool rates 1, 2, 4, 8 fit, as upstream's).
 Because 64 ≠ the context width, the pooled tokens go through a fixed, frozen random projection
 (seeded, N(0, 1/64)); with AudioMAE on a 768-d context none is needed. The unconditional branch
-is the encoder on an **all-zero input feature map** (upstream: AudioMAE on an all-zero
-normalised fbank), not zero tokens.
+is the encoder on an **all-zero input feature map**, not zero tokens: upstream's pipeline runs
+AudioMAE on a zero tensor shaped like the normalised fbank (``pipeline/pipeline_audioldm2.py``; the
+encoder's own ``get_unconditional_condition``, zero tokens, is not what inference uses).
+Negative prompts work as upstream's presets use them: the unconditional branch is (negative
+text, null audio).
 """
 
 from __future__ import annotations

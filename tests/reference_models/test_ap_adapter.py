@@ -197,6 +197,11 @@ def test_unconditional_branch_is_the_encoder_on_an_all_zero_input(tiny, encoder)
     batched = inputs.guided(cond, None, slice(0, 2), 24, 3.0).batched["audio_prompt"]
     assert torch.equal(batched[:2], inputs.tokens.expand(2, -1, -1))
     assert torch.equal(batched[2:], inputs.null.expand(2, -1, -1))
+    # a negative prompt is the unconditional text, beside the null audio
+    negative = {"cross_attn_cond": torch.randn(2, 66, 384), "global_cond": cond["global_cond"]}
+    guided = inputs.guided(cond, negative, slice(0, 2), 24, 3.0)
+    assert torch.equal(guided.batched["cross_attn_cond"][2:], negative["cross_attn_cond"])
+    assert torch.equal(guided.batched["audio_prompt"][2:], inputs.null.expand(2, -1, -1))
     _, pooled_null = encode_prompt(encoder, audio, 16000, 2)
     assert torch.equal(inputs.null, inputs.model.adapter.tokens(pooled_null))
 

@@ -41,6 +41,7 @@ text, null audio).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -129,8 +130,9 @@ class APProcessor(nn.Module):
     def __init__(self, attn: Attention) -> None:
         super().__init__()
         width = attn.kv_heads * attn.dim_heads
-        self.to_k_ip = nn.Linear(width, width, bias=False)
-        self.to_v_ip = nn.Linear(width, width, bias=False)
+        like = {"device": attn.to_kv.weight.device, "dtype": attn.to_kv.weight.dtype}
+        self.to_k_ip = nn.Linear(width, width, bias=False, **like)
+        self.to_v_ip = nn.Linear(width, width, bias=False, **like)
         with torch.no_grad():
             w_k, w_v = attn.to_kv.weight.chunk(2, dim=0)
             self.to_k_ip.weight.copy_(w_k)
@@ -159,7 +161,8 @@ class APAdapter(nn.Module):
         self.processors = nn.ModuleList(APProcessor(a) for a in attns)
         width = attns[0].kv_heads * attns[0].dim_heads
         g = torch.Generator().manual_seed(PROJECTION_SEED)
-        self.register_buffer("proj", torch.randn(width, feature_width, generator=g) / feature_width**0.5)
+        proj = torch.randn(width, feature_width, generator=g) / feature_width**0.5
+        self.register_buffer("proj", proj.to(attns[0].to_kv.weight.device))
 
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -239,16 +242,23 @@ class AudioPromptInputs:
                            {**uncond, "audio_prompt": self.null.expand(batch, -1, -1)}, scale=text_scale, **kwargs)
 
 
+def check_knobs(scale: float, pool: int, max_pool: int | None = None) -> None:
+    """λ must be a finite number >= 0; the pooling rate a power of two (upstream's 1, 2, 4, 8), at most
+    ``max_pool`` (the smaller side of the feature grid) when given."""
+    if not (math.isfinite(scale) and scale >= 0):
+        raise ConfigError(f"audio-prompt scale must be >= 0, got {scale:g}")
+    if pool < 1 or pool & (pool - 1) or (max_pool is not None and pool > max_pool):
+        most = f" from 1 to {max_pool} (the feature grid's frequency cells)" if max_pool is not None else ""
+        raise ConfigError(f"audio-prompt pooling rate must be a power of two{most}, got {pool}")
+
+
 def audio_prompt_inputs(model: LatentDiffusionModel, audio: torch.Tensor, sample_rate: int,
                         scale: float = DEFAULT_SCALE, pool: int = DEFAULT_POOL,
                         encoder: AudioPromptEncoder | None = None) -> AudioPromptInputs:
     """:class:`AudioPromptInputs` for ``audio`` ``[1, C, T]`` at ``sample_rate`` Hz: a copy-initialised
     adapter with λ = ``scale`` on ``model`` and pooling rate ``pool`` (a power of two); ``encoder``
     defaults to :class:`EvaluatorPatchEncoder` on the shipped evaluator."""
-    if scale < 0:
-        raise ConfigError(f"audio-prompt scale must be >= 0, got {scale:g}")
-    if pool < 1 or pool & (pool - 1):
-        raise ConfigError(f"audio-prompt pooling rate must be a power of two, got {pool}")
+    check_knobs(scale, pool)
     if encoder is None:
         from t2mbench.metrics.embedders.evaluator import load_evaluator
 
@@ -271,11 +281,7 @@ def check_audio_prompt(path: str, scale: float, pool: int) -> None:
 
     if not Path(path).is_file():
         raise ManifestError(f"--audio-prompt: {path}: no such audio file")
-    if not (scale >= 0 and scale == scale):
-        raise ConfigError(f"--audio-prompt-scale must be >= 0, got {scale:g}")
-    if pool < 1 or pool & (pool - 1) or pool > EVALUATOR_GRID_FREQ:
-        raise ConfigError(f"--audio-prompt-pool must be a power of two from 1 to {EVALUATOR_GRID_FREQ} (the feature "
-                          f"grid has {EVALUATOR_GRID_FREQ} frequency cells), got {pool}")
+    check_knobs(scale, pool, EVALUATOR_GRID_FREQ)
 
 
 def audio_prompt_from_file(model: LatentDiffusionModel, path: str, scale: float = DEFAULT_SCALE,

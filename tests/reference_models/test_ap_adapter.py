@@ -211,6 +211,10 @@ def test_only_the_copied_projections_train(tiny):
     names = {n for n, p in model.named_parameters() if p.requires_grad}
     assert names == {f"adapter.processors.{i}.to_{kv}_ip.weight" for i in range(6) for kv in "kv"}
     assert model.adapter.trainable_parameters() == 6 * 2 * 192 * 192
+    # SAO-1.0 (built on the meta device, no weights): 24 blocks x 2 x 768², beside the paper's 22 M on
+    # AudioLDM2's GPT-2-context layers
+    sao = ap_adapter(build("sao-1.0", device="meta"), 768)
+    assert len(sao.adapter.processors) == 24 and sao.adapter.trainable_parameters() == 28_311_552
 
 
 @pytest.mark.parametrize("scale, pool, message", [

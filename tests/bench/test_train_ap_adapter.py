@@ -27,5 +27,6 @@ def test_training_moves_only_the_copied_projections(tmp_path):
     assert all(torch.equal(v, base[k]) for k, v in trained.base.state_dict().items()
                if not k.startswith("conditioner.conditioners.prompt"))
     assert torch.equal(trained.adapter.proj, fresh.adapter.proj)
-    moved = [float((p - q).detach().abs().max()) for p, q in zip(trained.adapter.parameters(), fresh.adapter.parameters())]
+    pairs = zip(trained.adapter.parameters(), fresh.adapter.parameters())
+    moved = [float((p - q).detach().abs().max()) for p, q in pairs]
     assert len(moved) == 12 and min(moved) > 1e-5

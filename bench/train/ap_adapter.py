@@ -159,8 +159,10 @@ def main(argv: list[str] | None = None) -> None:
                          checkpoint_every=100)
     train(task, config, a.out)
     if a.evaluate:
-        for name, weights in (("copy-initialised", None), ("trained", Path(a.out) / "ema.safetensors")):
-            print(name, json.dumps(prompt_following(a.corpus, weights)))
+        trained = Path(a.out) / "ema.safetensors"
+        for name, weights, scale in (("copy-initialised", None, 1.0), ("trained", trained, 1.0),
+                                     ("trained", trained, 0.5)):
+            print(f"{name} λ={scale}", json.dumps(prompt_following(a.corpus, weights, scale)), flush=True)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="AP-Adapter's lambda: weight of the audio-prompt attention (0: the base model)")
     p.add_argument("--audio-prompt-pool", type=COUNT, default=2, metavar="N",
                    help="AP-Adapter's pooling rate N x N of the audio features (1, 2, 4 or 8; larger: weaker)")
+    p.add_argument("--audio-prompt-weights", metavar="FILE",
+                   help="trained AP-Adapter weights (python -m t2mbench.bench.train.ap_adapter: RUN/ema.safetensors); "
+                        "unset: the copy-initialised adapter")
     add_threads_option(p)
     p.set_defaults(func=run)
 
@@ -170,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
         if args.control:
             raise ConfigError("--audio-prompt cannot be combined with --control")
         check_audio_prompt(args.audio_prompt, args.audio_prompt_scale, args.audio_prompt_pool)
+    elif args.audio_prompt_weights is not None:
+        raise ConfigError("--audio-prompt-weights needs --audio-prompt PATH")
     model = load_model(
         args.model,
         checkpoint=args.checkpoint,
@@ -189,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
     if args.audio_prompt is not None:
         from t2mbench.core.files import sha256_file
 
-        control = audio_prompt_from_file(model, args.audio_prompt, args.audio_prompt_scale, args.audio_prompt_pool)
+        control = audio_prompt_from_file(model, args.audio_prompt, args.audio_prompt_scale, args.audio_prompt_pool,
+                                         args.audio_prompt_weights)
     defining = {k: v for k, v in vars(args).items() if k not in ("func", "command", "out", "overwrite")}
     with owning(args.out, "generate", defining, overwrite=args.overwrite):
         result = generate(
@@ -219,7 +225,10 @@ def run(args: argparse.Namespace) -> int:
                                        **({"audio_prompt": args.audio_prompt,
                                            "audio_prompt_sha256": sha256_file(args.audio_prompt),
                                            "audio_prompt_scale": args.audio_prompt_scale,
-                                           "audio_prompt_pool": args.audio_prompt_pool}
+                                           "audio_prompt_pool": args.audio_prompt_pool,
+                                           "audio_prompt_weights": args.audio_prompt_weights and {
+                                               "path": args.audio_prompt_weights,
+                                               "sha256": sha256_file(args.audio_prompt_weights)}}
                                           if args.audio_prompt is not None else {})},
             attributes={"model": str(args.model), "sampler": result.settings["sampler"],
                         "steps": result.settings["steps"], "cfg": result.settings["cfg_scale"],

@@ -116,7 +116,6 @@ def prompt_following(corpus: str | Path, weights: str | Path | None, scale: floa
     from t2mbench.metrics.bootstrap import paired_difference_ci
     from t2mbench.metrics.embedders.evaluator import load_evaluator
     from t2mbench.reference_models.adapters.ap_adapter import audio_prompt_inputs
-    from t2mbench.reference_models.checkpoints import read_state_dict
     from t2mbench.reference_models.generate import generate
 
     model, evaluator = load_model("tiny"), load_evaluator()
@@ -124,18 +123,13 @@ def prompt_following(corpus: str | Path, weights: str | Path | None, scale: floa
     clips = split_clips(corpus, "test")
     audio = [torch.from_numpy(load_audio(c.path, sample_rate=model.sample_rate, channels="mono")[0])[None]
              for c in clips]
-    trained = None
-    if weights is not None:
-        trained = {k.removeprefix("adapter."): v.float() for k, v in read_state_dict(weights).items()
-                   if k.startswith("adapter.processors.")}
     refs = torch.cat([evaluator.clip_embedding(a, model.sample_rate) for a in audio])
     own, other = [], []
     for i, clip in enumerate(clips):
         sims = []
         for j in (i, (i + 1) % len(clips)):
-            inputs = audio_prompt_inputs(model, audio[j], model.sample_rate, scale, pool, encoder=encoder)
-            if trained is not None:
-                inputs.model.adapter.load_state_dict({**inputs.model.adapter.state_dict(), **trained})
+            inputs = audio_prompt_inputs(model, audio[j], model.sample_rate, scale, pool, encoder=encoder,
+                                         weights=weights)
             out = generate(model, [clip.caption or ""], steps=steps, seconds=seconds, seed=seed + i, control=inputs)
             sims.append(float(evaluator.clip_embedding(out.audio, model.sample_rate)[0] @ refs[i]))
         own.append(sims[0])

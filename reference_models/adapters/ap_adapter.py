@@ -44,13 +44,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from t2mbench.core.errors import ConfigError
+from t2mbench.core.errors import ConfigError, WeightsError
 from t2mbench.reference_models.adapters.musecontrollite import token_heads
 from t2mbench.reference_models.guidance import Cond, GuidedModel, null_condition
 from t2mbench.reference_models.model import LatentDiffusionModel
@@ -206,6 +207,27 @@ class AudioPromptedModel(nn.Module):
                              control=APAdapterHook(self.adapter, audio_prompt))
 
 
+def load_adapter_weights(adapter: APAdapter, path: str | Path) -> None:
+    """Load W'_k, W'_v from ``path``: a training run's ``ema.safetensors`` (keys ``adapter.processors.*``) or
+    the adapter's own state dict (``processors.*``); the fixed projection is not read (it is seeded).
+
+    Raises:
+        WeightsError: unreadable, or without exactly this model's processor weights and shapes.
+    """
+    from t2mbench.reference_models.checkpoints import read_state_dict
+
+    state = {k.removeprefix("adapter."): v for k, v in read_state_dict(path).items()}
+    state = {k: v for k, v in state.items() if k.startswith("processors.")}
+    want = {k: tuple(v.shape) for k, v in adapter.state_dict().items() if k.startswith("processors.")}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if got != want:
+        missing = sorted(set(want) - set(got))
+        detail = f"missing {missing[0]}" if missing else "other keys or shapes than this model's"
+        raise WeightsError(f"{path}: not an AP-Adapter for this model ({detail})")
+    ref = adapter.processors[0].to_k_ip.weight
+    adapter.load_state_dict({**adapter.state_dict(), **{k: v.to(ref) for k, v in state.items()}})
+
+
 def ap_adapter(base: LatentDiffusionModel, feature_width: int, scale: float = DEFAULT_SCALE) -> AudioPromptedModel:
     """A copy-initialised AP-Adapter on every cross-attention of ``base`` (module doc)."""
     return AudioPromptedModel(base, APAdapter(base.dit.transformer, feature_width, scale))
@@ -254,10 +276,11 @@ def check_knobs(scale: float, pool: int, max_pool: int | None = None) -> None:
 
 def audio_prompt_inputs(model: LatentDiffusionModel, audio: torch.Tensor, sample_rate: int,
                         scale: float = DEFAULT_SCALE, pool: int = DEFAULT_POOL,
-                        encoder: AudioPromptEncoder | None = None) -> AudioPromptInputs:
-    """:class:`AudioPromptInputs` for ``audio`` ``[1, C, T]`` at ``sample_rate`` Hz: a copy-initialised
-    adapter with λ = ``scale`` on ``model`` and pooling rate ``pool`` (a power of two); ``encoder``
-    defaults to :class:`EvaluatorPatchEncoder` on the shipped evaluator."""
+                        encoder: AudioPromptEncoder | None = None,
+                        weights: str | Path | None = None) -> AudioPromptInputs:
+    """:class:`AudioPromptInputs` for ``audio`` ``[1, C, T]`` at ``sample_rate`` Hz: an adapter with λ = ``scale``
+    on ``model``, copy-initialised or loaded from ``weights`` (:func:`load_adapter_weights`), and pooling rate
+    ``pool`` (a power of two); ``encoder`` defaults to :class:`EvaluatorPatchEncoder` on the shipped evaluator."""
     check_knobs(scale, pool)
     if encoder is None:
         from t2mbench.metrics.embedders.evaluator import load_evaluator
@@ -268,6 +291,8 @@ def audio_prompt_inputs(model: LatentDiffusionModel, audio: torch.Tensor, sample
     dtype = model.dit.preprocess_conv.weight.dtype
     device = model.dit.preprocess_conv.weight.device
     adapted.adapter.to(device=device, dtype=dtype)
+    if weights is not None:
+        load_adapter_weights(adapted.adapter, weights)
     return AudioPromptInputs(adapted.eval(), adapted.adapter.tokens(feats.to(device)),
                              adapted.adapter.tokens(null.to(device)))
 
@@ -275,8 +300,6 @@ def audio_prompt_inputs(model: LatentDiffusionModel, audio: torch.Tensor, sample
 def check_audio_prompt(path: str, scale: float, pool: int) -> None:
     """The CLI's checks of ``--audio-prompt PATH --audio-prompt-scale λ --audio-prompt-pool N`` before
     any model loads (the pooling rate must fit :class:`EvaluatorPatchEncoder`'s 8 frequency cells)."""
-    from pathlib import Path
-
     from t2mbench.core.errors import ManifestError
 
     if not Path(path).is_file():
@@ -285,10 +308,10 @@ def check_audio_prompt(path: str, scale: float, pool: int) -> None:
 
 
 def audio_prompt_from_file(model: LatentDiffusionModel, path: str, scale: float = DEFAULT_SCALE,
-                           pool: int = DEFAULT_POOL) -> AudioPromptInputs:
+                           pool: int = DEFAULT_POOL, weights: str | None = None) -> AudioPromptInputs:
     """:func:`audio_prompt_inputs` for the audio file ``path`` (any rate and channel count), used for every prompt."""
     from t2mbench.core.audio import load_audio
 
     check_audio_prompt(path, scale, pool)
     audio, rate = load_audio(path)
-    return audio_prompt_inputs(model, torch.from_numpy(audio)[None], rate, scale, pool)
+    return audio_prompt_inputs(model, torch.from_numpy(audio)[None], rate, scale, pool, weights=weights)

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
 
 from t2mbench.cli import main
 from t2mbench.core.audio import save_audio
@@ -42,3 +43,19 @@ def test_audio_prompt_cli(tmp_path):
     api = generate(model, ["a calm piano melody", "fast drums"], sampler="dpmpp_2m", steps=2, cfg_scale=3.0,
                    seconds=0.5, seed=3, batch_size=2, control=audio_prompt_from_file(model, prompt, 0.8, 4))
     assert torch.equal(api.latents, torch.from_numpy(on))
+    # trained weights (here: perturbed copies) enter through --audio-prompt-weights and are recorded
+    adapter = audio_prompt_from_file(model, prompt, 0.8, 4).model.adapter
+    with torch.no_grad():
+        for p in adapter.parameters():
+            p.mul_(1.5)
+    save_file(adapter.state_dict(), str(tmp_path / "ap.safetensors"))
+    weighted = _run(tmp_path, "weighted", "--audio-prompt", prompt, "--audio-prompt-scale", "0.8",
+                    "--audio-prompt-pool", "4", "--audio-prompt-weights", str(tmp_path / "ap.safetensors"))
+    assert np.abs(weighted - on).max() > 1e-3
+    api = generate(model, ["a calm piano melody", "fast drums"], sampler="dpmpp_2m", steps=2, cfg_scale=3.0,
+                   seconds=0.5, seed=3, batch_size=2,
+                   control=audio_prompt_from_file(model, prompt, 0.8, 4, str(tmp_path / "ap.safetensors")))
+    assert torch.equal(api.latents, torch.from_numpy(weighted))
+    record = json.loads((tmp_path / "weighted" / "generation.json").read_text())
+    assert record["audio_prompt_weights"] == {"path": str(tmp_path / "ap.safetensors"),
+                                              "sha256": sha256_file(tmp_path / "ap.safetensors")}

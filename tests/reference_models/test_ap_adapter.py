@@ -11,7 +11,7 @@ import pytest
 import torch
 from support.parity import rel_err
 
-from t2mbench.core.errors import ConfigError
+from t2mbench.core.errors import ConfigError, WeightsError
 from t2mbench.reference_models import build
 from t2mbench.reference_models.adapters.ap_adapter import (
     APAdapterHook,
@@ -20,6 +20,7 @@ from t2mbench.reference_models.adapters.ap_adapter import (
     ap_adapter,
     audio_prompt_inputs,
     encode_prompt,
+    load_adapter_weights,
     pool_grid,
 )
 from t2mbench.reference_models.transformer import Attention
@@ -224,3 +225,21 @@ def test_only_the_copied_projections_train(tiny):
 def test_bad_knobs_are_config_errors(tiny, encoder, scale, pool, message):
     with pytest.raises(ConfigError, match=message):
         audio_prompt_inputs(tiny, torch.zeros(1, 1, 16000), 16000, scale=scale, pool=pool, encoder=encoder)
+
+
+def test_trained_weights_load_from_a_training_run_and_wrong_ones_are_refused(tiny, tmp_path):
+    from safetensors.torch import save_file
+
+    trained = ap_adapter(tiny, 64)
+    with torch.no_grad():
+        for p in trained.adapter.parameters():
+            p.normal_(0, 0.1, generator=torch.Generator().manual_seed(8))
+    # a training run's ema.safetensors holds the whole AudioPromptedModel: adapter.* beside base.*
+    save_file({f"adapter.{k}": v.contiguous() for k, v in trained.adapter.state_dict().items()} |
+              {"base.model.model.preprocess_conv.weight": torch.zeros(1)}, str(tmp_path / "ema.safetensors"))
+    fresh = ap_adapter(tiny, 64).adapter
+    load_adapter_weights(fresh, tmp_path / "ema.safetensors")
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), trained.adapter.state_dict().values()))
+    save_file({"processors.0.to_k_ip.weight": torch.zeros(192, 192)}, str(tmp_path / "part.safetensors"))
+    with pytest.raises(WeightsError, match="missing processors.0.to_v_ip.weight"):
+        load_adapter_weights(fresh, tmp_path / "part.safetensors")

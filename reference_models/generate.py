@@ -350,7 +350,8 @@ def generate(
             starts and ``"done"`` when its decoding ends (a timing harness marks clock events there:
             :mod:`t2mbench.bench.timing`).
         control: generate with a control adapter (:class:`~t2mbench.reference_models.adapters.guidance.ControlInputs`;
-            ``model`` must be its ``model.base``): multi-condition guidance with ``cfg_scale`` on the text.
+            ``model`` must be its ``model.base``): multi-condition guidance with ``cfg_scale`` on the text; or an
+            audio prompt (:class:`~t2mbench.reference_models.adapters.ap_adapter.AudioPromptInputs`): one CFG scale.
         decode: False skips the VAE decoder: only the latents are returned (``audio`` is None, decoding 0 s), for
             scores in the DiT's latent space.
 

@@ -104,6 +104,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(outpainting: the span at the clip's end or start)")
     p.add_argument("--adapter", default="musecontrollite", choices=("musecontrollite", "controlnet"),
                    help="which shipped control adapter generates with --control")
+    p.add_argument("--audio-prompt", metavar="PATH",
+                   help="audio file whose features prompt every clip through a copy-initialised AP-Adapter "
+                        "(README: Control)")
+    p.add_argument("--audio-prompt-scale", type=NONNEGATIVE, default=0.5, metavar="LAMBDA",
+                   help="AP-Adapter's lambda: weight of the audio-prompt attention (0: the base model)")
+    p.add_argument("--audio-prompt-pool", type=COUNT, default=2, metavar="N",
+                   help="AP-Adapter's pooling rate N x N of the audio features (1, 2, 4 or 8; larger: weaker)")
+    p.add_argument("--audio-prompt-weights", metavar="FILE",
+                   help="trained AP-Adapter weights (python -m t2mbench.bench.train.ap_adapter: RUN/ema.safetensors); "
+                        "unset: the copy-initialised adapter")
     add_threads_option(p)
     p.set_defaults(func=run)
 
@@ -160,6 +170,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "negative prompts are given for some prompts only; give one for every prompt or --negative-prompt"
         )
+    if args.audio_prompt is not None:
+        from t2mbench.reference_models.adapters.ap_adapter import audio_prompt_from_file, check_audio_prompt
+
+        if args.control:
+            raise ConfigError("--audio-prompt cannot be combined with --control")
+        check_audio_prompt(args.audio_prompt, args.audio_prompt_scale, args.audio_prompt_pool)
+    elif args.audio_prompt_weights is not None:
+        raise ConfigError("--audio-prompt-weights needs --audio-prompt PATH")
     model = load_model(
         args.model,
         checkpoint=args.checkpoint,
@@ -176,6 +194,11 @@ def run(args: argparse.Namespace) -> int:
 
         control = control_inputs(model, [r["id"] for r in rows], args.seconds, args.control, args.control_scale,
                                  args.adapter, args.inpaint)
+    if args.audio_prompt is not None:
+        from t2mbench.core.files import sha256_file
+
+        control = audio_prompt_from_file(model, args.audio_prompt, args.audio_prompt_scale, args.audio_prompt_pool,
+                                         args.audio_prompt_weights)
     defining = {k: v for k, v in vars(args).items() if k not in ("func", "command", "out", "overwrite")}
     with owning(args.out, "generate", defining, overwrite=args.overwrite):
         result = generate(
@@ -201,7 +224,15 @@ def run(args: argparse.Namespace) -> int:
             args.out, prompts, result, model, seconds=args.seconds, seed=args.seed, prompts_source=args.prompts,
             device=args.device, extra={"model_source": str(args.model),
                                        **({"control": args.control, "control_scale": args.control_scale,
-                                           "adapter": args.adapter, "inpaint": args.inpaint} if control else {})},
+                                           "adapter": args.adapter, "inpaint": args.inpaint} if args.control else {}),
+                                       **({"audio_prompt": args.audio_prompt,
+                                           "audio_prompt_sha256": sha256_file(args.audio_prompt),
+                                           "audio_prompt_scale": args.audio_prompt_scale,
+                                           "audio_prompt_pool": args.audio_prompt_pool,
+                                           "audio_prompt_weights": args.audio_prompt_weights and {
+                                               "path": args.audio_prompt_weights,
+                                               "sha256": sha256_file(args.audio_prompt_weights)}}
+                                          if args.audio_prompt is not None else {})},
             attributes={"model": str(args.model), "sampler": result.settings["sampler"],
                         "steps": result.settings["steps"], "cfg": result.settings["cfg_scale"],
                         "sampler_options": canonical_options(result.settings["sampler_options"])},

@@ -53,6 +53,19 @@ def shipped_rotary(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return x * cos + rotated * sin
 
 
+def token_heads(tokens: torch.Tensor, to_k: nn.Module, to_v: nn.Module, heads: int,
+                dim_head: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A decoupled branch's keys and values ``[B, heads, S, dim_head]`` from tokens ``[B, S, Dc]``:
+    ``to_k``/``to_v`` give ``kv_heads·dim_head`` channels, split into heads and each KV head
+    repeated for the consecutive query heads it serves (the cross-attention's grouping)."""
+    b, s, _ = tokens.shape
+    k = to_k(tokens).view(b, s, -1, dim_head).transpose(1, 2)
+    v = to_v(tokens).view(b, s, -1, dim_head).transpose(1, 2)
+    if k.shape[1] != heads:
+        k, v = k.repeat_interleave(heads // k.shape[1], dim=1), v.repeat_interleave(heads // v.shape[1], dim=1)
+    return k, v
+
+
 class DecoupledAttention(nn.Module):
     """One block's adapter branch(es); parameter names are the upstream processor's."""
 
@@ -76,10 +89,7 @@ class DecoupledAttention(nn.Module):
         """Z(A) ``[B, N, D]`` for queries ``[B, H, N, d]`` and tokens ``[B, S, Dc]``."""
         b, h, n, d = q.shape
         s = tokens.shape[1]
-        k = to_k(tokens).view(b, s, -1, d).transpose(1, 2)
-        v = to_v(tokens).view(b, s, -1, d).transpose(1, 2)
-        if k.shape[1] != h:
-            k, v = k.repeat_interleave(h // k.shape[1], dim=1), v.repeat_interleave(h // v.shape[1], dim=1)
+        k, v = token_heads(tokens, to_k, to_v, h, d)
         key_pos = torch.arange(s, device=q.device, dtype=torch.float32)
         query_pos = torch.arange(n, device=q.device, dtype=torch.float32) * (s / n)
         out = F.scaled_dot_product_attention(shipped_rotary(q, query_pos), shipped_rotary(k, key_pos),

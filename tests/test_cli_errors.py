@@ -43,6 +43,7 @@ def bad(tmp_path):
     (tmp_path / "spec.toml").write_text('out = "x"\n[grid]\nmodels = ["tiny"]\nsamplers = ["ddim"]\nsteps = [2]\n'
                                         'cfg = 3.0\nseeds = [1]\nclips = [1]\nseconds = 1.0\n[scoring]\n'
                                         f'prompts = "{tmp_path}/good"\nmetrics = ["clap_evaluator"]\n')  # fmt: skip
+    (tmp_path / "ap.json").write_text('{"task": {"batch_size": 0}, "model": {"base": "tiny"}, "train": {"steps": 1}}')
     (tmp_path / "sweep" / "cells" / "c").mkdir(parents=True)  # a sweep folder with one scored cell
     (tmp_path / "sweep" / "cells" / "c" / "results.csv").write_text("x\n")
     return tmp_path
@@ -198,6 +199,18 @@ CASES = [
     ("time", "number", lambda d: ["time", "--sampler", "ddim", "--steps", "2", "--repeats", "two"]),
     ("time", "device", lambda d: ["time", "--sampler", "ddim", "--steps", "2", "--device", "bogus"]),
     ("train", "number", lambda d: ["train", "vae", "--corpus", f"{d}/set", "--out", f"{d}/t", "--steps", "0"]),
+    ("train", "number", lambda d: ["train", "ap-adapter", "--corpus", f"{d}/good", "--out", f"{d}/t", "--config",
+                                   f"{d}/ap.json"]),
+    ("train", "ignored", lambda d: ["train", "ap-adapter", "--corpus", f"{d}/good", "--out", f"{d}/t", "--ship",
+                                    f"{d}/s"]),
+    ("evidence ap-adapter", "missing", lambda d: ["evidence", "ap-adapter", "--corpus", f"{d}/no", "--out",
+                                                  f"{d}/a.json"]),
+    ("evidence ap-adapter", "missing", lambda d: ["evidence", "ap-adapter", "--corpus", f"{d}/good", "--weights",
+                                                  f"{d}/no.safetensors", "--out", f"{d}/a.json"]),
+    ("evidence ap-adapter", "number", lambda d: ["evidence", "ap-adapter", "--corpus", f"{d}/good", "--pool", "3",
+                                                 "--out", f"{d}/a.json"]),
+    ("evidence ap-adapter", "number", lambda d: ["evidence", "ap-adapter", "--corpus", f"{d}/good", "--scale", "-1",
+                                                 "--out", f"{d}/a.json"]),
     ("listen make", "number", lambda d: ["listen", "make", f"{d}/good", f"{d}/good", "--out", f"{d}/page", "--seconds",
                                          "-1"]),
     ("listen analyze", "number", lambda d: ["listen", "analyze", f"{d}/garbage.json", "--key", f"{d}/garbage.json",
@@ -215,6 +228,8 @@ CASES = [
     ("sweep", "unwritable", lambda d: ["sweep", f"{d}/spec.toml", "--out", f"{d}/afile/s"]),
     ("leaderboard from-sweep", "unwritable", lambda d: ["leaderboard", "from-sweep", f"{d}/sweep", "--out",
                                                         f"{d}/afile/s", "--eval-set", "x"]),
+    ("evidence ap-adapter", "unwritable", lambda d: ["evidence", "ap-adapter", "--corpus", f"{d}/good", "--out",
+                                                     f"{d}/afile/a.json"]),
     ("evidence degradation", "unwritable", lambda d: ["evidence", "degradation", "--corpus", f"{d}/good", "--out",
                                                       f"{d}/afile/g"]),
 ]  # fmt: skip

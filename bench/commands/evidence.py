@@ -9,6 +9,7 @@ Studies (each module of :mod:`t2mbench.bench.evidence` says what it measures and
 - ``autoencoder``: the tiny VAE's reconstruction table against an equal-rate baseline;
 - ``guidance-sweep``: the CFG scale, chosen on train clips;
 - ``closed-loop``: the Stable Audio table layout on the corpus's test split;
+- ``ap-adapter``: does a generation follow its audio prompt (a ``t2mbench train ap-adapter`` run)?
 - ``report``: the five outputs above as one markdown report with plots.
 """
 
@@ -16,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
-from t2mbench.bench.evidence import autoencoder, closed_loop, degradation, guidance_sweep, report, retrieval
+from t2mbench.bench.evidence import ap_adapter, autoencoder, closed_loop, degradation, guidance_sweep, report, retrieval
 from t2mbench.core.cli_format import COUNT, NONNEGATIVE, SEED, HelpFormatter, output_file
 from t2mbench.core.files import write_json
 from t2mbench.core.ownership import owning
@@ -30,6 +32,8 @@ EXAMPLE = """examples (the commands behind docs/evidence/results.md):
       --out runs/evidence/autoencoder
   t2mbench evidence guidance-sweep --corpus runs/corpus --out runs/evidence/guidance_sweep --cfg 2 3 5
   t2mbench evidence closed-loop --corpus runs/corpus --out runs/evidence/closed_loop
+  t2mbench evidence ap-adapter --corpus runs/corpus64 --weights runs/ap/ema.safetensors --scale 1 \\
+      --out runs/evidence/ap_adapter.json
   t2mbench evidence report --runs runs/evidence --out docs/evidence"""
 
 
@@ -88,6 +92,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--cfg", type=NONNEGATIVE, default=d.cfg_scale, help="CFG scale (default: the tiny config's)")
     s.add_argument("--seed", type=SEED, default=d.seed, help="generation seed of the first clip (seed + i)")
 
+    s = _study(studies, "ap-adapter", ap_adapter, run_ap_adapter,
+               "does a generation follow its audio prompt? (AP-Adapter, test split)",
+               "t2mbench evidence ap-adapter --corpus runs/corpus64 --weights runs/ap/ema.safetensors --scale 1 "
+               "--out runs/evidence/ap_adapter.json")  # fmt: skip
+    s.add_argument("--corpus", required=True, help="corpus folder with a test split")
+    s.add_argument("--weights", default=None, metavar="FILE",
+                   help="trained AP-Adapter (t2mbench train ap-adapter: RUN/ema.safetensors); "
+                        "unset: the copy-initialised adapter")
+    s.add_argument("--scale", type=NONNEGATIVE, default=1.0, metavar="LAMBDA",
+                   help="AP-Adapter's lambda: weight of the audio-prompt attention")
+    s.add_argument("--pool", type=COUNT, default=2, metavar="N",
+                   help="pooling rate N x N of the audio features (1, 2, 4 or 8)")
+    s.add_argument("--out", required=True, type=output_file, help="JSON file to write")
+
     s = _study(studies, "report", report, run_report, "collect the studies' outputs into results.md",
                "t2mbench evidence report --runs runs/evidence --out docs/evidence")
     s.add_argument("--runs", required=True, help="folder with the studies' outputs")
@@ -100,7 +118,7 @@ def _study(studies: argparse._SubParsersAction, name: str, module: ModuleType,
     p = studies.add_parser(name, help=help, description=module.__doc__, formatter_class=HelpFormatter,
                            epilog=f"example:\n  {example}")  # fmt: skip
     p.set_defaults(func=run)
-    if name != "retrieval":  # the others write a folder, claimed for the study (retrieval writes one file)
+    if name not in ("retrieval", "ap-adapter"):  # these two write one file; the others a folder, claimed
         p.add_argument("--overwrite", action="store_true",
                        help="take over a folder another command or other settings own")  # fmt: skip
     return p
@@ -110,6 +128,23 @@ def run_retrieval(args: argparse.Namespace) -> int:
     write_json(args.out, retrieval.evaluate(args.corpus, args.split, checkpoint=args.checkpoint,
                                             verify=not args.no_verify))
     print(args.out)
+    return 0
+
+
+def run_ap_adapter(args: argparse.Namespace) -> int:
+    import json
+
+    from t2mbench.core.errors import WeightsError
+    from t2mbench.reference_models.adapters.ap_adapter import EVALUATOR_GRID_FREQ, check_knobs
+
+    check_knobs(args.scale, args.pool, EVALUATOR_GRID_FREQ)
+    if args.weights is not None and not Path(args.weights).is_file():
+        raise WeightsError(f"--weights: {args.weights}: no such file (a `t2mbench train ap-adapter` run's "
+                           "ema.safetensors)")
+    result = {"weights": args.weights, "scale": args.scale, "pool": args.pool,
+              **ap_adapter.prompt_following(args.corpus, args.weights, args.scale, args.pool)}
+    write_json(args.out, result)
+    print(json.dumps(result))
     return 0
 
 

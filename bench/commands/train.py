@@ -1,5 +1,5 @@
-"""``t2mbench train vae|dit|evaluator|control``: train a tiny model, or a control adapter on the shipped tiny
-model, on a corpus (resumable)."""
+"""``t2mbench train vae|dit|evaluator|control|ap-adapter``: train a tiny model, or a control adapter or an
+AP-Adapter on the shipped tiny model, on a corpus (resumable)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from t2mbench.core.cli_format import COUNT, HelpFormatter
 
 CONFIGS = Path(__file__).resolve().parents[1] / "train" / "configs"
 DEFAULTS = {"vae": CONFIGS / "tiny-vae.json", "dit": CONFIGS / "tiny-dit.json", "evaluator": CONFIGS / "evaluator.json",
-            "control": CONFIGS / "tiny-control.json"}
+            "control": CONFIGS / "tiny-control.json", "ap-adapter": CONFIGS / "tiny-ap-adapter.json"}
 
 EXAMPLE = """examples:
   t2mbench corpus build --out runs/corpus --clips 512 --seconds 10 --seed 0
@@ -25,6 +25,10 @@ EXAMPLE = """examples:
       --ship reference_models/weights/tiny-control-melody
   t2mbench train control --corpus runs/corpus-control --out runs/control-controlnet \
       --config bench/train/configs/tiny-controlnet.json --ship reference_models/weights/tiny-controlnet-melody
+  t2mbench corpus build --out runs/corpus64 --clips 64 --seconds 10 --seed 0
+  t2mbench train ap-adapter --corpus runs/corpus64 --out runs/ap
+  t2mbench evidence ap-adapter --corpus runs/corpus64 --weights runs/ap/ema.safetensors --scale 1 \
+      --out runs/evidence/ap_adapter.json
 
 A killed run (even kill -9) continues from its last checkpoint when the same command is run
 again, with the same result as an uninterrupted run. Each run folder gets ema.safetensors,
@@ -33,7 +37,7 @@ checkpoints/, log.csv, loss.png and provenance.json."""
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "train", help="train the tiny VAE, DiT, evaluator or a control adapter on a corpus",
+        "train", help="train the tiny VAE, DiT, evaluator, a control adapter or an AP-Adapter on a corpus",
         formatter_class=HelpFormatter,
         description=__doc__, epilog=EXAMPLE,
     )
@@ -63,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.ship and args.task == "vae":
         raise ConfigError("the VAE ships inside the tiny model's checkpoint: pass --ship to `t2mbench train dit`")
+    if args.ship and args.task == "ap-adapter":
+        raise ConfigError("no AP-Adapter ships (the checkpoint budget is spent): pass the run's ema.safetensors "
+                          "to `t2mbench generate --audio-prompt-weights`")
     config_path = args.config or DEFAULTS[args.task]
     task_block, model_block, config = read_train_config(config_path, args.steps)
     progress = not args.no_progress
@@ -77,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{config_path}: {e}") from None
         ema = train(task, config, args.out, progress=progress)
     print(f"trained {args.task}: {Path(args.out) / 'ema.safetensors'}")
+    if args.task == "ap-adapter":
+        print(f"does it follow its audio prompt? t2mbench evidence ap-adapter --corpus {args.corpus} "
+              f"--weights {Path(args.out) / 'ema.safetensors'} --out AP_ADAPTER.json")
     if args.task == "vae":
         print(f"latent std of the train split's posterior means: {task.latent_std(ema):.4f} "
               "(the model config's pretransform scale)")
@@ -103,6 +113,10 @@ def _build_task(args: argparse.Namespace, task_block: dict, model_block: dict, p
 
         return ControlTask.from_block(args.corpus, task_block, model_block, Path(args.out) / "precomputed.pt",
                                       progress=progress)
+    if args.task == "ap-adapter":
+        from t2mbench.bench.train.ap_adapter import APAdapterTask
+
+        return APAdapterTask.from_block(args.corpus, task_block, model_block, progress=progress)
     from t2mbench.bench.train.evaluator import EvaluatorTask, TaskSettings
 
     return EvaluatorTask(args.corpus, TaskSettings.from_block(task_block), model_block, progress=progress)

@@ -11,14 +11,14 @@ Step ``k`` (all draws from the step generator): ``batch_size`` clips; one poolin
 each, the text is dropped (zero tokens), the audio is the null audio, or both; t uniform in [0, 1);
 x_t = cos(πt/2)·x0 + sin(πt/2)·ε; loss = MSE(model(x_t, t), v). Only W'_k, W'_v train.
 
-Command: ``python -m t2mbench.bench.train.ap_adapter --corpus CORPUS --out RUN [--steps N]`` (no weights are
-shipped: the checkpoint budget is spent; ``RUN/ema.safetensors`` holds the trained adapter).
+Command: ``t2mbench train ap-adapter --corpus CORPUS --out RUN [--steps N]`` (config
+``bench/train/configs/tiny-ap-adapter.json``; no weights are shipped: the checkpoint budget is spent;
+``RUN/ema.safetensors`` holds the trained adapter, which ``t2mbench evidence ap-adapter`` measures and
+``t2mbench generate --audio-prompt-weights`` loads).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import torch
 
 from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.train.dit import CachedTextEncoder, DitTask
-from t2mbench.bench.train.loop import TrainConfig, train
+from t2mbench.core.errors import ConfigError
 from t2mbench.reference_models.adapters.ap_adapter import (
     AudioPromptedModel,
     EvaluatorPatchEncoder,
@@ -73,6 +73,21 @@ class APAdapterTask:
         self.text = CachedTextEncoder(prompt.encoder, self.captions, prompt.max_length, progress=progress)
         self.n_clips = len(clips)
 
+    @classmethod
+    def from_block(cls, corpus: str | Path, block: dict[str, Any], model_block: dict[str, Any],
+                   progress: bool = True) -> APAdapterTask:
+        """The task of a training config's ``task`` block (``batch_size``: clips per step) and ``model`` block
+        (``base``: ``"tiny"``, the only base with shipped weights)."""
+        if model_block != {"base": "tiny"}:
+            raise ConfigError(f"the model block must be {{\"base\": \"tiny\"}}, got {model_block}")
+        unknown = sorted(set(block) - {"batch_size"})
+        if unknown:
+            raise ConfigError(f"task.{unknown[0]}: unknown; the task block takes batch_size")
+        batch_size = block.get("batch_size", 8)
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ConfigError(f"task.batch_size must be a positive integer, got {batch_size!r}")
+        return cls(corpus, batch_size, progress)
+
     def build(self) -> AudioPromptedModel:
         base = load_model("tiny")
         base.conditioner.conditioners["prompt"].encoder = self.text
@@ -104,62 +119,3 @@ class APAdapterTask:
         out = model(x_t, t, cross_attn_cond=cross, global_cond=glob,
                     audio_prompt=model.adapter.tokens(batch["features"]))
         return {"loss": base.objective.loss(out, base.objective.target(x0, noise, t), None)}
-
-
-def prompt_following(corpus: str | Path, weights: str | Path | None, scale: float = 1.0, pool: int = 2,
-                     seconds: float = 4.0, steps: int = 10, seed: int = 0) -> dict[str, Any]:
-    """Does the generation follow the audio prompt? For each ``test`` clip i (its caption as the text), clips
-    generated with clip i as the prompt and with clip i+1's (a rotation) from the same seed; per clip the
-    evaluator clip-embedding cosine to clip i of the first minus that of the second, with its paired 95%
-    bootstrap CI. ``weights``: a run's ``ema.safetensors`` (None: the copy-initialised adapter)."""
-    from t2mbench.core.audio import load_audio
-    from t2mbench.metrics.bootstrap import paired_difference_ci
-    from t2mbench.metrics.embedders.evaluator import load_evaluator
-    from t2mbench.reference_models.adapters.ap_adapter import audio_prompt_inputs
-    from t2mbench.reference_models.generate import generate
-
-    model, evaluator = load_model("tiny"), load_evaluator()
-    encoder = EvaluatorPatchEncoder(evaluator.net)
-    clips = split_clips(corpus, "test")
-    audio = [torch.from_numpy(load_audio(c.path, sample_rate=model.sample_rate, channels="mono")[0])[None]
-             for c in clips]
-    refs = torch.cat([evaluator.clip_embedding(a, model.sample_rate) for a in audio])
-    own, other = [], []
-    for i, clip in enumerate(clips):
-        sims = []
-        for j in (i, (i + 1) % len(clips)):
-            inputs = audio_prompt_inputs(model, audio[j], model.sample_rate, scale, pool, encoder=encoder,
-                                         weights=weights)
-            out = generate(model, [clip.caption or ""], steps=steps, seconds=seconds, seed=seed + i, control=inputs)
-            sims.append(float(evaluator.clip_embedding(out.audio, model.sample_rate)[0] @ refs[i]))
-        own.append(sims[0])
-        other.append(sims[1])
-    diff, low, high = paired_difference_ci(own, other)
-    return {"clips": len(clips), "own": sum(own) / len(own), "other": sum(other) / len(other), "difference": diff,
-            "ci": [low, high]}
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="train an AP-Adapter on the tiny model (see the module doc)")
-    p.add_argument("--corpus", required=True)
-    p.add_argument("--steps", type=int, default=1200)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--out", required=True)
-    p.add_argument("--evaluate", action="store_true", help="after training, measure prompt following (test split)")
-    a = p.parse_args(argv)
-    task = APAdapterTask(a.corpus, a.batch_size)
-    config = TrainConfig(steps=a.steps, lr=a.lr, betas=(0.9, 0.999), warmup=20, final_lr_ratio=0.1,
-                         checkpoint_every=100)
-    train(task, config, a.out)
-    if a.evaluate:
-        trained = Path(a.out) / "ema.safetensors"
-        for name, weights, scale in (("copy-initialised", None, 1.0), ("trained", trained, 1.0),
-                                     ("trained", trained, 0.5)):
-            print(f"{name} λ={scale}", json.dumps(prompt_following(a.corpus, weights, scale)), flush=True)
-
-
-if __name__ == "__main__":
-    import sys
-
-    main(sys.argv[1:])

@@ -112,7 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--audio-prompt-pool", type=COUNT, default=2, metavar="N",
                    help="AP-Adapter's pooling rate N x N of the audio features (1, 2, 4 or 8; larger: weaker)")
     p.add_argument("--audio-prompt-weights", metavar="FILE",
-                   help="trained AP-Adapter weights (python -m t2mbench.bench.train.ap_adapter: RUN/ema.safetensors); "
+                   help="trained AP-Adapter weights (t2mbench train ap-adapter: RUN/ema.safetensors); "
                         "unset: the copy-initialised adapter")
     add_threads_option(p)
     p.set_defaults(func=run)

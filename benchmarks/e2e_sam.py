@@ -3,7 +3,7 @@ metrics computed by the upstream packages, on the same clips and the same (seede
 
     python benchmarks/e2e_sam.py --clips 20 --work /tmp/e2e \\
         --tf-python /work/oracle-tf/bin/python --openl3-src /path/openl3-0.4.2 \\
-        --torch-python /work/oracle-sam/bin/python [--threads N] [--workers N] [--json out.json]
+        --torch-python /work/oracle-sam/bin/python [--threads N] [--json out.json]
 
 Clips: ``--clips`` generated and as many reference stereo 44.1 kHz clips of 10 s (harmonic tones plus
 seeded noise, one caption each), written once under ``--work``. Weights cannot be downloaded, so both sides
@@ -112,7 +112,7 @@ def mono_normalised(audio: np.ndarray, rate: int) -> np.ndarray:
     return np.stack(clips).astype(np.float32)
 
 
-def run_ours(paths: dict[str, Path], work: Path, threads: int | None, workers: int) -> tuple[dict, dict[str, float]]:
+def run_ours(paths: dict[str, Path], work: Path, threads: int | None) -> tuple[dict, dict[str, float]]:
     out = work / "ours"
     cmd = [sys.executable, "-m", "t2mbench", "score", "--generated", str(paths["gen"]), "--reference",
            str(paths["ref"]), "--metrics", "fd_openl3,kl_passt,clap", "--out", str(out), "--no-cache", "--overwrite",
@@ -124,8 +124,6 @@ def run_ours(paths: dict[str, Path], work: Path, threads: int | None, workers: i
            "--set", "fd_openl3.ci_resamples=0", "--set", "kl_passt.ci_resamples=0", "--set", "clap.ci_resamples=0"]
     if threads:
         cmd += ["--threads", str(threads)]
-    if workers > 1:
-        cmd += ["--workers", str(workers)]
     cost = timed(cmd, {"T2MBENCH_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1"})
     summary = json.loads((out / "summary.json").read_text())
     values = {name: summary["metrics"][name]["value"] for name in ("fd_openl3", "kl_passt", "clap")}
@@ -205,16 +203,14 @@ def main() -> None:
     parser.add_argument("--torch-python", required=True)
     parser.add_argument("--openl3-src", required=True)
     parser.add_argument("--threads", type=int)
-    parser.add_argument("--workers", type=int, default=1, help="our side's score --workers")
     parser.add_argument("--sides", default="ours,upstream", help="which sides to run (comma-separated)")
     parser.add_argument("--json", type=Path, help="write the report here too")
     args = parser.parse_args()
     paths = make_inputs(args.work, args.clips)
-    report: dict = {"clips": args.clips, "load_before": os.getloadavg(), "threads": args.threads,
-                    "workers": args.workers}
+    report: dict = {"clips": args.clips, "load_before": os.getloadavg(), "threads": args.threads}
     sides = args.sides.split(",")
     if "ours" in sides:
-        report["ours"], report["ours_values"] = run_ours(paths, args.work, args.threads, args.workers)
+        report["ours"], report["ours_values"] = run_ours(paths, args.work, args.threads)
         report["ours"].update(extrapolate(report["ours"], args.clips))
     if "upstream" in sides:
         report["upstream"], report["upstream_values"] = run_upstream(paths, args.work, args.tf_python,

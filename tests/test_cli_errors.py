@@ -193,8 +193,6 @@ CASES = [
     ("reproduce", "number", lambda d: ["reproduce", "ddim", "--resolve-clips", "-1", "--out", f"{d}/r"]),
     ("score", "number", lambda d: ["score", "--generated", f"{d}/good", "--metrics", "clap_evaluator", "--seed", "-1",
                                    "--out", f"{d}/s"]),
-    ("score", "number", lambda d: ["score", "--generated", f"{d}/good", "--metrics", "clap_evaluator", "--workers",
-                                   "0", "--out", f"{d}/s"]),
     ("time", "number", lambda d: ["time", "--sampler", "ddim", "--steps", "2", "--warmup", "-1"]),
     ("time", "number", lambda d: ["time", "--sampler", "ddim", "--steps", "2", "--repeats", "two"]),
     ("time", "device", lambda d: ["time", "--sampler", "ddim", "--steps", "2", "--device", "bogus"]),

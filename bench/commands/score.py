@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from t2mbench.core.cli_format import COUNT, SEED
+from t2mbench.core.cli_format import SEED
 from t2mbench.core.errors import ConfigError
 from t2mbench.core.threads import add_threads_option
 
@@ -53,9 +53,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=SEED, default=0, help="bootstrap seed")
     parser.add_argument("--cache-dir", help="embedding cache folder (default: $T2MBENCH_HOME/cache/embeddings)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
-    parser.add_argument("--workers", type=COUNT, default=1,
-                        help="score clips in N worker processes, each with its own copy of the embedders (memory x N) "
-                             "and --threads threads (default: the CPU allowance / N); see docs/performance.md")
     parser.add_argument("--list", action="store_true", help="list the metric names and exit")
     parser.add_argument("--overwrite", action="store_true", help="take over a folder another command owns")
     add_threads_option(parser)
@@ -103,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"missing {', '.join(missing)} (see t2mbench score --help)")
     from t2mbench.core.ownership import owning
     from t2mbench.metrics.embedding_metric import load_unverified
-    from t2mbench.metrics.process_shards import ProcessShards
     from t2mbench.metrics.scoring import build_metrics
 
     warnings = []
@@ -124,14 +120,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if not built:
         raise ConfigError("no metric left to run: every one was skipped (see the warnings)")
-    if args.workers > 1:  # the workers load the embedders; this process only merges their states
-        kept = [m.name for m in built]
-        built = build_metrics(kept, {k: v for k, v in settings.items() if k in kept}, args.seed)
-        if args.no_verify:
-            load_unverified(built)
     with owning(args.out, "score", {"generated": args.generated, "reference": args.reference},
                 overwrite=args.overwrite):  # fmt: skip
-        store = None if args.no_cache else EmbeddingCache(args.cache_dir)
         result = score(
             args.generated,
             args.reference,
@@ -139,10 +129,9 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             system=args.system,
             run_id=args.run_id,
-            cache=store,
-            use_cache=store is not None,
+            cache=EmbeddingCache(args.cache_dir) if args.cache_dir else None,
+            use_cache=not args.no_cache,
             seed=args.seed,
-            shards=ProcessShards(args.workers, built, store, args.threads) if args.workers > 1 else None,
         )
     for name, m in result.summary["metrics"].items():
         ci = "" if m["ci_low"] is None else f"  95% CI [{m['ci_low']:.6g}, {m['ci_high']:.6g}]"

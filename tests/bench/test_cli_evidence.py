@@ -8,10 +8,10 @@ import pytest
 import t2mbench.bench.evidence as evidence
 from t2mbench.cli import main
 
-STUDIES = ("autoencoder", "closed-loop", "degradation", "guidance-sweep", "retrieval", "report")
+STUDIES = ("autoencoder", "closed-loop", "degradation", "guidance-sweep", "retrieval", "report", "ap-adapter")
 
 
-def test_help_lists_the_six_studies(capsys):
+def test_help_lists_the_seven_studies(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["evidence", "--help"])
     assert exit_.value.code == 0
@@ -47,7 +47,7 @@ def test_a_missing_corpus_is_one_stderr_line_and_exit_2(tmp_path):
 def test_no_study_is_a_script_of_its_own():
     """The studies run only through the CLI (its error handling): no main(), argparse or __main__ guard."""
     paths = sorted(Path(evidence.__path__[0]).glob("*.py"))
-    assert len(paths) == 7  # __init__ and the six studies
+    assert len(paths) == 8  # __init__ and the seven studies
     for path in paths:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}

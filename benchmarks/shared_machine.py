@@ -1,7 +1,7 @@
 """Slowdown of a t2mbench command when another process keeps one core busy, with and without the
 thread settings of :mod:`t2mbench.core.threads`.
 
-    python benchmarks/shared_machine.py --rounds 2 -- demo --samplers ddim --steps 10 --clips 4 --seconds 5
+    python benchmarks/shared_machine.py --rounds 2 [--settings after] -- demo --samplers ddim --steps 10 --clips 4 --seconds 5
 
 Four conditions, interleaved round by round (so all see the same background load):
 
@@ -52,14 +52,17 @@ def run(command: list[str], env: dict[str, str], out: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--settings", default="before,after",
+                        help="which thread settings to run (comma-separated: before, after)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the t2mbench command")
     args = parser.parse_args()
     command = [c for c in args.command if c != "--"]
-    times: dict[str, list[float]] = {f"{e}_{b}": [] for e in ENVIRONMENTS for b in ("idle", "busy")}
+    settings = {name: ENVIRONMENTS[name] for name in args.settings.split(",")}
+    times: dict[str, list[float]] = {f"{e}_{b}": [] for e in settings for b in ("idle", "busy")}
     report: dict = {"command": command, "load_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="t2mbench-shared-") as tmp:
         for r in range(args.rounds):
-            for name, env in ENVIRONMENTS.items():
+            for name, env in settings.items():
                 for busy in ("idle", "busy"):
                     spinner = busy_core() if busy == "busy" else None
                     try:
@@ -70,7 +73,7 @@ def main() -> None:
                             spinner.wait()
     medians = {k: float(np.median(v)) for k, v in times.items()}
     report.update(times=times, medians=medians, load_after=os.getloadavg(),
-                  slowdown={e: medians[f"{e}_busy"] / medians[f"{e}_idle"] for e in ENVIRONMENTS})
+                  slowdown={e: medians[f"{e}_busy"] / medians[f"{e}_idle"] for e in settings})
     print(json.dumps(report, indent=1))
 
 

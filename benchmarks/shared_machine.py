@@ -1,7 +1,7 @@
 """Slowdown of a t2mbench command when another process keeps one core busy, with and without the
 thread settings of :mod:`t2mbench.core.threads`.
 
-    python benchmarks/shared_machine.py --rounds 2 [--settings after] -- demo --samplers ddim --steps 10 \
+    python benchmarks/shared_machine.py --rounds 2 [--settings after] -- demo --samplers ddim --steps 10 \\
         --clips 4 --seconds 5
 
 Four conditions, interleaved round by round (so all see the same background load):

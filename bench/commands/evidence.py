@@ -134,8 +134,9 @@ def run_retrieval(args: argparse.Namespace) -> int:
 def run_ap_adapter(args: argparse.Namespace) -> int:
     import json
 
+    from t2mbench.bench.audio_prompt import EVALUATOR_GRID_FREQ
     from t2mbench.core.errors import WeightsError
-    from t2mbench.reference_models.adapters.ap_adapter import EVALUATOR_GRID_FREQ, check_knobs
+    from t2mbench.reference_models.adapters.ap_adapter import check_knobs
 
     check_knobs(args.scale, args.pool, EVALUATOR_GRID_FREQ)
     if args.weights is not None and not Path(args.weights).is_file():

@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
             "negative prompts are given for some prompts only; give one for every prompt or --negative-prompt"
         )
     if args.audio_prompt is not None:
-        from t2mbench.reference_models.adapters.ap_adapter import audio_prompt_from_file, check_audio_prompt
+        from t2mbench.bench.audio_prompt import audio_prompt_from_file, check_audio_prompt
 
         if args.control:
             raise ConfigError("--audio-prompt cannot be combined with --control")

@@ -28,10 +28,11 @@ def prompt_following(corpus: str | Path, weights: str | Path | None, scale: floa
     """``{"clips", "own", "other", "difference", "ci": [low, high]}`` (cosines) for the adapter of ``weights``
     (None: the copy-initialised adapter) at λ = ``scale`` and pooling rate ``pool``; ``seconds`` of audio per
     generation, ``steps`` sampler steps."""
+    from t2mbench.bench.audio_prompt import EvaluatorPatchEncoder
     from t2mbench.core.audio import load_audio
     from t2mbench.metrics.bootstrap import paired_difference_ci
     from t2mbench.metrics.embedders.evaluator import load_evaluator
-    from t2mbench.reference_models.adapters.ap_adapter import EvaluatorPatchEncoder, audio_prompt_inputs
+    from t2mbench.reference_models.adapters.ap_adapter import audio_prompt_inputs
     from t2mbench.reference_models.generate import generate, load_model
 
     clips = split_clips(corpus, "test")
@@ -44,8 +45,7 @@ def prompt_following(corpus: str | Path, weights: str | Path | None, scale: floa
     for i, clip in enumerate(clips):
         sims = []
         for j in (i, (i + 1) % len(clips)):
-            inputs = audio_prompt_inputs(model, audio[j], model.sample_rate, scale, pool, encoder=encoder,
-                                         weights=weights)
+            inputs = audio_prompt_inputs(model, audio[j], model.sample_rate, encoder, scale, pool, weights=weights)
             out = generate(model, [clip.caption or ""], steps=steps, seconds=seconds, seed=seed + i, control=inputs)
             sims.append(float(evaluator.clip_embedding(out.audio, model.sample_rate)[0] @ refs[i]))
         own.append(sims[0])

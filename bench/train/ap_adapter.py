@@ -24,12 +24,12 @@ from typing import Any
 
 import torch
 
+from t2mbench.bench.audio_prompt import EvaluatorPatchEncoder
 from t2mbench.bench.corpus.splits import load_split_audio, split_clips
 from t2mbench.bench.train.dit import CachedTextEncoder, DitTask
 from t2mbench.core.errors import ConfigError
 from t2mbench.reference_models.adapters.ap_adapter import (
     AudioPromptedModel,
-    EvaluatorPatchEncoder,
     ap_adapter,
     pool_grid,
 )

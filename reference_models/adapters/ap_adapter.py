@@ -27,8 +27,9 @@ Audio features (:class:`AudioPromptEncoder`): a frozen encoder gives tokens on a
 patch grid, pooled with kernel = stride = (r, r) as ½(avg + max) (:func:`pool_grid`), then mapped
 to the context width. Upstream uses AudioMAE ViT-B (512 patch tokens = 64 time × 8 freq, 768-d,
 16 kHz Kaldi fbank, 128 mel, normalised (x + 4.268)/(2·4.569)); its weights cannot be obtained
-here, so :class:`EvaluatorPatchEncoder` uses the frozen convolutional stages of t2mbench's
-shipped evaluator (:mod:`t2mbench.metrics.embedders.evaluator`) on the same 10.24-s window: a
+here, so the product's encoder (:class:`t2mbench.bench.audio_prompt.EvaluatorPatchEncoder`, in
+``bench`` because the evaluator is a metric, a layer above the models) uses the frozen convolutional
+stages of t2mbench's shipped evaluator on the same 10.24-s window: a
 grid of 82 time × 8 frequency cells of 64 channels (pool rates 1, 2, 4, 8 fit, as upstream's).
 Because 64 ≠ the context width, the pooled tokens go through a fixed, frozen random projection
 (seeded, N(0, 1/64)); with AudioMAE on a 768-d context none is needed. The unconditional branch
@@ -59,9 +60,7 @@ from t2mbench.reference_models.transformer import Attention, ContinuousTransform
 
 DEFAULT_SCALE = 0.5  # the spec's timbre-transfer and accompaniment presets: λ 0.5, pooling 2×2
 DEFAULT_POOL = 2
-PROMPT_SECONDS = 10.24  # AudioMAE's 1024 fbank frames at a 10-ms shift: prompts are cut or zero-padded to it
 PROJECTION_SEED = 0
-EVALUATOR_GRID_FREQ = 8  # frequency cells of EvaluatorPatchEncoder's grid (64 mels / 2³)
 
 
 def pool_grid(tokens: torch.Tensor, grid: tuple[int, int], rate: int) -> torch.Tensor:
@@ -90,38 +89,6 @@ class AudioPromptEncoder(Protocol):
 
     def grid(self, inputs: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Network input -> tokens ``[B, T·F, D]`` time-major, and the grid ``(T, F)``."""
-
-
-class EvaluatorPatchEncoder(nn.Module):
-    """The shipped evaluator's first ``stages`` convolutional stages on the log-mel of a
-    :data:`PROMPT_SECONDS` window (module doc): audio ``[B, C, T]`` -> mono 32 kHz, cut or
-    zero-padded to 10.24 s -> 64 log-mels × 656 frames (64 frames/s) -> 3 conv stages with 2×2 max
-    pooling -> 64 channels on 8 frequency × 82 time cells."""
-
-    def __init__(self, net: nn.Module, stages: int = 3) -> None:
-        super().__init__()
-        from t2mbench.metrics.embedders.evaluator import EvaluatorNet
-
-        if not isinstance(net, EvaluatorNet):
-            raise TypeError(f"expected an EvaluatorNet, got {type(net).__name__}")
-        self.front = net.front
-        self.stages = net.audio.stages[:stages]
-        self.width = net.config.channels[stages - 1]
-        self.requires_grad_(False)
-
-    def inputs(self, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
-        """Float audio ``[B, C, T]`` -> normalised log-mels ``[B, 1, 64 mel, 656 frames]``."""
-        from t2mbench.metrics.embedders.evaluator import N_MELS, SAMPLE_RATE, mono_32k
-
-        wave = mono_32k(audio, sample_rate)
-        n = round(PROMPT_SECONDS * SAMPLE_RATE)
-        wave = F.pad(wave[:, :n], (0, max(0, n - wave.shape[-1])))
-        return self.front(wave.to(self.front.window.device))[:, None, :N_MELS]
-
-    def grid(self, inputs: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        x = self.stages(inputs)  # [B, D, F, T]
-        b, d, f, t = x.shape
-        return x.permute(0, 3, 2, 1).reshape(b, t * f, d), (t, f)
 
 
 class APProcessor(nn.Module):
@@ -275,17 +242,13 @@ def check_knobs(scale: float, pool: int, max_pool: int | None = None) -> None:
 
 
 def audio_prompt_inputs(model: LatentDiffusionModel, audio: torch.Tensor, sample_rate: int,
-                        scale: float = DEFAULT_SCALE, pool: int = DEFAULT_POOL,
-                        encoder: AudioPromptEncoder | None = None,
+                        encoder: AudioPromptEncoder, scale: float = DEFAULT_SCALE, pool: int = DEFAULT_POOL,
                         weights: str | Path | None = None) -> AudioPromptInputs:
     """:class:`AudioPromptInputs` for ``audio`` ``[1, C, T]`` at ``sample_rate`` Hz: an adapter with λ = ``scale``
     on ``model``, copy-initialised or loaded from ``weights`` (:func:`load_adapter_weights`), and pooling rate
-    ``pool`` (a power of two); ``encoder`` defaults to :class:`EvaluatorPatchEncoder` on the shipped evaluator."""
+    ``pool`` (a power of two); ``encoder`` gives the prompt's feature grid (the product's is
+    :class:`t2mbench.bench.audio_prompt.EvaluatorPatchEncoder`)."""
     check_knobs(scale, pool)
-    if encoder is None:
-        from t2mbench.metrics.embedders.evaluator import load_evaluator
-
-        encoder = EvaluatorPatchEncoder(load_evaluator().net)
     feats, null = encode_prompt(encoder, audio, sample_rate, pool)
     adapted = ap_adapter(model, encoder.width, scale)
     dtype = model.dit.preprocess_conv.weight.dtype
@@ -295,23 +258,3 @@ def audio_prompt_inputs(model: LatentDiffusionModel, audio: torch.Tensor, sample
         load_adapter_weights(adapted.adapter, weights)
     return AudioPromptInputs(adapted.eval(), adapted.adapter.tokens(feats.to(device)),
                              adapted.adapter.tokens(null.to(device)))
-
-
-def check_audio_prompt(path: str, scale: float, pool: int) -> None:
-    """The CLI's checks of ``--audio-prompt PATH --audio-prompt-scale λ --audio-prompt-pool N`` before
-    any model loads (the pooling rate must fit :class:`EvaluatorPatchEncoder`'s 8 frequency cells)."""
-    from t2mbench.core.errors import ManifestError
-
-    if not Path(path).is_file():
-        raise ManifestError(f"--audio-prompt: {path}: no such audio file")
-    check_knobs(scale, pool, EVALUATOR_GRID_FREQ)
-
-
-def audio_prompt_from_file(model: LatentDiffusionModel, path: str, scale: float = DEFAULT_SCALE,
-                           pool: int = DEFAULT_POOL, weights: str | None = None) -> AudioPromptInputs:
-    """:func:`audio_prompt_inputs` for the audio file ``path`` (any rate and channel count), used for every prompt."""
-    from t2mbench.core.audio import load_audio
-
-    check_audio_prompt(path, scale, pool)
-    audio, rate = load_audio(path)
-    return audio_prompt_inputs(model, torch.from_numpy(audio)[None], rate, scale, pool, weights=weights)

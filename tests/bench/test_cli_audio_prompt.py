@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from t2mbench.bench.audio_prompt import audio_prompt_from_file
 from t2mbench.cli import main
 from t2mbench.core.audio import save_audio
 from t2mbench.core.files import sha256_file
-from t2mbench.reference_models.adapters.ap_adapter import audio_prompt_from_file
 from t2mbench.reference_models.generate import generate, load_model
 
 SETTINGS = ["--model", "tiny", "--sampler", "dpmpp_2m", "--steps", "2", "--cfg", "3", "--seconds", "0.5", "--seed",

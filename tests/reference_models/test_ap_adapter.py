@@ -11,12 +11,12 @@ import pytest
 import torch
 from support.parity import rel_err
 
+from t2mbench.bench.audio_prompt import EvaluatorPatchEncoder
 from t2mbench.core.errors import ConfigError, WeightsError
 from t2mbench.reference_models import build
 from t2mbench.reference_models.adapters.ap_adapter import (
     APAdapterHook,
     APProcessor,
-    EvaluatorPatchEncoder,
     ap_adapter,
     audio_prompt_inputs,
     encode_prompt,
